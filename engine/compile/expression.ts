@@ -1,0 +1,139 @@
+/**
+ * Stage 3 of 4: JSONata expressions, compiled once at load. Evaluation is the per-event hot path, so
+ * constants and plain property paths (the bulk of real mappings) bypass the JSONata interpreter with
+ * a direct property walk that gives the same answer; anything else runs through JSONata under
+ * guardrails (time and stack depth), so even a hostile expression cannot hang or crash the process.
+ */
+import jsonata from 'jsonata';
+
+export type Bindings = Record<string, unknown>;
+
+/** Guardrails every evaluation runs under. A regex that backtracks forever is the one thing they cannot stop. */
+export const GUARDRAILS = { timeout: 250, stack: 200, sequence: 100_000 } as const;
+
+/** JSONata's AST, typed loosely: its published types omit node kinds such as `path` and `bind`. */
+export interface AstNode {
+  type: string;
+  value?: unknown;
+  position?: number;
+  steps?: AstNode[];
+  stages?: unknown;
+  [key: string]: unknown;
+}
+
+export interface CompiledExpr {
+  readonly source: string;
+  readonly ast: AstNode;
+  /** A plain value when the direct walk answered; a Promise when JSONata had to run. */
+  evaluate(input: unknown, bindings: Bindings): unknown | Promise<unknown>;
+}
+
+export class ExpressionSyntaxError extends Error {
+  constructor(
+    message: string,
+    readonly position: number,
+  ) {
+    super(message);
+    this.name = 'ExpressionSyntaxError';
+  }
+}
+
+export class ExpressionEvalError extends Error {
+  constructor(
+    message: string,
+    readonly jsonataCode: string | undefined,
+  ) {
+    super(message);
+    this.name = 'ExpressionEvalError';
+  }
+}
+
+/** Marks "fall back to JSONata": the fast walk met a shape (an array) where JSONata semantics differ. */
+const FALLBACK = Symbol('fallback');
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Own properties only: `constructor` or `__proto__` in a mapping never reaches Object.prototype. */
+function own(obj: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
+function fastPath(ast: AstNode): ((input: unknown, b: Bindings) => unknown | typeof FALLBACK) | undefined {
+  const plain = (n: AstNode) => !n.stages && !(n as { predicate?: unknown }).predicate && !(n as { group?: unknown }).group;
+  if (!plain(ast)) return undefined;
+  if (ast.type === 'string' || ast.type === 'number' || ast.type === 'value') {
+    const constant: unknown = ast.value;
+    return () => constant;
+  }
+  if (ast.type === 'variable' && ast.value !== '' && ast.value !== '$') {
+    const name = String(ast.value);
+    return (_input, b) => {
+      const v = own(b, name);
+      return Array.isArray(v) ? FALLBACK : v;
+    };
+  }
+  if (ast.type !== 'path' || !ast.steps?.length) return undefined;
+  const steps = ast.steps;
+  let root: string | undefined;
+  const names: string[] = [];
+  for (const [i, step] of steps.entries()) {
+    if (!plain(step) || (step as { focus?: unknown }).focus || (step as { index?: unknown }).index) return undefined;
+    if (i === 0 && step.type === 'variable' && step.value !== '' && step.value !== '$') root = String(step.value);
+    else if (step.type === 'name') names.push(String(step.value));
+    else return undefined;
+  }
+  if ((ast as { keepSingletonArray?: boolean }).keepSingletonArray) return undefined;
+  return (input, b) => {
+    let cur: unknown = root === undefined ? input : own(b, root);
+    for (const name of names) {
+      if (Array.isArray(cur)) return FALLBACK;
+      if (!isRecord(cur)) return undefined;
+      cur = own(cur, name);
+    }
+    return Array.isArray(cur) ? FALLBACK : cur;
+  };
+}
+
+interface JsonataErrorLike {
+  code?: string;
+  message?: string;
+  position?: number;
+  token?: string;
+}
+
+export function compileExpression(source: string): CompiledExpr {
+  let expr: jsonata.Expression;
+  try {
+    expr = jsonata(source, GUARDRAILS);
+  } catch (e) {
+    const err = e as JsonataErrorLike;
+    // JSONata positions point just past the offending token; report its start.
+    const pos = Math.max(0, (err.position ?? 0) - (err.token?.length ?? 0));
+    throw new ExpressionSyntaxError(`JSONata syntax error ${err.code ?? ''}: ${err.message ?? String(e)}`.replace('  ', ' '), pos);
+  }
+  const ast = expr.ast() as unknown as AstNode;
+  const walk = fastPath(ast);
+  const slow = async (input: unknown, bindings: Bindings): Promise<unknown> => {
+    try {
+      const v: unknown = await expr.evaluate(input, bindings);
+      if (typeof v === 'function') throw new ExpressionEvalError('the expression returned a function, not a value', undefined);
+      return v;
+    } catch (e) {
+      if (e instanceof ExpressionEvalError) throw e;
+      const err = e as JsonataErrorLike;
+      throw new ExpressionEvalError(err.message ?? String(e), err.code);
+    }
+  };
+  return {
+    source,
+    ast,
+    evaluate: walk
+      ? (input, bindings) => {
+          const v = walk(input, bindings);
+          return v === FALLBACK ? slow(input, bindings) : v;
+        }
+      : slow,
+  };
+}

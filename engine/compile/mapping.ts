@@ -1,0 +1,77 @@
+/**
+ * Mappings: ordered objects whose leaves are expressions. Key order in the spec is key order on the
+ * wire (vendors and byte-exact tests care). A `"..."` key spreads the object its expression returns at
+ * that place; a leaf whose expression yields nothing (undefined) is left out.
+ */
+import type { Bindings, CompiledExpr } from './expression.js';
+
+export const SPREAD_KEY = '...';
+
+export type CompiledMapping =
+  | { kind: 'const'; value: unknown }
+  | { kind: 'expr'; expr: CompiledExpr; path: string }
+  | { kind: 'object'; entries: { key: string; spread: boolean; node: CompiledMapping }[] };
+
+export class MappingError extends Error {
+  constructor(
+    message: string,
+    readonly path: string,
+  ) {
+    super(message);
+    this.name = 'MappingError';
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+async function evalNode(node: CompiledMapping, input: unknown, bindings: Bindings): Promise<unknown> {
+  switch (node.kind) {
+    case 'const':
+      return node.value;
+    case 'expr': {
+      const v = node.expr.evaluate(input, bindings);
+      return v instanceof Promise ? await v : v;
+    }
+    case 'object': {
+      // A null-prototype object: mapped keys such as `__proto__` stay plain data.
+      const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+      for (const { key, spread, node: child } of node.entries) {
+        const v = await evalNode(child, input, bindings);
+        if (v === undefined) continue;
+        if (spread) {
+          if (!isPlainObject(v)) throw new MappingError(`"${SPREAD_KEY}" must yield an object, got ${Array.isArray(v) ? 'an array' : typeof v}`, key);
+          for (const [k, sv] of Object.entries(v)) if (sv !== undefined) out[k] = sv;
+        } else {
+          out[key] = v;
+        }
+      }
+      return out;
+    }
+  }
+}
+
+export async function evaluateMapping(node: CompiledMapping, input: unknown, bindings: Bindings): Promise<unknown> {
+  return evalNode(node, input, bindings);
+}
+
+/**
+ * Apply per-field overrides (`{"ContactKey": expr, "Data.crm_id": expr}`) to a built body: an existing
+ * key keeps its place, a new key is appended, and an override that yields nothing removes the key.
+ */
+export function setPath(body: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let cur = body;
+  for (const seg of path.slice(0, -1)) {
+    let next = cur[seg];
+    if (!isPlainObject(next)) {
+      if (value === undefined) return;
+      next = Object.create(null) as Record<string, unknown>;
+      cur[seg] = next;
+    }
+    cur = next as Record<string, unknown>;
+  }
+  const last = path[path.length - 1]!;
+  if (value === undefined) delete cur[last];
+  else cur[last] = value;
+}

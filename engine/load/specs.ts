@@ -1,0 +1,84 @@
+/**
+ * Load specs: read → parse YAML → schema-check → compile, for one file or a folder. Every problem in
+ * every file is collected before anything throws, so one run shows an author all of them.
+ */
+import { readdir } from 'node:fs/promises';
+import { extname, join, resolve } from 'node:path';
+import { SpecError, type Diagnostic } from '../errors.js';
+import { compileSpec, type CompiledSpec } from '../compile/spec.js';
+import { validateSpecShape } from '../validate/spec-schema.js';
+import { diagnosticAt, parseSource, readSource, type SpecSource } from './source.js';
+
+export interface LoadResult {
+  specs: Map<string, CompiledSpec>;
+  diagnostics: Diagnostic[];
+}
+
+function checkSource(source: SpecSource, parseDiagnostics: Diagnostic[]): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
+  if (parseDiagnostics.length) return { diagnostics: parseDiagnostics };
+  const shape = validateSpecShape(source);
+  if (shape.length) return { diagnostics: shape };
+  return compileSpec(source);
+}
+
+/** Check one spec given as text (editors, tests). */
+export function checkSpecText(file: string, text: string): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
+  const { source, diagnostics } = parseSource(file, text);
+  return checkSource(source, diagnostics);
+}
+
+export async function checkSpecFile(file: string): Promise<{ spec?: CompiledSpec; diagnostics: Diagnostic[] }> {
+  try {
+    const { source, diagnostics } = await readSource(file);
+    return checkSource(source, diagnostics);
+  } catch (e) {
+    return { diagnostics: [{ file, line: 1, col: 1, path: '', message: `cannot read: ${(e as Error).message}` }] };
+  }
+}
+
+async function specFilesIn(path: string): Promise<string[]> {
+  try {
+    const entries = await readdir(path, { withFileTypes: true });
+    return entries
+      .filter((e) => e.isFile() && ['.yaml', '.yml'].includes(extname(e.name)))
+      .map((e) => join(path, e.name))
+      .sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return [path];
+    throw e;
+  }
+}
+
+/** Check specs at paths (files or folders) without throwing: every spec that compiled, and every problem. */
+export async function checkSpecs(paths: readonly string[]): Promise<LoadResult> {
+  const specs = new Map<string, CompiledSpec>();
+  const diagnostics: Diagnostic[] = [];
+  const files: string[] = [];
+  for (const p of paths) {
+    try {
+      files.push(...(await specFilesIn(resolve(p))));
+    } catch (e) {
+      diagnostics.push({ file: p, line: 1, col: 1, path: '', message: `cannot read: ${(e as Error).message}` });
+    }
+  }
+  for (const file of files) {
+    const r = await checkSpecFile(file);
+    diagnostics.push(...r.diagnostics);
+    if (!r.spec) continue;
+    const other = specs.get(r.spec.vendor);
+    if (other) {
+      const { source } = await readSource(file);
+      diagnostics.push(diagnosticAt(source, ['vendor'], `vendor '${r.spec.vendor}' is already defined by ${other.file}`));
+      continue;
+    }
+    specs.set(r.spec.vendor, r.spec);
+  }
+  return { specs, diagnostics };
+}
+
+/** Load specs for use: throws a SpecError listing every problem when any file is bad. */
+export async function loadSpecs(paths: readonly string[]): Promise<Map<string, CompiledSpec>> {
+  const { specs, diagnostics } = await checkSpecs(paths);
+  if (diagnostics.length) throw new SpecError(diagnostics);
+  return specs;
+}

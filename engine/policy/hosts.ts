@@ -1,0 +1,36 @@
+/**
+ * Outbound host allow-listing: a spec may only send to the hosts it declares, so a templated URL
+ * can't be steered to an arbitrary server.
+ */
+
+/** Lowercase and drop one trailing dot: "API.Example.com." and "api.example.com" are the same host. */
+function normalize(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}
+
+/**
+ * True when host matches any pattern. A pattern is an exact host, or `*.suffix` matching exactly ONE
+ * extra DNS label: `*.a.com` matches `x.a.com` but not `a.com` nor `y.x.a.com` — deeper matching would
+ * let anyone who can create sub-subdomains (e.g. tenant subdomains on a shared platform) receive data.
+ * Case-insensitive; a trailing dot is ignored. `host` is a bare hostname (no port).
+ * A bare `*`, or `*` anywhere but the leading label, never matches: allowing everything must not be a
+ * one-character typo away.
+ */
+export function hostAllowed(host: string, patterns: string[]): boolean {
+  const h = normalize(host);
+  if (h === '') return false;
+  for (const raw of patterns) {
+    const p = normalize(raw);
+    if (p.startsWith('*.')) {
+      const suffix = p.slice(2);
+      if (suffix === '' || suffix.includes('*')) continue;
+      if (!h.endsWith('.' + suffix)) continue;
+      const label = h.slice(0, h.length - suffix.length - 1);
+      if (label !== '' && !label.includes('.')) return true;
+    } else if (p !== '' && !p.includes('*') && p === h) {
+      return true;
+    }
+  }
+  return false;
+}

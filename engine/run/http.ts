@@ -1,0 +1,285 @@
+/**
+ * The transport: one got client per engine (keep-alive agents, timeouts), and `exchange`, which sends
+ * one logical request and lets got's own retry machinery drive the attempts while the spec's error
+ * rules decide each step through `calculateDelay` — retry after a policy delay, re-authenticate once,
+ * or stop. The delay itself comes from the pure `retryDelay` policy.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import got, { type Got, type RequestError, type RetryObject } from 'got';
+import type { CompiledRule, CompiledVendorError } from '../compile/spec.js';
+import type { Bindings } from '../compile/expression.js';
+import { matchRule, type FailureFacts } from '../policy/rules.js';
+import { parseRetryAfter, retryDelay, type RetryPolicy } from '../policy/retry-delay.js';
+import type { RateLimiter } from '../policy/rate-limit.js';
+
+export interface WireRequest {
+  stage: string;
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  /** The body exactly as it goes on the wire. */
+  body?: string;
+}
+
+export interface AttemptRecord {
+  status?: number;
+  network?: string;
+  duration_ms: number;
+}
+
+export interface ExchangeResult {
+  /** The final answer, when there was one. */
+  status?: number;
+  body?: string;
+  json?: unknown;
+  headers?: Record<string, string | string[] | undefined>;
+  /** Failure facts of the final attempt, and the rule that ended it, when it did not succeed. */
+  facts?: FailureFacts;
+  rule?: CompiledRule;
+  /** Why retrying stopped early, when a retryable failure was given up on. */
+  gave_up?: 'max_attempts' | 'max_elapsed' | 'retry_after_too_long' | 'reauth_once';
+  attempts: AttemptRecord[];
+  /** A connection broke after the request was sent and a later attempt went out: the vendor may have it twice. */
+  possibly_duplicated: boolean;
+  duration_ms: number;
+}
+
+export interface ExchangeOptions {
+  rules: readonly CompiledRule[];
+  vendorError: CompiledVendorError;
+  success: (status: number) => boolean;
+  /** Bindings for the vendor_error expressions. */
+  bindings: Bindings;
+  policy: RetryPolicy;
+  timeouts: { connect_ms: number; response_ms: number };
+  limiter?: RateLimiter;
+  /** Called at most once, when a rule says `reauth`: fresh headers for the next attempt (or throws). */
+  reauth?: () => Promise<Record<string, string>>;
+  signal?: AbortSignal;
+  now?: () => number;
+}
+
+const NETWORK_CODES = new Set([
+  'ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ENOTFOUND', 'ENETUNREACH', 'EAI_AGAIN', 'EHOSTUNREACH',
+  'ECONNABORTED', 'EADDRINUSE', 'ENETDOWN', 'EHOSTDOWN', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET',
+]);
+
+export function createHttpClient(opts: { maxSockets?: number } = {}): { client: Got; close: () => void } {
+  const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 128, maxFreeSockets: 32 };
+  const agent = { http: new http.Agent(agentOpts), https: new https.Agent(agentOpts) };
+  const client = got.extend({
+    agent,
+    throwHttpErrors: false,
+    followRedirect: false, // a redirect could leave the allowed hosts; vendors' APIs do not redirect
+    responseType: 'text',
+    decompress: true,
+    http2: false,
+  });
+  return {
+    client,
+    close: () => {
+      agent.http.destroy();
+      agent.https.destroy();
+    },
+  };
+}
+
+export function parseJson(text: string | undefined): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+async function evalOptional(expr: CompiledVendorError['code'], input: unknown, bindings: Bindings): Promise<unknown> {
+  if (!expr || input === undefined) return undefined;
+  try {
+    const v = expr.evaluate(input, bindings);
+    return v instanceof Promise ? await v : v;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Facts about a vendor answer that is not a success, using the stage's vendor_error expressions. */
+export async function responseFacts(
+  status: number,
+  body: string | undefined,
+  vendorError: CompiledVendorError,
+  bindings: Bindings,
+): Promise<{ facts: FailureFacts; retry_after_s?: number }> {
+  const json = parseJson(body);
+  const code = await evalOptional(vendorError.code, json, bindings);
+  const message = await evalOptional(vendorError.message, json, bindings);
+  const retryAfter = await evalOptional(vendorError.retryAfter, json, bindings);
+  const facts: FailureFacts = { status };
+  if (typeof code === 'string' || typeof code === 'number') facts.vendor_code = code;
+  if (typeof message === 'string') facts.message = message;
+  else if (body) facts.message = body.slice(0, 500);
+  const out: { facts: FailureFacts; retry_after_s?: number } = { facts };
+  if (typeof retryAfter === 'number' && Number.isFinite(retryAfter) && retryAfter >= 0) out.retry_after_s = retryAfter;
+  return out;
+}
+
+function networkCode(error: RequestError): string | undefined {
+  const code = error.code ?? (error.cause as { code?: string } | undefined)?.code;
+  if (code && NETWORK_CODES.has(code)) return code;
+  if (error.name === 'TimeoutError') return 'ETIMEDOUT';
+  if (error.name === 'ReadError' || error.name === 'UploadError') return code ?? 'ECONNRESET';
+  return undefined;
+}
+
+interface Ctx {
+  attempts: AttemptRecord[];
+  attemptStart: number;
+  reauthPending: boolean;
+  reauthDone: boolean;
+  facts?: FailureFacts;
+  rule?: CompiledRule;
+  gave_up?: ExchangeResult['gave_up'];
+  possiblyDuplicated: boolean;
+  sentAndBroke: boolean;
+  fatal?: unknown;
+}
+
+export async function exchange(client: Got, req: WireRequest, opts: ExchangeOptions): Promise<ExchangeResult> {
+  const now = opts.now ?? Date.now;
+  const started = now();
+  const ctx: Ctx = { attempts: [], attemptStart: started, reauthPending: false, reauthDone: false, possiblyDuplicated: false, sentAndBroke: false };
+
+  const calculateDelay = async ({ attemptCount, error, retryAfter }: RetryObject): Promise<number> => {
+    try {
+      const response = error.response;
+      let facts: FailureFacts;
+      let retryAfterMs: number | undefined;
+      if (response) {
+        const r = await responseFacts(response.statusCode, typeof response.body === 'string' ? response.body : undefined, opts.vendorError, opts.bindings);
+        facts = r.facts;
+        const header = parseRetryAfter(response.headers['retry-after'], now());
+        retryAfterMs = header ?? (r.retry_after_s !== undefined ? r.retry_after_s * 1000 : retryAfter);
+      } else {
+        const code = networkCode(error);
+        if (!code) {
+          ctx.facts = { message: error.message };
+          return 0; // not a network failure (bad header, aborted...): nothing to retry
+        }
+        facts = { network: code, message: error.message };
+        // The request left us and the connection broke: the vendor may have acted on it.
+        if (error.timings?.upload !== undefined) ctx.sentAndBroke = true;
+      }
+      ctx.facts = facts;
+      const rule = matchRule(opts.rules, facts);
+      ctx.rule = rule;
+      if (!rule || rule.action === 'fail') return 0;
+      if (rule.action === 'reauth') {
+        if (ctx.reauthDone || !opts.reauth) {
+          ctx.gave_up = 'reauth_once';
+          return 0;
+        }
+        ctx.reauthPending = true;
+        return 1;
+      }
+      const state = { attempt: attemptCount, elapsed_ms: now() - started, ...(retryAfterMs !== undefined ? { retry_after_ms: retryAfterMs } : {}) };
+      const delay = retryDelay(opts.policy, state);
+      if (delay === undefined) {
+        ctx.gave_up =
+          attemptCount >= opts.policy.max_attempts ? 'max_attempts' : retryAfterMs !== undefined && retryAfterMs > opts.policy.max_retry_after_ms ? 'retry_after_too_long' : 'max_elapsed';
+        return 0;
+      }
+      if (ctx.sentAndBroke) ctx.possiblyDuplicated = true;
+      return Math.max(1, delay); // got reads 0 as "stop"
+    } catch (e) {
+      ctx.fatal = e;
+      return 0;
+    }
+  };
+
+  const finishAttempt = (status: number | undefined, network: string | undefined) => {
+    const rec: AttemptRecord = { duration_ms: now() - ctx.attemptStart };
+    if (status !== undefined) rec.status = status;
+    if (network !== undefined) rec.network = network;
+    ctx.attempts.push(rec);
+  };
+
+  try {
+    const response = await client(req.url, {
+      method: req.method as 'POST',
+      headers: req.headers,
+      ...(req.body !== undefined ? { body: req.body } : {}),
+      timeout: { connect: opts.timeouts.connect_ms, response: opts.timeouts.response_ms, request: opts.timeouts.response_ms + opts.timeouts.connect_ms },
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      retry: {
+        limit: Math.max(0, opts.policy.max_attempts - 1) + 1, // +1 leaves room for the one re-authentication
+        methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'],
+        statusCodes: [],
+        errorCodes: [...NETWORK_CODES],
+        calculateDelay,
+      },
+      hooks: {
+        beforeRequest: [
+          async (options) => {
+            if (ctx.reauthPending && opts.reauth) {
+              ctx.reauthPending = false;
+              ctx.reauthDone = true;
+              let fresh: Record<string, string>;
+              try {
+                fresh = await opts.reauth();
+              } catch (e) {
+                ctx.fatal = e; // the token stage failed: its own outcome, not this request's
+                throw e;
+              }
+              for (const [k, v] of Object.entries(fresh)) options.headers[k.toLowerCase()] = v;
+            }
+            if (opts.limiter) await opts.limiter.acquire(opts.signal);
+            ctx.attemptStart = now();
+          },
+        ],
+        beforeRetry: [
+          (error) => {
+            finishAttempt(error.response?.statusCode, error.response ? undefined : networkCode(error));
+          },
+        ],
+      },
+    });
+    finishAttempt(response.statusCode, undefined);
+    const ok = opts.success(response.statusCode);
+    const result: ExchangeResult = {
+      status: response.statusCode,
+      body: response.body,
+      json: parseJson(response.body),
+      headers: response.headers,
+      attempts: ctx.attempts,
+      possibly_duplicated: ctx.possiblyDuplicated,
+      duration_ms: now() - started,
+    };
+    if (!ok) {
+      // A final answer that is not a success: the rule that stopped the retries, or the first that matches now.
+      const r = ctx.facts?.status === response.statusCode && ctx.facts ? { facts: ctx.facts } : await responseFacts(response.statusCode, response.body, opts.vendorError, opts.bindings);
+      result.facts = r.facts;
+      const rule = ctx.rule ?? matchRule(opts.rules, r.facts);
+      if (rule) result.rule = rule;
+      if (ctx.gave_up) result.gave_up = ctx.gave_up;
+    }
+    return result;
+  } catch (e) {
+    const error = e as RequestError;
+    if (ctx.fatal) throw ctx.fatal;
+    const code = networkCode(error);
+    finishAttempt(undefined, code);
+    const facts: FailureFacts = ctx.facts ?? { message: error.message };
+    if (code) facts.network = code;
+    const result: ExchangeResult = {
+      facts,
+      attempts: ctx.attempts,
+      possibly_duplicated: ctx.possiblyDuplicated,
+      duration_ms: now() - started,
+    };
+    const rule = ctx.rule ?? (code ? matchRule(opts.rules, facts) : undefined);
+    if (rule) result.rule = rule;
+    if (ctx.gave_up) result.gave_up = ctx.gave_up;
+    return result;
+  }
+}

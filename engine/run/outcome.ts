@@ -1,0 +1,42 @@
+/** The one result every event gets from every integration, and the shape the runtime logs and counts. */
+import type { AttemptRecord } from './http.js';
+
+export type OutcomeStatus = 'delivered' | 'skipped' | 'failed';
+
+export interface Outcome {
+  /** The Signal event's id, so an operator can trace it (null only when the event had none). */
+  event_id: string | null;
+  status: OutcomeStatus;
+  /** Integration record name and vendor. */
+  integration: string;
+  vendor: string;
+  /** The Signal event name, when the event had one. */
+  event?: string;
+  /** Machine-readable reason for skipped and failed outcomes (see REASONS). */
+  reason?: string;
+  /** Human-readable explanation; never contains a secret. */
+  message?: string;
+  http_status?: number;
+  vendor_code?: string | number;
+  vendor_message?: string;
+  /** Whether sending the same event again later could succeed. */
+  retryable?: boolean;
+  /** What the operator should do, from the spec's error rules. */
+  hint?: string;
+  /** The vendor's id for a delivered event. */
+  response_id?: string;
+  /** Fields kept from the vendor's answer (spec `success.keep`). */
+  response?: Record<string, unknown>;
+  /** HTTP attempts made for this event (auth requests not included). */
+  attempts: number;
+  /** A retry followed a connection that broke after the request was sent: the vendor may hold it twice. */
+  possibly_duplicated?: boolean;
+  duration_ms: number;
+  /** Line number in the input, set by callers that read events from a file. */
+  line?: number;
+}
+
+/** What the outcome hook receives besides the outcome: per-attempt detail for metrics. */
+export interface OutcomeDetail {
+  attempts: (AttemptRecord & { stage: string })[];
+}

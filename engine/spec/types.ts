@@ -1,0 +1,130 @@
+/**
+ * The integration spec language, as the engine sees it after YAML parsing and schema validation.
+ * schemas/integration-spec.schema.json is the authoritative description of the same shape;
+ * docs/spec-language.md explains it with examples.
+ *
+ * Expression kinds:
+ * - `Expr`: a JSONata expression. Its input is the Signal event; bindings are `$config` (the record's
+ *   config), `$auth` (results of earlier auth stages, by stage name), `$fields` (the preset's fields for
+ *   this event), and in batch stages `$items`.
+ * - `Template`: literal text with `{expression}` placeholders (URLs, header values). In URLs every
+ *   placeholder value is percent-encoded, so a value can never change the URL's structure.
+ * - `Mapping`: an ordered object whose string leaves are `Expr`s, numbers/booleans/null are constants,
+ *   nested objects are mappings, and a `"..."` key spreads the object its expression returns.
+ *   Keys whose expression yields nothing (undefined) are left out.
+ */
+
+export type Expr = string;
+export type Template = string;
+export interface Mapping {
+  [key: string]: Expr | number | boolean | null | Mapping;
+}
+
+/** A JSON Schema (draft 2020-12) object; config properties may carry `secret: true`. */
+export type JsonSchema = Record<string, unknown>;
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface RequestSpec {
+  method: HttpMethod;
+  url: Template;
+  headers?: Record<string, Template>;
+  /** JSON body (default) or form-urlencoded. */
+  body?: Mapping;
+  encoding?: 'json' | 'form';
+}
+
+export type StatusMatch = number | string; // 401, or a class such as "5xx"
+
+export interface ErrorRule {
+  when: {
+    status?: StatusMatch | StatusMatch[];
+    /** Vendor error code(s), as extracted by the stage's `vendor_error.code`. */
+    code?: string | number | (string | number)[];
+    /** Case-insensitive substring of the vendor message (or the raw body when no message is extracted). */
+    message_contains?: string;
+    /** true: any network error; or a list of error codes such as ECONNRESET, ETIMEDOUT. */
+    network?: boolean | string[];
+  };
+  action: 'retry' | 'reauth' | 'fail';
+  hint?: string;
+}
+
+export interface VendorErrorSpec {
+  /** Expressions over the parsed error body. */
+  code?: Expr;
+  message?: Expr;
+  /** Seconds to wait, from the body (wins over backoff, like Retry-After). */
+  retry_after?: Expr;
+}
+
+export interface AuthStageSpec {
+  name: string;
+  request: RequestSpec;
+  /** Named outputs, expressions over the response body; available to later stages as $auth.<name>.<output>. All are secrets. */
+  result: Record<string, Expr>;
+  /** Token lifetime in seconds, an expression over the response body. */
+  expires_in?: Expr;
+  /** Lifetime to assume when the response states none. */
+  default_expires_in?: number;
+  /** Config fields whose values key the token cache (tokens are never shared across different keys). */
+  cache_key: string[];
+  success?: { status?: StatusMatch[] };
+  vendor_error?: VendorErrorSpec;
+  errors?: ErrorRule[];
+}
+
+export interface CheckSpec {
+  /** Expression over the built request body; the event is not sent unless it is true. */
+  that: Expr;
+  message: string;
+  hint?: string;
+}
+
+export interface BatchSpec {
+  max_items: number;
+  max_bytes?: number;
+  max_wait_ms?: number;
+}
+
+export interface SendStageSpec {
+  request: RequestSpec;
+  checks?: CheckSpec[];
+  success?: {
+    status?: StatusMatch[];
+    /** The vendor's id for the delivered event, an expression over the response body. */
+    id?: Expr;
+    /** Extra fields kept in the outcome, expressions over the response body. */
+    keep?: Record<string, Expr>;
+  };
+  vendor_error?: VendorErrorSpec;
+  errors?: ErrorRule[];
+  batch?: BatchSpec;
+}
+
+export interface PresetEventSpec {
+  /** Fields this event adds, bound as $fields where the send body spreads them. */
+  fields?: Mapping;
+}
+
+export interface PresetSpec {
+  title?: string;
+  description?: string;
+  default?: boolean;
+  events: Record<string, PresetEventSpec>;
+}
+
+export interface IntegrationSpec {
+  spec_version: 1;
+  vendor: string;
+  title: string;
+  version: string;
+  description?: string;
+  config: JsonSchema;
+  consent_categories?: string[];
+  allowed_hosts: string[];
+  timeouts?: { connect_ms?: number; response_ms?: number };
+  presets?: Record<string, PresetSpec>;
+  auth?: AuthStageSpec[];
+  send: SendStageSpec;
+}

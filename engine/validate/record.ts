@@ -1,0 +1,139 @@
+/**
+ * Integration records: the Management API's body (source_id, vendor, name, enabled, config,
+ * consent_categories) plus preset, events, field_mappings, retry and rate_limit. A record is checked
+ * against the generic record schema and its spec's config schema; every bad field is listed in one
+ * error, by name and rule only — a value is never echoed, so a secret cannot leak through a message.
+ */
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { RecordError } from '../errors.js';
+import type { CompiledPreset, CompiledSpec } from '../compile/spec.js';
+import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from '../compile/expression.js';
+import { checkReferences } from '../compile/references.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../policy/retry-delay.js';
+
+export interface IntegrationRecord {
+  source_id: string;
+  vendor: string;
+  name: string;
+  enabled: boolean;
+  config: Record<string, unknown>;
+  consent_categories?: string[];
+  preset?: string;
+  events?: string[];
+  field_mappings?: Record<string, string | null>;
+  retry?: { max_attempts?: number; max_elapsed_ms?: number };
+  rate_limit?: { requests_per_minute: number };
+}
+
+export const RECORD_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['source_id', 'vendor', 'name', 'enabled', 'config'],
+  properties: {
+    id: { type: 'string' },
+    source_id: { type: 'string', minLength: 1 },
+    vendor: { type: 'string', minLength: 1 },
+    name: { type: 'string', minLength: 1 },
+    enabled: { type: 'boolean' },
+    config: { type: 'object' },
+    consent_categories: { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true },
+    preset: { type: 'string', minLength: 1 },
+    events: { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true },
+    field_mappings: {
+      type: 'object',
+      propertyNames: { pattern: '^[^.]+(\\.[^.]+)*$' },
+      additionalProperties: { type: ['string', 'null'] },
+    },
+    retry: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        max_attempts: { type: 'integer', minimum: 1, maximum: 20 },
+        max_elapsed_ms: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+      },
+    },
+    rate_limit: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['requests_per_minute'],
+      properties: { requests_per_minute: { type: 'number', exclusiveMinimum: 0, maximum: 1_000_000 } },
+    },
+  },
+} as const;
+
+const ajv = new Ajv2020({ allErrors: true, strict: true });
+const validateRecordShape = ajv.compile(RECORD_SCHEMA);
+
+/** `config.account_id: must match pattern "^[0-9]+$"`: the place and the rule, never the value. */
+export function describeErrors(prefix: string, errors: readonly ErrorObject[]): string[] {
+  const out = new Set<string>();
+  for (const e of errors) {
+    if (e.keyword === 'if') continue;
+    const at = (prefix + e.instancePath.replace(/\//g, '.')).replace(/^\./, '') || 'record';
+    if (e.keyword === 'required') out.add(`${at ? `${at}.` : ''}${(e.params as { missingProperty: string }).missingProperty}: is required`);
+    else if (e.keyword === 'additionalProperties') out.add(`${at}: unknown field '${(e.params as { additionalProperty: string }).additionalProperty}'`);
+    else if (e.keyword === 'propertyNames') out.add(`${at}: a key is not a dotted path such as Data.email`);
+    else out.add(`${at}: ${e.message ?? 'is invalid'}`);
+  }
+  return [...out].map((s) => s.replace(/^record\.?/, '') || s);
+}
+
+export interface CheckedRecord {
+  record: IntegrationRecord;
+  spec: CompiledSpec;
+  forwarded: ReadonlySet<string> | undefined;
+  presetEvents: CompiledPreset | undefined;
+  consent: string[];
+  overrides: { path: string[]; expr: CompiledExpr | undefined }[];
+  retry: RetryPolicy;
+}
+
+/** Check a record against its spec; throws one RecordError listing every problem. */
+export function checkRecord(input: unknown, specs: ReadonlyMap<string, CompiledSpec>): CheckedRecord {
+  const name = typeof (input as { name?: unknown })?.name === 'string' ? `'${(input as { name: string }).name}'` : '';
+  const subject = `integration record ${name}`.trim() + ' is invalid';
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new RecordError(subject, ['an integration record must be a JSON object']);
+  const problems: string[] = [];
+  if (!validateRecordShape(input)) problems.push(...describeErrors('', validateRecordShape.errors ?? []));
+  const record = input as IntegrationRecord;
+  const spec = typeof record.vendor === 'string' ? specs.get(record.vendor) : undefined;
+  if (typeof record.vendor === 'string' && !spec) problems.push(`vendor: no spec for '${record.vendor}' (available: ${[...specs.keys()].join(', ') || 'none'})`);
+  let preset: CheckedRecord['presetEvents'];
+  const overrides: CheckedRecord['overrides'] = [];
+  if (spec) {
+    if (record.config && typeof record.config === 'object' && !Array.isArray(record.config) && !spec.validateConfig(record.config)) {
+      problems.push(...describeErrors('config', spec.validateConfig.errors ?? []));
+    }
+    const presetName = typeof record.preset === 'string' ? record.preset : spec.defaultPreset;
+    preset = presetName ? spec.presets.get(presetName) : undefined;
+    if (typeof record.preset === 'string' && !preset) {
+      problems.push(`preset: '${record.preset}' is not a preset of ${spec.vendor} (available: ${[...spec.presets.keys()].join(', ') || 'none'})`);
+    }
+    for (const [path, src] of Object.entries(record.field_mappings ?? {})) {
+      if (typeof src !== 'string') {
+        overrides.push({ path: path.split('.'), expr: undefined }); // null removes the field
+        continue;
+      }
+      try {
+        const expr = compileExpression(src);
+        for (const p of checkReferences(expr.ast, spec.recordScope)) problems.push(`field_mappings.${path}: ${p.message} (at character ${p.position + 1})`);
+        overrides.push({ path: path.split('.'), expr });
+      } catch (e) {
+        if (!(e instanceof ExpressionSyntaxError)) throw e;
+        problems.push(`field_mappings.${path}: ${e.message} (at character ${e.position + 1})`);
+      }
+    }
+  }
+  if (problems.length || !spec) throw new RecordError(subject, problems);
+
+  const forwardedList = record.events ?? (preset ? [...preset.events.keys()] : undefined);
+  return {
+    record,
+    spec,
+    forwarded: forwardedList && new Set(forwardedList),
+    presetEvents: preset,
+    consent: record.consent_categories ?? spec.consentCategories,
+    overrides,
+    retry: { ...DEFAULT_RETRY_POLICY, ...record.retry },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * Stage 2 of 4: check a parsed spec against schemas/integration-spec.schema.json, reporting every
+ * violation with its `file:line:col`. CI runs the same schema through `signal-integrations validate`.
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { Diagnostic } from '../errors.js';
+import { packagePath } from '../paths.js';
+import { diagnosticAt, type KeyPath, type SpecSource } from '../load/source.js';
+
+let validator: ValidateFunction | undefined;
+
+export const SPEC_SCHEMA_FILE = packagePath('schemas', 'integration-spec.schema.json');
+
+function specValidator(): ValidateFunction {
+  if (!validator) {
+    const schema = JSON.parse(readFileSync(SPEC_SCHEMA_FILE, 'utf8')) as object;
+    const ajv = new Ajv2020({ allErrors: true, strict: true });
+    validator = ajv.compile(schema);
+  }
+  return validator;
+}
+
+export function pointerToPath(pointer: string): KeyPath {
+  if (!pointer) return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((seg) => seg.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((seg) => (/^(0|[1-9][0-9]*)$/.test(seg) ? Number(seg) : seg));
+}
+
+/** Turn ajv's errors into located diagnostics; anyOf/oneOf noise collapses to one message per place. */
+export function schemaDiagnostics(source: SpecSource, errors: ErrorObject[]): Diagnostic[] {
+  const unions = new Set(errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => e.instancePath));
+  const out: Diagnostic[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    if (unions.has(e.instancePath) && e.keyword !== 'anyOf' && e.keyword !== 'oneOf') continue;
+    // A branch error below a failed union, e.g. `/send/x/type` under anyOf at `/send/x`, is noise as well.
+    if ([...unions].some((u) => e.instancePath.startsWith(`${u}/`) && e.schemaPath.includes('anyOf'))) continue;
+    const path = pointerToPath(e.instancePath);
+    let d: Diagnostic;
+    if (e.keyword === 'additionalProperties') {
+      const extra = String((e.params as { additionalProperty: string }).additionalProperty);
+      d = diagnosticAt(source, [...path, extra], `unknown key '${extra}'`, { at: 'key' });
+    } else if (e.keyword === 'required') {
+      const missing = String((e.params as { missingProperty: string }).missingProperty);
+      d = diagnosticAt(source, path, `missing required key '${missing}'`, { at: 'key' });
+    } else if (e.keyword === 'anyOf' || e.keyword === 'oneOf') {
+      d = diagnosticAt(source, path, `${e.message ?? 'is invalid'}: see the schema description of this key`);
+    } else {
+      const detail = e.keyword === 'enum' ? ` (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : '';
+      d = diagnosticAt(source, path, `${e.message ?? 'is invalid'}${detail}`);
+    }
+    const k = `${d.line}:${d.col}:${d.message}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(d);
+    }
+  }
+  return out;
+}
+
+export function validateSpecShape(source: SpecSource): Diagnostic[] {
+  const validate = specValidator();
+  if (validate(source.value)) return [];
+  return schemaDiagnostics(source, validate.errors ?? []);
+}
