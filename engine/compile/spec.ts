@@ -36,7 +36,8 @@ export interface CompiledTemplate {
 }
 
 export interface CompiledRequest {
-  method: HttpMethod;
+  /** A fixed method, or a template rendering to one. */
+  method: HttpMethod | CompiledTemplate;
   url: CompiledTemplate;
   headers: { name: string; value: CompiledTemplate }[];
   body: CompiledMapping | undefined;
@@ -80,7 +81,39 @@ export interface CompiledCheck {
   hint?: string;
 }
 
+export interface CompiledBatch {
+  max_items: number;
+  max_bytes: number;
+  max_wait_ms: number;
+  max_in_flight: number;
+  item?: CompiledMapping;
+  body: CompiledMapping;
+  results?: {
+    items?: CompiledExpr;
+    ok?: CompiledExpr;
+    id?: CompiledExpr;
+    message?: CompiledExpr;
+    code?: CompiledExpr;
+    hint?: string;
+  };
+  poll?: {
+    when?: CompiledExpr;
+    status: CompiledRequest;
+    done: CompiledExpr;
+    interval_ms: number;
+    max_wait_ms: number;
+    results: CompiledRequest;
+    errors: CompiledExpr;
+    index: CompiledExpr;
+    message?: CompiledExpr;
+    code?: CompiledExpr;
+    hint?: string;
+  };
+}
+
 export interface CompiledSendStage {
+  /** Present when events are sent in batches: `request.body` then maps one event, `batch.body` the request. */
+  batch?: CompiledBatch;
   request: CompiledRequest;
   checks: CompiledCheck[];
   success: (status: number) => boolean;
@@ -207,7 +240,7 @@ class Compiler {
     return ok ? { kind: 'object', entries } : undefined;
   }
 
-  request(path: KeyPath, r: RequestSpec, scope: ReferenceScope): CompiledRequest | undefined {
+  request(path: KeyPath, r: RequestSpec, scope: ReferenceScope, bodyScope: ReferenceScope = scope): CompiledRequest | undefined {
     const url = this.template([...path, 'url'], r.url, 'url', scope);
     const headers: CompiledRequest['headers'] = [];
     let ok = !!url;
@@ -216,10 +249,12 @@ class Compiler {
       if (t) headers.push({ name, value: t });
       else ok = false;
     }
-    const body = r.body === undefined ? undefined : this.mapping([...path, 'body'], r.body, scope);
+    const body = r.body === undefined ? undefined : this.mapping([...path, 'body'], r.body, bodyScope);
     if (r.body !== undefined && !body) ok = false;
-    if (!ok || !url) return undefined;
-    return { method: r.method, url, headers, body, encoding: r.encoding ?? 'json' };
+    let method: HttpMethod | CompiledTemplate | undefined = r.method as HttpMethod;
+    if (r.method.includes('{')) method = this.template([...path, 'method'], r.method, 'header', scope);
+    if (!ok || !url || !method) return undefined;
+    return { method, url, headers, body, encoding: r.encoding ?? 'json' };
   }
 
   vendorError(path: KeyPath, v: VendorErrorSpec | undefined, scope: ReferenceScope): CompiledVendorError {
@@ -320,10 +355,67 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
   });
 
   const send = spec.send;
-  const sendScope: ReferenceScope = { variables: new Set(['config', 'auth', 'event', 'fields']), configFields, authStages: visible };
-  const bodyScope: ReferenceScope = { variables: new Set(['config', 'event', 'fields']), configFields, authStages: new Map() };
-  const responseScope: ReferenceScope = { variables: new Set(['config', 'event']), configFields, authStages: new Map() };
-  const request = c.request(['send', 'request'], send.request, sendScope);
+  const scope = (variables: string[], auth = false): ReferenceScope => ({ variables: new Set(variables), configFields, authStages: auth ? visible : new Map() });
+  const batched = send.batch !== undefined;
+  // A batch request is made for many events at once, so its URL and headers cannot depend on one of them.
+  const sendScope = batched ? scope(['config', 'auth'], true) : scope(['config', 'auth', 'event', 'fields'], true);
+  const bodyScope = scope(['config', 'event', 'fields']);
+  const responseScope = batched ? scope(['config']) : scope(['config', 'event']);
+  const request = c.request(['send', 'request'], send.request, sendScope, bodyScope);
+  let batch: CompiledBatch | undefined;
+  if (send.batch) {
+    const b = send.batch;
+    const bp = ['send', 'batch'];
+    const itemMapping = b.item ? c.mapping([...bp, 'item'], b.item, bodyScope) : undefined;
+    const envelope = c.mapping([...bp, 'body'], b.body, scope(['config', 'items']));
+    const r = b.results;
+    const opt = (path: KeyPath, src: string | undefined, sc: ReferenceScope) => (src === undefined ? undefined : c.expr(path, src, sc));
+    const results = r && {
+      items: opt([...bp, 'results', 'items'], r.items, scope(['config'])),
+      ok: opt([...bp, 'results', 'ok'], r.ok, scope(['config'])),
+      id: opt([...bp, 'results', 'id'], r.id, scope(['config'])),
+      message: opt([...bp, 'results', 'message'], r.message, scope(['config'])),
+      code: opt([...bp, 'results', 'code'], r.code, scope(['config'])),
+      ...(r.hint ? { hint: r.hint } : {}),
+    };
+    let poll: CompiledBatch['poll'];
+    if (b.poll) {
+      const p = b.poll;
+      const pp = [...bp, 'poll'];
+      const status = c.request([...pp, 'status'], p.status, scope(['config', 'auth', 'response'], true));
+      const results2 = c.request([...pp, 'results'], p.results, scope(['config', 'auth', 'response', 'status'], true));
+      const done = c.expr([...pp, 'done'], p.done, scope(['config']));
+      const errors = c.expr([...pp, 'errors'], p.errors, scope(['config']));
+      const index = c.expr([...pp, 'index'], p.index, scope(['config']));
+      if (status && results2 && done && errors && index) {
+        poll = {
+          ...(p.when ? { when: opt([...pp, 'when'], p.when, scope(['config']))! } : {}),
+          status,
+          done,
+          interval_ms: p.interval_ms ?? 1_000,
+          max_wait_ms: p.max_wait_ms ?? 60_000,
+          results: results2,
+          errors,
+          index,
+          ...(p.message ? { message: opt([...pp, 'message'], p.message, scope(['config']))! } : {}),
+          ...(p.code ? { code: opt([...pp, 'code'], p.code, scope(['config']))! } : {}),
+          ...(p.hint ? { hint: p.hint } : {}),
+        };
+      }
+    }
+    if (envelope) {
+      batch = {
+        max_items: b.max_items,
+        max_bytes: b.max_bytes ?? 5_000_000,
+        max_wait_ms: b.max_wait_ms ?? 1_000,
+        max_in_flight: b.max_in_flight ?? 4,
+        ...(itemMapping ? { item: itemMapping } : {}),
+        body: envelope,
+        ...(results ? { results: Object.fromEntries(Object.entries(results).filter(([, v]) => v !== undefined)) as CompiledBatch['results'] } : {}),
+        ...(poll ? { poll } : {}),
+      };
+    }
+  }
   const checks = (send.checks ?? []).map((ch, i) => ({ that: c.expr(['send', 'checks', i, 'that'], ch.that, bodyScope), message: ch.message, hint: ch.hint }));
   const responseId = send.success?.id ? c.expr(['send', 'success', 'id'], send.success.id, responseScope) : undefined;
   const keep = Object.entries(send.success?.keep ?? {}).map(([n, src]) => ({ name: n, expr: c.expr(['send', 'success', 'keep', n], src, responseScope) }));
@@ -352,6 +444,7 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
     defaultPreset,
     auth,
     send: {
+      ...(batch ? { batch } : {}),
       request,
       checks: checks as CompiledCheck[],
       success: statusMatcher(send.success?.status ?? ['2xx']),

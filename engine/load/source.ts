@@ -2,26 +2,51 @@
  * Stage 1 of 4 (load → validate → compile → run): read a spec file and parse its YAML, keeping the node
  * ranges so that every later stage can report `file:line:col` for a key path.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { Diagnostic } from '../errors.js';
 
 export type KeyPath = readonly (string | number)[];
 
-export interface SpecSource {
+interface Layer {
   file: string;
   text: string;
   doc: Document.Parsed;
   lines: LineCounter;
-  /** The parsed value, or undefined when the YAML itself is broken. */
+}
+
+export interface SpecSource extends Layer {
+  /** The parsed value (merged over the specs it extends), or undefined when the YAML is broken. */
   value: unknown;
+  /** The specs this one extends, nearest first: keys it inherits are located in them. */
+  parents: Layer[];
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * JSON Merge Patch (RFC 7386): objects merge key by key, `null` removes a key, anything else replaces.
+ * A child's keys keep the parent's order; new keys follow.
+ */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return patch;
+  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
 }
 
 export function formatPath(path: KeyPath): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
-export function parseSource(file: string, text: string): { source: SpecSource; diagnostics: Diagnostic[] } {
+export function parseSource(file: string, text: string, seen: readonly string[] = []): { source: SpecSource; diagnostics: Diagnostic[] } {
   const lines = new LineCounter();
   // uniqueKeys (default) reports duplicate keys; prettyErrors adds line/col to every YAML error.
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, strict: true });
@@ -30,8 +55,31 @@ export function parseSource(file: string, text: string): { source: SpecSource; d
     const pos = err.linePos?.[0] ?? { line: 1, col: 1 };
     diagnostics.push({ file, line: pos.line, col: pos.col, path: '', message: `YAML: ${err.message.split('\n')[0]}` });
   }
-  const value = doc.errors.length ? undefined : doc.toJS({ maxAliasCount: 100 });
-  return { source: { file, text, doc, lines, value }, diagnostics };
+  let value: unknown = doc.errors.length ? undefined : doc.toJS({ maxAliasCount: 100 });
+  const source: SpecSource = { file, text, doc, lines, value, parents: [] };
+  if (isObject(value) && typeof value.extends === 'string') {
+    // `extends: other.yaml` inherits every key of that spec (recursively) unless this file sets it.
+    const parentFile = resolve(dirname(file), value.extends);
+    const here = (message: string) => diagnostics.push(diagnosticAt(source, ['extends'], message));
+    let parentText: string | undefined;
+    if ([file, ...seen].includes(parentFile)) here(`extends forms a cycle: ${[parentFile, file, ...seen].join(' → ')}`);
+    else {
+      try {
+        parentText = readFileSync(parentFile, 'utf8');
+      } catch (e) {
+        here(`cannot read the spec it extends: ${(e as Error).message}`);
+      }
+    }
+    if (parentText !== undefined) {
+      const parent = parseSource(parentFile, parentText, [file, ...seen]);
+      diagnostics.push(...parent.diagnostics);
+      const { extends: _ignored, ...own } = value;
+      value = parent.source.value === undefined ? undefined : mergePatch(parent.source.value, own);
+      source.parents = [parent.source, ...parent.source.parents];
+    } else value = undefined;
+    source.value = value;
+  }
+  return { source, diagnostics };
 }
 
 export async function readSource(file: string): Promise<{ source: SpecSource; diagnostics: Diagnostic[] }> {
@@ -42,7 +90,7 @@ export async function readSource(file: string): Promise<{ source: SpecSource; di
  * The node at a key path, and the key node that names it. Walks as far as the document goes, so a
  * path to a missing key resolves to its nearest existing parent (good enough to point at).
  */
-function walk(source: SpecSource, path: KeyPath): { node: Node | null; key: Node | null; complete: boolean } {
+function walk(source: Layer, path: KeyPath): { node: Node | null; key: Node | null; complete: boolean } {
   let node: unknown = source.doc.contents;
   let key: Node | null = null;
   for (const step of path) {
@@ -63,9 +111,6 @@ function walk(source: SpecSource, path: KeyPath): { node: Node | null; key: Node
   return { node: (node as Node) ?? null, key, complete: true };
 }
 
-function position(source: SpecSource, offset: number): { line: number; col: number } {
-  return source.lines.linePos(offset);
-}
 
 /** A diagnostic that points at the value at `path` (or at its key, with `at: 'key'`). */
 export function diagnosticAt(
@@ -74,7 +119,18 @@ export function diagnosticAt(
   message: string,
   opts: { at?: 'key' | 'value'; offset?: number } = {},
 ): Diagnostic {
-  const { node, key } = walk(source, path);
+  // An inherited key is reported where it is written: in the nearest spec that has it.
+  let layer: Layer = source;
+  let found = walk(source, path);
+  for (const parent of source.parents) {
+    if (found.complete) break;
+    const w = walk(parent, path);
+    if (w.complete) {
+      layer = parent;
+      found = w;
+    }
+  }
+  const { node, key } = found;
   const target = opts.at === 'key' && key ? key : node ?? key;
   let offset = target?.range?.[0] ?? 0;
   if (opts.offset !== undefined && target && isScalar(target)) {
@@ -82,6 +138,6 @@ export function diagnosticAt(
     const quoted = target.type === 'QUOTE_DOUBLE' || target.type === 'QUOTE_SINGLE';
     if (target.type === 'PLAIN' || quoted) offset += opts.offset + (quoted ? 1 : 0);
   }
-  const { line, col } = position(source, offset);
-  return { file: source.file, line, col, path: formatPath(path), message };
+  const { line, col } = layer.lines.linePos(offset);
+  return { file: layer.file, line, col, path: formatPath(path), message };
 }

@@ -1,24 +1,28 @@
 /**
  * Stage 4 of 4: run a compiled spec for one integration record. `deliver` turns any event into exactly
  * one outcome and never throws for a per-event problem; `preview` builds the very same requests with
- * secrets and tokens redacted and sends nothing.
+ * secrets and tokens redacted and sends nothing. Specs that declare a batch send many events per
+ * request; each event still gets its own outcome, partial failures included.
  */
 import { createHash } from 'node:crypto';
 import type { Got } from 'got';
 import { DeliveryError, REASONS } from '../errors.js';
-import type { Bindings, CompiledExpr } from '../compile/expression.js';
+import type { Bindings } from '../compile/expression.js';
 import { ExpressionEvalError } from '../compile/expression.js';
 import { evaluateMapping, MappingError, setPath } from '../compile/mapping.js';
-import type { CompiledAuthStage, CompiledRequest, CompiledRule, CompiledSpec, CompiledTemplate } from '../compile/spec.js';
-import { renderTemplate, TemplateValueError } from '../compile/template.js';
-import { hostAllowed } from '../policy/hosts.js';
+import type { CompiledAuthStage, CompiledBatch, CompiledRule, CompiledSpec } from '../compile/spec.js';
+import { TemplateValueError } from '../compile/template.js';
 import { RateLimiter } from '../policy/rate-limit.js';
 import { REDACTED, redactor } from '../policy/redact.js';
 import type { CheckedRecord } from '../validate/record.js';
+import { Batcher, type Pending } from './batcher.js';
 import { eventIdOf, eventNameOf, eventProblems, type SignalEvent } from './event.js';
 import { exchange, type ExchangeResult, type WireRequest } from './http.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
+import { applyEndpoint, checkHost, renderRequest, renderTpl, value } from './requests.js';
 import type { CachedToken, TokenCache } from './token-cache.js';
+
+export { applyEndpoint } from './requests.js';
 
 export interface PreviewRequest {
   stage: string;
@@ -40,40 +44,16 @@ export interface IntegrationDeps {
 }
 
 type AuthResults = Record<string, Record<string, unknown>>;
-
-async function value(expr: CompiledExpr, input: unknown, bindings: Bindings): Promise<unknown> {
-  const v = expr.evaluate(input, bindings);
-  return v instanceof Promise ? await v : v;
-}
-
-async function renderTpl(t: CompiledTemplate, input: unknown, bindings: Bindings): Promise<string> {
-  const values: unknown[] = [];
-  for (const e of t.exprs) values.push(await value(e, input, bindings));
-  return renderTemplate(t.parts, values, t.context);
-}
-
-/** Pure: where a request goes once an endpoint override applies. */
-export function applyEndpoint(url: string, endpoint: string | undefined): { url: string; forwardedHost?: string } {
-  if (!endpoint) return { url };
-  const original = new URL(url);
-  const base = new URL(endpoint);
-  const basePath = base.pathname.replace(/\/$/, '');
-  return { url: `${base.origin}${basePath}${original.pathname}${original.search}`, forwardedHost: original.host };
-}
-
-function encodeBody(body: unknown, encoding: 'json' | 'form'): string {
-  if (encoding === 'json') return JSON.stringify(body);
-  const params = new URLSearchParams();
-  for (const [k, v] of Object.entries(body as Record<string, unknown>)) {
-    if (v === undefined || v === null) continue;
-    params.append(k, typeof v === 'object' ? JSON.stringify(v) : String(v));
-  }
-  return params.toString();
-}
+type Config = Record<string, unknown>;
+/** An outcome before the fields every outcome shares are added. */
+type Result = Omit<Outcome, 'event_id' | 'integration' | 'vendor' | 'duration_ms' | 'event'>;
+type BatchEntry = { event: SignalEvent; item: unknown; detail: OutcomeDetail };
 
 function retryableRule(rule: CompiledRule | undefined): boolean {
   return rule?.action === 'retry' || rule?.action === 'reauth';
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Integration {
   readonly name: string;
@@ -86,6 +66,8 @@ export class Integration {
   private readonly secretValues = new Set<string>();
   private redact: (text: string) => string;
   private readonly timeouts: { connect_ms: number; response_ms: number };
+  private batcher: Batcher<BatchEntry, Result> | undefined;
+  private envelopeBytes: Promise<number> | undefined;
 
   constructor(checked: CheckedRecord, deps: IntegrationDeps) {
     this.checked = checked;
@@ -104,6 +86,11 @@ export class Integration {
     this.authKeys = this.computeAuthKeys();
   }
 
+  /** Events per request when the spec batches, else 1: callers size their in-flight window by it. */
+  get batchSize(): number {
+    return this.spec.send.batch?.max_items ?? 1;
+  }
+
   /** Token cache keys, one per auth stage: computed once, since they depend on the config only. */
   private computeAuthKeys(): string[] {
     const config = this.checked.record.config;
@@ -119,7 +106,7 @@ export class Integration {
 
   private rememberSecret(v: unknown): void {
     if (typeof v === 'string' && v.length >= 4 && !this.secretValues.has(v)) {
-      // Keep the set bounded: tokens rotate, and only the recent ones can appear in vendor text.
+      // Bounded: tokens rotate, and only recent ones can turn up in vendor text.
       if (this.secretValues.size > 64) {
         const first = this.secretValues.values().next().value;
         if (first !== undefined) this.secretValues.delete(first);
@@ -129,90 +116,52 @@ export class Integration {
     }
   }
 
-  // ---- building requests (shared by deliver and preview, so a preview is exactly what is sent) ----
-
-  private bindings(event: unknown, fields: unknown, auth: AuthResults, config: Record<string, unknown>): Bindings {
-    return { config, event, fields, auth };
-  }
-
-  private async fieldsFor(event: SignalEvent, config: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const mapping = this.checked.presetEvents?.events.get(event.event);
-    if (!mapping) return {};
-    const v = await evaluateMapping(mapping, event, { config, event });
-    return (v ?? {}) as Record<string, unknown>;
-  }
-
-  private async buildBody(event: SignalEvent, config: Record<string, unknown>): Promise<{ body: unknown; fields: Record<string, unknown> }> {
-    const fields = await this.fieldsFor(event, config);
-    const send = this.spec.send.request;
-    const b = { config, event, fields };
-    let body = send.body ? await evaluateMapping(send.body, event, b) : undefined;
-    if (this.checked.overrides.length) {
-      if (body === undefined) body = Object.create(null) as Record<string, unknown>;
-      for (const o of this.checked.overrides) setPath(body as Record<string, unknown>, o.path, o.expr ? await value(o.expr, event, b) : undefined);
-    }
-    return { body, fields };
-  }
-
-  private async runChecks(body: unknown, event: SignalEvent, config: Record<string, unknown>, fields: unknown): Promise<DeliveryError | undefined> {
-    for (const check of this.spec.send.checks) {
-      const ok = await value(check.that, body, { config, event, fields });
-      if (ok !== true) return new DeliveryError(REASONS.check, check.message, { retryable: false, ...(check.hint ? { hint: check.hint } : {}) });
-    }
-    return undefined;
-  }
-
-  private async render(stage: string, req: CompiledRequest, input: unknown, bindings: Bindings, body: unknown): Promise<WireRequest> {
-    const url = await renderTpl(req.url, input, bindings);
-    const headers: Record<string, string> = {};
-    for (const h of req.headers) headers[h.name] = await renderTpl(h.value, input, bindings);
-    const wire: WireRequest = { stage, method: req.method, url, headers };
-    if (body !== undefined) {
-      wire.body = encodeBody(body, req.encoding);
-      if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
-        headers['Content-Type'] = req.encoding === 'json' ? 'application/json' : 'application/x-www-form-urlencoded';
-      }
-    }
-    return wire;
-  }
-
-  /** Checked after templating and before anything is sent: the URL must be https (or a loopback http) on an allowed host. */
-  private checkHost(stage: string, url: string): void {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new DeliveryError(REASONS.hostNotAllowed, `${stage}: the request URL is not a valid URL`);
-    }
-    if (parsed.username || parsed.password || !['https:', 'http:'].includes(parsed.protocol) || !hostAllowed(parsed.hostname, this.spec.allowedHosts)) {
-      throw new DeliveryError(REASONS.hostNotAllowed, `${stage}: host '${parsed.hostname}' is not in the spec's allowed_hosts (${this.spec.allowedHosts.join(', ')})`, {
-        hint: 'The request URL was built from the config or the event; check the values that fill the URL template.',
-      });
-    }
-  }
-
   private route(wire: WireRequest): WireRequest {
     const { url, forwardedHost } = applyEndpoint(wire.url, this.deps.endpoint);
     if (!forwardedHost) return wire;
     return { ...wire, url, headers: { ...wire.headers, 'X-Forwarded-Host': forwardedHost } };
   }
 
-  // ---- auth ----
-
-  private async runAuthStage(i: number, stage: CompiledAuthStage, config: Record<string, unknown>, prior: AuthResults): Promise<{ value: Record<string, unknown>; lifetime_s: number }> {
-    const bindings = { config, auth: prior };
-    const body = stage.request.body ? await evaluateMapping(stage.request.body, undefined, bindings) : undefined;
-    const wire = await this.render(`auth.${stage.name}`, stage.request, undefined, bindings, body);
-    this.checkHost(`auth.${stage.name}`, wire.url);
-    const res = await exchange(this.deps.client, this.route(wire), {
-      rules: stage.rules,
-      vendorError: stage.vendorError,
-      success: stage.success,
-      bindings: { config },
+  private exchangeOptions(rules: readonly CompiledRule[], vendorError: CompiledSpec['send']['vendorError'], success: (s: number) => boolean, bindings: Bindings) {
+    return {
+      rules,
+      vendorError,
+      success,
+      bindings,
       policy: this.checked.retry,
       timeouts: this.timeouts,
       ...(this.limiter ? { limiter: this.limiter } : {}),
-    });
+    };
+  }
+
+  // ---- building an event's body (shared by deliver and preview) ----
+
+  private async buildBody(event: SignalEvent, config: Config): Promise<{ body: unknown; fields: Record<string, unknown> }> {
+    const mapping = this.checked.presetEvents?.events.get(event.event);
+    const fields = mapping ? ((await evaluateMapping(mapping, event, { config, event })) as Record<string, unknown>) : {};
+    const b = { config, event, fields };
+    const req = this.spec.send.request;
+    let body = req.body ? await evaluateMapping(req.body, event, b) : undefined;
+    if (this.checked.overrides.length) {
+      if (body === undefined) body = Object.create(null) as Record<string, unknown>;
+      for (const o of this.checked.overrides) setPath(body as Record<string, unknown>, o.path, o.expr ? await value(o.expr, event, b) : undefined);
+    }
+    for (const check of this.spec.send.checks) {
+      if ((await value(check.that, body, b)) !== true) {
+        throw new DeliveryError(REASONS.check, check.message, { retryable: false, ...(check.hint ? { hint: check.hint } : {}) });
+      }
+    }
+    return { body, fields };
+  }
+
+  // ---- auth ----
+
+  private async runAuthStage(stage: CompiledAuthStage, config: Config, prior: AuthResults): Promise<{ value: Record<string, unknown>; lifetime_s: number }> {
+    const bindings = { config, auth: prior };
+    const body = stage.request.body ? await evaluateMapping(stage.request.body, undefined, bindings) : undefined;
+    const wire = await renderRequest(`auth.${stage.name}`, stage.request, undefined, bindings, body);
+    checkHost(wire.stage, wire.url, this.spec.allowedHosts);
+    const res = await exchange(this.deps.client, this.route(wire), this.exchangeOptions(stage.rules, stage.vendorError, stage.success, { config }));
     if (res.status === undefined || !stage.success(res.status)) throw this.failure(REASONS.auth, `auth stage '${stage.name}' failed`, res);
     const out: Record<string, unknown> = {};
     for (const r of stage.result) {
@@ -224,25 +173,49 @@ export class Integration {
       this.rememberSecret(v);
     }
     const lifetime = stage.expiresIn ? Number(await value(stage.expiresIn, res.json, { config })) : stage.defaultExpiresIn;
-    void i;
     return { value: out, lifetime_s: Number.isFinite(lifetime) && lifetime > 0 ? lifetime : stage.defaultExpiresIn };
   }
 
   /** Results of every auth stage, from the shared cache or one shared fetch per stage. */
-  private async authenticate(config: Record<string, unknown>): Promise<{ results: AuthResults; used: CachedToken<Record<string, unknown>>[] }> {
+  private async authenticate(config: Config): Promise<{ results: AuthResults; used: CachedToken<Record<string, unknown>>[] }> {
     const results: AuthResults = {};
     const used: CachedToken<Record<string, unknown>>[] = [];
     for (const [i, stage] of this.spec.auth.entries()) {
       const prior = { ...results };
       const entry = await this.deps.tokens.get(
         this.authKeys[i]!,
-        () => this.runAuthStage(i, stage, config, prior),
+        () => this.runAuthStage(stage, config, prior),
         (e) => e instanceof DeliveryError && !e.retryable,
       );
       results[stage.name] = entry.value;
       used.push(entry);
     }
     return { results, used };
+  }
+
+  /** Send a request that needs auth: on a `reauth` rule the tokens it used are dropped and fetched again, once. */
+  private async sendWithAuth(
+    wireFor: (auth: AuthResults) => Promise<WireRequest>,
+    opts: ReturnType<Integration['exchangeOptions']>,
+  ): Promise<{ res: ExchangeResult; auth: AuthResults }> {
+    const config = this.checked.record.config;
+    let { results, used } = await this.authenticate(config);
+    const wire = await wireFor(results);
+    checkHost(wire.stage, wire.url, this.spec.allowedHosts);
+    const res = await exchange(this.deps.client, this.route(wire), {
+      ...opts,
+      ...(this.spec.auth.length
+        ? {
+            reauth: async () => {
+              // Drop the tokens this attempt used (unless another delivery already replaced them).
+              used.forEach((entry, i) => this.deps.tokens.invalidate(this.authKeys[i]!, entry));
+              ({ results, used } = await this.authenticate(config));
+              return (await wireFor(results)).headers;
+            },
+          }
+        : {}),
+    });
+    return { res, auth: results };
   }
 
   private failure(reason: string, what: string, res: ExchangeResult): DeliveryError {
@@ -262,24 +235,7 @@ export class Integration {
     });
   }
 
-  // ---- public API ----
-
-  /** Deliver one event: always resolves with exactly one outcome. */
-  async deliver(event: unknown): Promise<Outcome> {
-    const started = Date.now();
-    const detail: OutcomeDetail = { attempts: [] };
-    const base = { event_id: eventIdOf(event), integration: this.name, vendor: this.vendor, ...(eventNameOf(event) ? { event: eventNameOf(event)! } : {}) };
-    let outcome: Outcome;
-    try {
-      outcome = { ...base, ...(await this.deliverInner(event, detail)), duration_ms: Date.now() - started };
-    } catch (e) {
-      outcome = { ...base, ...this.failedFrom(e), attempts: detail.attempts.filter((a) => a.stage === 'send').length, duration_ms: Date.now() - started };
-    }
-    this.deps.onOutcome?.(outcome, detail);
-    return outcome;
-  }
-
-  private failedFrom(e: unknown): Pick<Outcome, 'status' | 'reason' | 'message' | 'retryable' | 'hint' | 'http_status' | 'vendor_code' | 'vendor_message'> {
+  private failedFrom(e: unknown): Result {
     if (e instanceof DeliveryError) {
       return {
         status: 'failed',
@@ -290,16 +246,42 @@ export class Integration {
         ...(e.http_status !== undefined ? { http_status: e.http_status } : {}),
         ...(e.vendor_code !== undefined ? { vendor_code: e.vendor_code } : {}),
         ...(e.vendor_message ? { vendor_message: this.redact(e.vendor_message) } : {}),
+        attempts: 0,
       };
     }
     if (e instanceof ExpressionEvalError || e instanceof MappingError || e instanceof TemplateValueError) {
-      return { status: 'failed', reason: REASONS.mapping, message: this.redact(`mapping failed: ${e.message}`), retryable: false };
+      return { status: 'failed', reason: REASONS.mapping, message: this.redact(`mapping failed: ${e.message}`), retryable: false, attempts: 0 };
     }
     // An engine bug must still end as an outcome, not a crash.
-    return { status: 'failed', reason: 'internal_error', message: this.redact(String((e as Error)?.message ?? e)), retryable: true };
+    return { status: 'failed', reason: 'internal_error', message: this.redact(String((e as Error)?.message ?? e)), retryable: true, attempts: 0 };
   }
 
-  private async deliverInner(raw: unknown, detail: OutcomeDetail): Promise<Omit<Outcome, 'event_id' | 'integration' | 'vendor' | 'duration_ms'>> {
+  // ---- public API ----
+
+  /** Deliver one event: always resolves with exactly one outcome. In batch mode, when its batch is done. */
+  deliver(event: unknown): Promise<Outcome> {
+    return this.run(event, undefined);
+  }
+
+  /** `parked` is called once the event is queued in a batch or settled, whichever comes first. */
+  private async run(event: unknown, parked: (() => void) | undefined): Promise<Outcome> {
+    const started = Date.now();
+    const detail: OutcomeDetail = { attempts: [] };
+    const name = eventNameOf(event);
+    const base = { event_id: eventIdOf(event), integration: this.name, vendor: this.vendor, ...(name !== undefined ? { event: name } : {}) };
+    let result: Result;
+    try {
+      result = await this.deliverInner(event, detail, parked);
+    } catch (e) {
+      result = { ...this.failedFrom(e), attempts: detail.attempts.length };
+    }
+    if (!detail.queued) parked?.();
+    const outcome: Outcome = { ...base, ...result, duration_ms: Date.now() - started };
+    this.deps.onOutcome?.(outcome, detail);
+    return outcome;
+  }
+
+  private async deliverInner(raw: unknown, detail: OutcomeDetail, parked: (() => void) | undefined): Promise<Result> {
     const problems = eventProblems(raw);
     if (problems.length) return { status: 'failed', reason: REASONS.invalidEvent, message: problems.join('; '), retryable: false, attempts: 0 };
     const event = raw as SignalEvent;
@@ -313,53 +295,168 @@ export class Integration {
 
     const config = record.config;
     const { body, fields } = await this.buildBody(event, config);
-    const failedCheck = await this.runChecks(body, event, config, fields);
-    if (failedCheck) throw failedCheck;
+    const batch = this.spec.send.batch;
+    if (batch) return this.enqueue(batch, event, body, fields, detail, parked);
 
-    const { results, used } = await this.authenticate(config);
-    const bindings = this.bindings(event, fields, results, config);
-    const wire = await this.render('send', this.spec.send.request, event, bindings, body);
-    this.checkHost('send', wire.url);
-    const headerExprs = this.spec.send.request.headers;
     const send = this.spec.send;
-    const res = await exchange(this.deps.client, this.route(wire), {
-      rules: send.rules,
-      vendorError: send.vendorError,
-      success: send.success,
-      bindings: { config, event },
-      policy: this.checked.retry,
-      timeouts: this.timeouts,
-      ...(this.limiter ? { limiter: this.limiter } : {}),
-      ...(this.spec.auth.length
-        ? {
-            reauth: async () => {
-              // Drop the tokens this attempt used (unless someone already replaced them), fetch fresh ones once.
-              used.forEach((entry, i) => this.deps.tokens.invalidate(this.authKeys[i]!, entry));
-              const fresh = await this.authenticate(config);
-              const b = this.bindings(event, fields, fresh.results, config);
-              const headers: Record<string, string> = {};
-              for (const h of headerExprs) headers[h.name] = await renderTpl(h.value, event, b);
-              return headers;
-            },
-          }
-        : {}),
-    });
+    const { res } = await this.sendWithAuth(
+      (auth) => renderRequest('send', send.request, event, { config, event, fields, auth }, body),
+      this.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }),
+    );
     detail.attempts.push(...res.attempts.map((a) => ({ ...a, stage: 'send' })));
     const common = { attempts: res.attempts.length, ...(res.possibly_duplicated ? { possibly_duplicated: true } : {}) };
-    if (res.status !== undefined && send.success(res.status)) {
-      const out: Omit<Outcome, 'event_id' | 'integration' | 'vendor' | 'duration_ms'> = { status: 'delivered', http_status: res.status, ...common };
-      const rb = { config, event };
-      if (send.responseId) {
-        const id = await value(send.responseId, res.json, rb).catch(() => undefined);
-        if (id !== undefined && id !== null) out.response_id = String(id);
-      }
-      if (send.keep.length) {
-        out.response = {};
-        for (const k of send.keep) out.response[k.name] = await value(k.expr, res.json, rb).catch(() => undefined);
-      }
-      return out;
+    if (res.status === undefined || !send.success(res.status)) {
+      return { ...this.failedFrom(this.failure(REASONS.http, 'the vendor did not accept the event', res)), ...common };
     }
-    return { ...this.failedFrom(this.failure(REASONS.http, 'the vendor did not accept the event', res)), ...common };
+    const out: Result = { status: 'delivered', http_status: res.status, ...common };
+    const rb = { config, event };
+    if (send.responseId) {
+      const id = await value(send.responseId, res.json, rb).catch(() => undefined);
+      if (id !== undefined && id !== null) out.response_id = String(id);
+    }
+    if (send.keep.length) {
+      out.response = {};
+      for (const k of send.keep) out.response[k.name] = this.redactKept(await value(k.expr, res.json, rb).catch(() => undefined));
+    }
+    return out;
+  }
+
+  private redactKept(v: unknown): unknown {
+    return typeof v === 'string' ? this.redact(v) : v;
+  }
+
+  // ---- batches ----
+
+  private async enqueue(batch: CompiledBatch, event: SignalEvent, body: unknown, fields: unknown, detail: OutcomeDetail, parked: (() => void) | undefined): Promise<Result> {
+    const config = this.checked.record.config;
+    const item = batch.item ? await evaluateMapping(batch.item, body, { config, event, fields }) : body;
+    const bytes = Buffer.byteLength(JSON.stringify(item));
+    // The envelope (the body with no items) depends on the config only: measured once.
+    this.envelopeBytes ??= evaluateMapping(batch.body, undefined, { config, items: [] }).then((b) => Buffer.byteLength(JSON.stringify(b)));
+    const envelope = await this.envelopeBytes;
+    if (envelope + bytes > batch.max_bytes) {
+      return { status: 'failed', reason: 'item_too_large', message: `the event's item is ${bytes} bytes; a batch request may carry at most ${batch.max_bytes}`, retryable: false, attempts: 0 };
+    }
+    this.batcher ??= new Batcher<BatchEntry, Result>(
+      { max_items: batch.max_items, max_bytes: batch.max_bytes, max_wait_ms: batch.max_wait_ms, envelope_bytes: envelope, max_in_flight: batch.max_in_flight },
+      (entries) => this.sendBatch(batch, entries),
+    );
+    const done = this.batcher.add({ event, item, detail }, bytes);
+    detail.queued = true;
+    parked?.();
+    return done;
+  }
+
+  private async sendBatch(batch: CompiledBatch, entries: Pending<BatchEntry, Result>[]): Promise<void> {
+    const settle = (i: number, r: Result) => entries[i]!.resolve(r);
+    try {
+      const results = await this.runBatch(batch, entries.map((e) => e.item.item));
+      entries.forEach((e, i) => {
+        e.item.detail.attempts.push(...results.attempts);
+        settle(i, results.items[i]!);
+      });
+    } catch (e) {
+      const failed = this.failedFrom(e);
+      entries.forEach((_, i) => settle(i, failed));
+    }
+  }
+
+  /** Send one batch and map the answer back to one result per item, in order. */
+  private async runBatch(batch: CompiledBatch, items: unknown[]): Promise<{ items: Result[]; attempts: OutcomeDetail['attempts'] }> {
+    const config = this.checked.record.config;
+    const send = this.spec.send;
+    const body = await evaluateMapping(batch.body, undefined, { config, items });
+    const { res, auth } = await this.sendWithAuth(
+      (a) => renderRequest('send', send.request, undefined, { config, auth: a }, body),
+      this.exchangeOptions(send.rules, send.vendorError, send.success, { config }),
+    );
+    const attempts = res.attempts.map((a) => ({ ...a, stage: 'send' }));
+    const common = { attempts: res.attempts.length, batch_size: items.length, ...(res.possibly_duplicated ? { possibly_duplicated: true } : {}) };
+    if (res.status === undefined || !send.success(res.status)) {
+      const failed = { ...this.failedFrom(this.failure(REASONS.http, 'the vendor did not accept the batch', res)), ...common };
+      return { items: items.map(() => failed), attempts };
+    }
+    const rb = { config };
+    const batchId = send.responseId ? await value(send.responseId, res.json, rb).catch(() => undefined) : undefined;
+    const out: Result[] = items.map(() => ({
+      status: 'delivered',
+      http_status: res.status!,
+      ...common,
+      ...(batchId !== undefined && batchId !== null ? { response_id: String(batchId) } : {}),
+    }));
+
+    // Per-item results in the immediate answer, aligned with the items sent.
+    const r = batch.results;
+    const perItem = r?.items ? await value(r.items, res.json, rb).catch(() => undefined) : undefined;
+    if (r && Array.isArray(perItem)) {
+      for (const [i, entry] of perItem.entries()) {
+        if (i >= out.length) break;
+        const ok = r.ok ? (await value(r.ok, entry, rb).catch(() => false)) === true : true;
+        if (ok) {
+          const id = r.id ? await value(r.id, entry, rb).catch(() => undefined) : undefined;
+          if (id !== undefined && id !== null) out[i]!.response_id = String(id);
+        } else {
+          out[i] = await this.itemFailure(entry, r, common, res.status!);
+        }
+      }
+    }
+
+    // Vendors that work asynchronously: wait for processing, then read which items were rejected.
+    if (batch.poll && (!batch.poll.when || (await value(batch.poll.when, undefined, rb)) === true)) {
+      await this.poll(batch.poll, res.json, auth, out, common);
+    }
+    return { items: out, attempts };
+  }
+
+  private async itemFailure(entry: unknown, r: NonNullable<CompiledBatch['results']> | NonNullable<CompiledBatch['poll']>, common: Partial<Result>, status: number): Promise<Result> {
+    const config = this.checked.record.config;
+    const message = r.message ? await value(r.message, entry, { config }).catch(() => undefined) : undefined;
+    const code = r.code ? await value(r.code, entry, { config }).catch(() => undefined) : undefined;
+    return {
+      ...common,
+      status: 'failed',
+      reason: 'item_rejected',
+      message: this.redact(typeof message === 'string' ? message : 'the vendor rejected this item of the batch'),
+      retryable: false,
+      http_status: status,
+      ...(typeof code === 'string' || typeof code === 'number' ? { vendor_code: code } : {}),
+      ...(r.hint ? { hint: r.hint } : {}),
+      attempts: common.attempts ?? 1,
+    };
+  }
+
+  private async poll(poll: NonNullable<CompiledBatch['poll']>, response: unknown, auth: AuthResults, out: Result[], common: Partial<Result>): Promise<void> {
+    const config = this.checked.record.config;
+    const send = this.spec.send;
+    const opts = this.exchangeOptions(send.rules, send.vendorError, (s) => s >= 200 && s < 300, { config });
+    const deadline = Date.now() + poll.max_wait_ms;
+    let status: unknown;
+    for (;;) {
+      const { res } = await this.sendWithAuth((a) => renderRequest('poll.status', poll.status, undefined, { config, auth: a, response }, undefined), opts);
+      if (res.status === undefined || res.status >= 300) throw this.failure(REASONS.http, 'the batch was accepted but its status could not be read', res);
+      status = res.json;
+      if ((await value(poll.done, status, { config })) === true) break;
+      if (Date.now() + poll.interval_ms > deadline) {
+        for (const o of out) if (o.status === 'delivered') o.message = `accepted; processing not confirmed within ${poll.max_wait_ms} ms`;
+        return;
+      }
+      await sleep(poll.interval_ms);
+    }
+    void auth;
+    const { res } = await this.sendWithAuth((a) => renderRequest('poll.results', poll.results, undefined, { config, auth: a, response, status }, undefined), opts);
+    if (res.status === undefined || res.status >= 300) throw this.failure(REASONS.http, 'the batch was processed but its results could not be read', res);
+    const errors = await value(poll.errors, res.json, { config });
+    if (!Array.isArray(errors)) return;
+    for (const entry of errors) {
+      const index = await value(poll.index, entry, { config }).catch(() => undefined);
+      if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= out.length) continue;
+      out[index] = await this.itemFailure(entry, poll, common, res.status);
+    }
+  }
+
+  /** Send whatever a batching integration still holds, and wait for it (end of input, shutdown). */
+  async flush(): Promise<void> {
+    await this.batcher?.flush();
   }
 
   /** The exact requests `deliver` would send for this event, secrets and tokens redacted; sends nothing. */
@@ -367,34 +464,48 @@ export class Integration {
     const problems = eventProblems(raw);
     if (problems.length) throw new DeliveryError(REASONS.invalidEvent, problems.join('; '));
     const event = raw as SignalEvent;
-    const config: Record<string, unknown> = { ...this.checked.record.config };
+    const config: Config = { ...this.checked.record.config };
     for (const f of this.spec.secretFields) if (config[f] !== undefined) config[f] = REDACTED;
     const out: PreviewRequest[] = [];
+    const push = (w: WireRequest) => {
+      const r = this.route(w);
+      out.push({ stage: r.stage, method: r.method, url: r.url, headers: r.headers, body: r.body ?? null });
+    };
     const auth: AuthResults = {};
     for (const stage of this.spec.auth) {
       const bindings = { config, auth: { ...auth } };
       const body = stage.request.body ? await evaluateMapping(stage.request.body, undefined, bindings) : undefined;
-      const wire = this.route(await this.render(`auth.${stage.name}`, stage.request, undefined, bindings, body));
-      out.push({ stage: wire.stage, method: wire.method, url: wire.url, headers: wire.headers, body: wire.body ?? null });
+      push(await renderRequest(`auth.${stage.name}`, stage.request, undefined, bindings, body));
       auth[stage.name] = Object.fromEntries(stage.result.map((r) => [r.name, REDACTED]));
     }
     const { body, fields } = await this.buildBody(event, config);
-    const failedCheck = await this.runChecks(body, event, config, fields);
-    if (failedCheck) throw failedCheck;
-    const wire = this.route(await this.render('send', this.spec.send.request, event, this.bindings(event, fields, auth, config), body));
-    out.push({ stage: wire.stage, method: wire.method, url: wire.url, headers: wire.headers, body: wire.body ?? null });
+    const batch = this.spec.send.batch;
+    if (batch) {
+      // A batch of one: the request this event would travel in if it were alone.
+      const item = batch.item ? await evaluateMapping(batch.item, body, { config, event, fields }) : body;
+      const envelope = await evaluateMapping(batch.body, undefined, { config, items: [item] });
+      push(await renderRequest('send', this.spec.send.request, undefined, { config, auth }, envelope));
+    } else {
+      push(await renderRequest('send', this.spec.send.request, event, { config, event, fields, auth }, body));
+    }
     return out;
   }
 
-  /** Deliver many events with bounded concurrency; outcomes come back in input order. */
+  /** Deliver many events; outcomes come back in input order. A batching integration fills whole batches. */
   async deliverAll(events: readonly unknown[], opts: { concurrency?: number } = {}): Promise<Outcome[]> {
-    const concurrency = Math.max(1, opts.concurrency ?? 32);
+    const concurrency = Math.max(1, opts.concurrency ?? 32) * this.batchSize;
     const outcomes: Outcome[] = new Array<Outcome>(events.length);
     let next = 0;
+    // Once every event is either queued in a batch or already settled, nothing else is coming:
+    // send the partial batch now instead of waiting for its timer.
+    let parked = 0;
+    const onParked = () => {
+      if (++parked >= events.length) void this.flush();
+    };
     const worker = async () => {
       while (next < events.length) {
         const i = next++;
-        outcomes[i] = await this.deliver(events[i]);
+        outcomes[i] = await this.run(events[i], onParked);
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, events.length) }, worker));

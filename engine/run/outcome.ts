@@ -32,6 +32,8 @@ export interface Outcome {
   /** A retry followed a connection that broke after the request was sent: the vendor may hold it twice. */
   possibly_duplicated?: boolean;
   duration_ms: number;
+  /** Events that travelled in the same batch request (batching specs only). */
+  batch_size?: number;
   /** Line number in the input, set by callers that read events from a file. */
   line?: number;
 }
@@ -39,4 +41,6 @@ export interface Outcome {
 /** What the outcome hook receives besides the outcome: per-attempt detail for metrics. */
 export interface OutcomeDetail {
   attempts: (AttemptRecord & { stage: string })[];
+  /** The event went into a batch (batching specs). */
+  queued?: boolean;
 }

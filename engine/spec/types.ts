@@ -4,9 +4,10 @@
  * docs/spec-language.md explains it with examples.
  *
  * Expression kinds:
- * - `Expr`: a JSONata expression. Its input is the Signal event; bindings are `$config` (the record's
- *   config), `$auth` (results of earlier auth stages, by stage name), `$fields` (the preset's fields for
- *   this event), and in batch stages `$items`.
+ * - `Expr`: a JSONata expression. Its input depends on where it stands (the Signal event for request
+ *   mappings, the response body for `result`/`success`/`vendor_error`, the built body for `checks`);
+ *   bindings are `$config` (the record's config), `$event`, `$auth` (results of earlier auth stages, by
+ *   stage name), `$fields` (the preset's fields for this event), and in batches `$items` / `$response`.
  * - `Template`: literal text with `{expression}` placeholders (URLs, header values). In URLs every
  *   placeholder value is percent-encoded, so a value can never change the URL's structure.
  * - `Mapping`: an ordered object whose string leaves are `Expr`s, numbers/booleans/null are constants,
@@ -26,7 +27,8 @@ export type JsonSchema = Record<string, unknown>;
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export interface RequestSpec {
-  method: HttpMethod;
+  /** A method, or a template that renders to one (e.g. chosen by a config field). */
+  method: HttpMethod | Template;
   url: Template;
   headers?: Record<string, Template>;
   /** JSON body (default) or form-urlencoded. */
@@ -81,10 +83,50 @@ export interface CheckSpec {
   hint?: string;
 }
 
+export interface BatchResultsSpec {
+  /** Per-item results in the batch's response body, in the order of the items sent. */
+  items?: Expr;
+  /** Over one result item: true when that item was accepted (default: true). */
+  ok?: Expr;
+  id?: Expr;
+  message?: Expr;
+  code?: Expr;
+  /** Hint for the operator when an item is rejected. */
+  hint?: string;
+}
+
+export interface BatchPollSpec {
+  /** Whether to poll at all, over the config (e.g. a config switch); default true. */
+  when?: Expr;
+  /** Status request; `$response` is the accepted batch's response body. */
+  status: RequestSpec;
+  /** Over the status body: processing has finished. */
+  done: Expr;
+  interval_ms?: number;
+  max_wait_ms?: number;
+  /** Results request, made once done; `$response` as above, `$status` the last status body. */
+  results: RequestSpec;
+  /** Over the results body: the list of rejected items. */
+  errors: Expr;
+  /** Over one error entry: the 0-based index of the item it is about. */
+  index: Expr;
+  message?: Expr;
+  code?: Expr;
+  hint?: string;
+}
+
 export interface BatchSpec {
   max_items: number;
   max_bytes?: number;
   max_wait_ms?: number;
+  /** Batch requests in flight at once per integration (default 4). */
+  max_in_flight?: number;
+  /** Reshapes each event's body (`send.request.body`, the input here) into one item; default: the body as it is. */
+  item?: Mapping;
+  /** The request body; `$items` is the array of items. */
+  body: Mapping;
+  results?: BatchResultsSpec;
+  poll?: BatchPollSpec;
 }
 
 export interface SendStageSpec {
@@ -115,6 +157,8 @@ export interface PresetSpec {
 }
 
 export interface IntegrationSpec {
+  /** Another spec file (relative path) whose keys this one inherits, merged as a JSON Merge Patch. */
+  extends?: string;
   spec_version: 1;
   vendor: string;
   title: string;

@@ -1,0 +1,73 @@
+/**
+ * Building wire requests from compiled request specs. Shared by delivery and preview, so a preview is
+ * byte for byte what would be sent.
+ */
+import { DeliveryError, REASONS } from '../errors.js';
+import type { Bindings, CompiledExpr } from '../compile/expression.js';
+import type { CompiledRequest, CompiledTemplate } from '../compile/spec.js';
+import { renderTemplate, TemplateValueError } from '../compile/template.js';
+import { hostAllowed } from '../policy/hosts.js';
+import type { WireRequest } from './http.js';
+
+const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
+export async function value(expr: CompiledExpr, input: unknown, bindings: Bindings): Promise<unknown> {
+  const v = expr.evaluate(input, bindings);
+  return v instanceof Promise ? await v : v;
+}
+
+export async function renderTpl(t: CompiledTemplate, input: unknown, bindings: Bindings): Promise<string> {
+  const values: unknown[] = [];
+  for (const e of t.exprs) values.push(await value(e, input, bindings));
+  return renderTemplate(t.parts, values, t.context);
+}
+
+/** Pure: where a request goes once an endpoint override applies. */
+export function applyEndpoint(url: string, endpoint: string | undefined): { url: string; forwardedHost?: string } {
+  if (!endpoint) return { url };
+  const original = new URL(url);
+  const base = new URL(endpoint);
+  const basePath = base.pathname.replace(/\/$/, '');
+  return { url: `${base.origin}${basePath}${original.pathname}${original.search}`, forwardedHost: original.host };
+}
+
+export function encodeBody(body: unknown, encoding: 'json' | 'form'): string {
+  if (encoding === 'json') return JSON.stringify(body);
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(body as Record<string, unknown>)) {
+    if (v === undefined || v === null) continue;
+    params.append(k, typeof v === 'object' ? JSON.stringify(v) : String(v));
+  }
+  return params.toString();
+}
+
+export async function renderRequest(stage: string, req: CompiledRequest, input: unknown, bindings: Bindings, body: unknown): Promise<WireRequest> {
+  const method = typeof req.method === 'string' ? req.method : (await renderTpl(req.method, input, bindings)).toUpperCase();
+  if (!METHODS.has(method)) throw new TemplateValueError(`${stage}: method renders to '${method}', not an HTTP method`);
+  const url = await renderTpl(req.url, input, bindings);
+  const headers: Record<string, string> = {};
+  for (const h of req.headers) headers[h.name] = await renderTpl(h.value, input, bindings);
+  const wire: WireRequest = { stage, method, url, headers };
+  if (body !== undefined) {
+    wire.body = encodeBody(body, req.encoding);
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
+      headers['Content-Type'] = req.encoding === 'json' ? 'application/json' : 'application/x-www-form-urlencoded';
+    }
+  }
+  return wire;
+}
+
+/** Checked after templating and before anything is sent: an http(s) URL, no credentials, an allowed host. */
+export function checkHost(stage: string, url: string, allowed: readonly string[]): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new DeliveryError(REASONS.hostNotAllowed, `${stage}: the request URL is not a valid URL`);
+  }
+  if (parsed.username || parsed.password || !['https:', 'http:'].includes(parsed.protocol) || !hostAllowed(parsed.hostname, [...allowed])) {
+    throw new DeliveryError(REASONS.hostNotAllowed, `${stage}: host '${parsed.hostname}' is not in the spec's allowed_hosts (${allowed.join(', ')})`, {
+      hint: 'The request URL was built from the config or the event; check the values that fill the URL template.',
+    });
+  }
+}
