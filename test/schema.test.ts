@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it, expect } from 'vitest';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
+import { parseSource } from '../engine/load/source.js';
 
 // ajv is CommonJS: under NodeNext the default import is typed as the module object, so take the class
 // from `.default` when it is there (type level) and fall back to the import itself (runtime shapes vary).
@@ -27,7 +28,8 @@ function compile() {
 const validate = compile();
 
 function loadSpec(file: string): Obj {
-  return parse(readFileSync(join(specsDir, file), 'utf8')) as Obj;
+  const path = join(specsDir, file);
+  return parseSource(path, readFileSync(path, 'utf8')).source.value as Obj;
 }
 
 const specFiles = readdirSync(specsDir)
@@ -92,9 +94,27 @@ describe('integration spec JSON Schema', () => {
     expect(specFiles.length).toBeGreaterThan(0);
   });
 
+  // A spec that `extends` another is checked as the engine sees it: merged over what it extends.
   for (const file of specFiles) {
     it(`accepts specs/${file}`, () => {
-      expectValid(loadSpec(file));
+      const { source, diagnostics } = parseSource(join(specsDir, file), readFileSync(join(specsDir, file), 'utf8'));
+      expect(diagnostics).toEqual([]);
+      expectValid(source.value);
+    });
+  }
+
+  // Files that extend another, and partials, are written against the variant that requires nothing.
+  const extendsSchema = JSON.parse(readFileSync(join(root, 'schemas', 'integration-spec-extends.schema.json'), 'utf8')) as Obj;
+  const validatePartial = new Ajv2020({ strict: true, allErrors: true }).compile(extendsSchema);
+  for (const file of [...specFiles, ...readdirSync(join(specsDir, 'partials')).map((f) => join('partials', f))]) {
+    it(`specs/${file} fits the schema its header names`, () => {
+      const text = readFileSync(join(specsDir, file), 'utf8');
+      const header = /^# yaml-language-server: \$schema=(\S+)/.exec(text)?.[1];
+      expect(header).toMatch(/integration-spec(-extends)?\.schema\.json$/);
+      const check = header!.includes('-extends') ? validatePartial : validate;
+      expect(check(parse(text)), JSON.stringify(check.errors)).toBe(true);
+      // Only files that extend another (or partials) may use the relaxed schema.
+      if (header!.includes('-extends')) expect('extends' in (parse(text) as Obj) || file.startsWith('partials')).toBe(true);
     });
   }
 
@@ -112,7 +132,7 @@ describe('integration spec JSON Schema', () => {
       { when: { network: true }, action: 'retry' },
       { when: { code: [10002, 'E_BAD'], message_contains: 'invalid' }, action: 'fail', hint: 'fix it' },
     ];
-    send.batch = { max_items: 100, max_bytes: 1_000_000, max_wait_ms: 0 };
+    send.batch = { max_items: 100, max_bytes: 1_000_000, max_wait_ms: 0, body: { items: '$items' } };
     spec.allowed_hosts = ['*.example.com', 'localhost', '127.0.0.1'];
     spec.presets = { basic: { default: true, events: { 'Order Completed': { fields: { total: 'properties.total' } } } } };
     expectValid(spec);

@@ -112,6 +112,27 @@ function walk(source: Layer, path: KeyPath): { node: Node | null; key: Node | nu
 }
 
 
+/**
+ * Map an offset inside a scalar's value to the file: skip the opening quote and count each escape
+ * (`''` in single quotes, `\\x` in double quotes) as the one character it stands for. Block scalars
+ * point at their start: their folding makes a character position meaningless.
+ */
+function valueOffset(text: string, node: Node, valueOffsetInScalar: number): number {
+  const start = node.range?.[0] ?? 0;
+  const type = (node as { type?: string }).type;
+  if (type === 'PLAIN') return start + valueOffsetInScalar;
+  if (type !== 'QUOTE_SINGLE' && type !== 'QUOTE_DOUBLE') return start;
+  let i = start + 1;
+  for (let n = 0; n < valueOffsetInScalar && i < text.length; n++) {
+    if (type === 'QUOTE_SINGLE' && text[i] === "'" && text[i + 1] === "'") i += 2;
+    else if (type === 'QUOTE_DOUBLE' && text[i] === '\\') {
+      const c = text[i + 1];
+      i += c === 'x' ? 4 : c === 'u' ? 6 : c === 'U' ? 10 : 2;
+    } else i += 1;
+  }
+  return i;
+}
+
 /** A diagnostic that points at the value at `path` (or at its key, with `at: 'key'`). */
 export function diagnosticAt(
   source: SpecSource,
@@ -133,11 +154,7 @@ export function diagnosticAt(
   const { node, key } = found;
   const target = opts.at === 'key' && key ? key : node ?? key;
   let offset = target?.range?.[0] ?? 0;
-  if (opts.offset !== undefined && target && isScalar(target)) {
-    // Map an offset inside an expression to the file: skip the opening quote of a quoted scalar.
-    const quoted = target.type === 'QUOTE_DOUBLE' || target.type === 'QUOTE_SINGLE';
-    if (target.type === 'PLAIN' || quoted) offset += opts.offset + (quoted ? 1 : 0);
-  }
+  if (opts.offset !== undefined && target && isScalar(target)) offset = valueOffset(layer.text, target, opts.offset);
   const { line, col } = layer.lines.linePos(offset);
   return { file: layer.file, line, col, path: formatPath(path), message };
 }
