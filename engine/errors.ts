@@ -90,4 +90,8 @@ export const REASONS = {
   network: 'network_error',
   auth: 'auth_failed',
   interrupted: 'interrupted',
+  blankLine: 'blank_line',
+  itemRejected: 'item_rejected',
+  itemTooLarge: 'item_too_large',
+  internal: 'internal_error',
 } as const;

@@ -1,6 +1,6 @@
 /** Public API of signal-integrations. */
 export { Engine, type EngineOptions, type CreateIntegrationOptions } from './engine.js';
-export { Integration, type PreviewRequest, applyEndpoint } from './run/integration.js';
+export { Integration, type PreviewRequest, type DeliverOptions, applyEndpoint } from './run/integration.js';
 export type { Outcome, OutcomeStatus, OutcomeDetail } from './run/outcome.js';
 export type { SignalEvent } from './run/event.js';
 export type { IntegrationRecord } from './validate/record.js';
@@ -8,5 +8,6 @@ export type { CompiledSpec } from './compile/spec.js';
 export type * from './spec/types.js';
 export { checkSpecs, checkSpecFile, checkSpecText, loadSpecs } from './load/specs.js';
 export { SignalError, SpecError, RecordError, DeliveryError, REASONS, formatDiagnostic, type Diagnostic } from './errors.js';
-export { BUNDLED_SPECS_DIR } from './paths.js';
+export { BUNDLED_SPECS_DIR, packagePath } from './paths.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './policy/retry-delay.js';
+export { parseEventLine, parseJsonSafely, isBlankLine, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_DEPTH, type EventLineOptions, type EventLineResult } from './run/event-line.js';

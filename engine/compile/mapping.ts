@@ -56,20 +56,24 @@ export async function evaluateMapping(node: CompiledMapping, input: unknown, bin
   return evalNode(node, input, bindings);
 }
 
+/** Path segments that could reach an object's prototype: never written. */
+export const FORBIDDEN_SEGMENTS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
 /**
  * Apply per-field overrides (`{"ContactKey": expr, "Data.crm_id": expr}`) to a built body: an existing
  * key keeps its place, a new key is appended, and an override that yields nothing removes the key.
+ * Objects along the path are copied before they are written, because a mapping may have placed the
+ * event's own objects in the body: the caller's event is never modified.
  */
 export function setPath(body: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  if (path.some((seg) => FORBIDDEN_SEGMENTS.has(seg))) throw new MappingError(`field path '${path.join('.')}' names a prototype property`, path.join('.'));
   let cur = body;
   for (const seg of path.slice(0, -1)) {
-    let next = cur[seg];
-    if (!isPlainObject(next)) {
-      if (value === undefined) return;
-      next = Object.create(null) as Record<string, unknown>;
-      cur[seg] = next;
-    }
-    cur = next as Record<string, unknown>;
+    const existing = Object.hasOwn(cur, seg) ? cur[seg] : undefined;
+    if (!isPlainObject(existing) && value === undefined) return;
+    const copy = Object.assign(Object.create(null) as Record<string, unknown>, isPlainObject(existing) ? existing : {});
+    cur[seg] = copy;
+    cur = copy;
   }
   const last = path[path.length - 1]!;
   if (value === undefined) delete cur[last];

@@ -42,6 +42,8 @@ export interface ExchangeResult {
   attempts: AttemptRecord[];
   /** A connection broke after the request was sent and a later attempt went out: the vendor may have it twice. */
   possibly_duplicated: boolean;
+  /** The caller's signal aborted the exchange. */
+  aborted?: boolean;
   duration_ms: number;
 }
 
@@ -54,8 +56,12 @@ export interface ExchangeOptions {
   policy: RetryPolicy;
   timeouts: { connect_ms: number; response_ms: number };
   limiter?: RateLimiter;
-  /** Called at most once, when a rule says `reauth`: fresh headers for the next attempt (or throws). */
-  reauth?: () => Promise<Record<string, string>>;
+  /**
+   * Headers for a retry. A wait may outlive the token the first attempt used, so every retry takes the
+   * current one; with `reauth` (a rule said so, at most once) the tokens the failed attempt used are
+   * dropped first. Throws when the token stage fails.
+   */
+  headersForRetry?: (reauth: boolean) => Promise<Record<string, string>>;
   signal?: AbortSignal;
   now?: () => number;
 }
@@ -137,6 +143,7 @@ interface Ctx {
   attemptStart: number;
   reauthPending: boolean;
   reauthDone: boolean;
+  retrying: boolean;
   facts?: FailureFacts;
   rule?: CompiledRule;
   gave_up?: ExchangeResult['gave_up'];
@@ -148,9 +155,10 @@ interface Ctx {
 export async function exchange(client: Got, req: WireRequest, opts: ExchangeOptions): Promise<ExchangeResult> {
   const now = opts.now ?? Date.now;
   const started = now();
-  const ctx: Ctx = { attempts: [], attemptStart: started, reauthPending: false, reauthDone: false, possiblyDuplicated: false, sentAndBroke: false };
+  const ctx: Ctx = { attempts: [], attemptStart: started, reauthPending: false, reauthDone: false, retrying: false, possiblyDuplicated: false, sentAndBroke: false };
 
   const calculateDelay = async ({ attemptCount, error, retryAfter }: RetryObject): Promise<number> => {
+    if (opts.signal?.aborted) return 0;
     try {
       const response = error.response;
       let facts: FailureFacts;
@@ -175,7 +183,7 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
       ctx.rule = rule;
       if (!rule || rule.action === 'fail') return 0;
       if (rule.action === 'reauth') {
-        if (ctx.reauthDone || !opts.reauth) {
+        if (ctx.reauthDone || !opts.headersForRetry) {
           ctx.gave_up = 'reauth_once';
           return 0;
         }
@@ -221,12 +229,13 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
       hooks: {
         beforeRequest: [
           async (options) => {
-            if (ctx.reauthPending && opts.reauth) {
+            if (ctx.retrying && opts.headersForRetry) {
+              const reauth = ctx.reauthPending;
               ctx.reauthPending = false;
-              ctx.reauthDone = true;
+              if (reauth) ctx.reauthDone = true;
               let fresh: Record<string, string>;
               try {
-                fresh = await opts.reauth();
+                fresh = await opts.headersForRetry(reauth);
               } catch (e) {
                 ctx.fatal = e; // the token stage failed: its own outcome, not this request's
                 throw e;
@@ -239,6 +248,7 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
         ],
         beforeRetry: [
           (error) => {
+            ctx.retrying = true;
             finishAttempt(error.response?.statusCode, error.response ? undefined : networkCode(error));
           },
         ],
@@ -267,6 +277,9 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
   } catch (e) {
     const error = e as RequestError;
     if (ctx.fatal) throw ctx.fatal;
+    if (opts.signal?.aborted) {
+      return { attempts: ctx.attempts, possibly_duplicated: ctx.possiblyDuplicated, duration_ms: now() - started, aborted: true, facts: { message: 'aborted' } };
+    }
     const code = networkCode(error);
     finishAttempt(undefined, code);
     const facts: FailureFacts = ctx.facts ?? { message: error.message };

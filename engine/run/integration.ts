@@ -33,6 +33,11 @@ export interface PreviewRequest {
   body: string | null;
 }
 
+export interface DeliverOptions {
+  /** Abort an in-flight delivery (shutdown): it ends as failed, reason `interrupted`, and is not retried. */
+  signal?: AbortSignal;
+}
+
 export interface IntegrationDeps {
   client: Got;
   tokens: TokenCache<Record<string, unknown>>;
@@ -206,9 +211,9 @@ export class Integration {
       ...opts,
       ...(this.spec.auth.length
         ? {
-            reauth: async () => {
-              // Drop the tokens this attempt used (unless another delivery already replaced them).
-              used.forEach((entry, i) => this.deps.tokens.invalidate(this.authKeys[i]!, entry));
+            headersForRetry: async (reauth: boolean) => {
+              // Drop the tokens the failed attempt used (unless another delivery already replaced them).
+              if (reauth) used.forEach((entry, i) => this.deps.tokens.invalidate(this.authKeys[i]!, entry));
               ({ results, used } = await this.authenticate(config));
               return (await wireFor(results)).headers;
             },
@@ -253,25 +258,25 @@ export class Integration {
       return { status: 'failed', reason: REASONS.mapping, message: this.redact(`mapping failed: ${e.message}`), retryable: false, attempts: 0 };
     }
     // An engine bug must still end as an outcome, not a crash.
-    return { status: 'failed', reason: 'internal_error', message: this.redact(String((e as Error)?.message ?? e)), retryable: true, attempts: 0 };
+    return { status: 'failed', reason: REASONS.internal, message: this.redact(String((e as Error)?.message ?? e)), retryable: true, attempts: 0 };
   }
 
   // ---- public API ----
 
   /** Deliver one event: always resolves with exactly one outcome. In batch mode, when its batch is done. */
-  deliver(event: unknown): Promise<Outcome> {
-    return this.run(event, undefined);
+  deliver(event: unknown, opts: DeliverOptions = {}): Promise<Outcome> {
+    return this.run(event, undefined, opts.signal);
   }
 
   /** `parked` is called once the event is queued in a batch or settled, whichever comes first. */
-  private async run(event: unknown, parked: (() => void) | undefined): Promise<Outcome> {
+  private async run(event: unknown, parked: (() => void) | undefined, signal?: AbortSignal): Promise<Outcome> {
     const started = Date.now();
     const detail: OutcomeDetail = { attempts: [] };
     const name = eventNameOf(event);
     const base = { event_id: eventIdOf(event), integration: this.name, vendor: this.vendor, ...(name !== undefined ? { event: name } : {}) };
     let result: Result;
     try {
-      result = await this.deliverInner(event, detail, parked);
+      result = await this.deliverInner(event, detail, parked, signal);
     } catch (e) {
       result = { ...this.failedFrom(e), attempts: detail.attempts.length };
     }
@@ -281,7 +286,7 @@ export class Integration {
     return outcome;
   }
 
-  private async deliverInner(raw: unknown, detail: OutcomeDetail, parked: (() => void) | undefined): Promise<Result> {
+  private async deliverInner(raw: unknown, detail: OutcomeDetail, parked: (() => void) | undefined, signal: AbortSignal | undefined): Promise<Result> {
     const problems = eventProblems(raw);
     if (problems.length) return { status: 'failed', reason: REASONS.invalidEvent, message: problems.join('; '), retryable: false, attempts: 0 };
     const event = raw as SignalEvent;
@@ -301,8 +306,9 @@ export class Integration {
     const send = this.spec.send;
     const { res } = await this.sendWithAuth(
       (auth) => renderRequest('send', send.request, event, { config, event, fields, auth }, body),
-      this.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }),
+      { ...this.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }), ...(signal ? { signal } : {}) },
     );
+    if (res.aborted) return { status: 'failed', reason: REASONS.interrupted, message: 'delivery was interrupted', retryable: true, attempts: res.attempts.length, ...(res.attempts.length ? { possibly_duplicated: true } : {}) };
     detail.attempts.push(...res.attempts.map((a) => ({ ...a, stage: 'send' })));
     const common = { attempts: res.attempts.length, ...(res.possibly_duplicated ? { possibly_duplicated: true } : {}) };
     if (res.status === undefined || !send.success(res.status)) {
@@ -335,7 +341,7 @@ export class Integration {
     this.envelopeBytes ??= evaluateMapping(batch.body, undefined, { config, items: [] }).then((b) => Buffer.byteLength(JSON.stringify(b)));
     const envelope = await this.envelopeBytes;
     if (envelope + bytes > batch.max_bytes) {
-      return { status: 'failed', reason: 'item_too_large', message: `the event's item is ${bytes} bytes; a batch request may carry at most ${batch.max_bytes}`, retryable: false, attempts: 0 };
+      return { status: 'failed', reason: REASONS.itemTooLarge, message: `the event's item is ${bytes} bytes; a batch request may carry at most ${batch.max_bytes}`, retryable: false, attempts: 0 };
     }
     this.batcher ??= new Batcher<BatchEntry, Result>(
       { max_items: batch.max_items, max_bytes: batch.max_bytes, max_wait_ms: batch.max_wait_ms, envelope_bytes: envelope, max_in_flight: batch.max_in_flight },
@@ -415,7 +421,7 @@ export class Integration {
     return {
       ...common,
       status: 'failed',
-      reason: 'item_rejected',
+      reason: REASONS.itemRejected,
       message: this.redact(typeof message === 'string' ? message : 'the vendor rejected this item of the batch'),
       retryable: false,
       http_status: status,

@@ -41,7 +41,7 @@ export const RECORD_SCHEMA = {
     events: { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true },
     field_mappings: {
       type: 'object',
-      propertyNames: { pattern: '^[^.]+(\\.[^.]+)*$' },
+      propertyNames: { pattern: '^[^.]+(\\.[^.]+)*$', not: { pattern: '(^|\\.)(__proto__|constructor|prototype)(\\.|$)' } },
       additionalProperties: { type: ['string', 'null'] },
     },
     retry: {
@@ -68,11 +68,11 @@ const validateRecordShape = ajv.compile(RECORD_SCHEMA);
 export function describeErrors(prefix: string, errors: readonly ErrorObject[]): string[] {
   const out = new Set<string>();
   for (const e of errors) {
-    if (e.keyword === 'if') continue;
+    if (e.keyword === 'if' || (e.propertyName !== undefined && e.keyword !== 'propertyNames')) continue; // the propertyNames error says it
     const at = (prefix + e.instancePath.replace(/\//g, '.')).replace(/^\./, '') || 'record';
     if (e.keyword === 'required') out.add(`${at ? `${at}.` : ''}${(e.params as { missingProperty: string }).missingProperty}: is required`);
     else if (e.keyword === 'additionalProperties') out.add(`${at}: unknown field '${(e.params as { additionalProperty: string }).additionalProperty}'`);
-    else if (e.keyword === 'propertyNames') out.add(`${at}: a key is not a dotted path such as Data.email`);
+    else if (e.keyword === 'propertyNames') out.add(`${at}: '${String((e.params as { propertyName?: string }).propertyName ?? '')}' is not a dotted path such as Data.email (and may not name __proto__, constructor or prototype)`);
     else out.add(`${at}: ${e.message ?? 'is invalid'}`);
   }
   return [...out].map((s) => s.replace(/^record\.?/, '') || s);

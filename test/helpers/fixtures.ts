@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { startMarketingCloudEmulator, type Emulator, type EmulatorOptions } from '../../emulator/marketing-cloud.js';
 import { Engine, type EngineOptions } from '../../engine/index.js';
+import { mulberry32 } from '../../emulator/prng.js';
 
 const read = (f: string): unknown => JSON.parse(readFileSync(new URL(`../../examples/${f}`, import.meta.url), 'utf8'));
 
@@ -32,4 +33,45 @@ export async function setup(emuOpts: EmulatorOptions = {}, engineOpts: EngineOpt
       await emu.close();
     },
   };
+}
+
+/** A fresh emulator and engine (so a fresh token cache) for one test, always closed, even when the test fails. */
+export async function withSetup<T>(
+  emuOpts: EmulatorOptions,
+  engineOpts: EngineOptions,
+  fn: (ctx: Awaited<ReturnType<typeof setup>>) => Promise<T>,
+): Promise<T> {
+  const ctx = await setup(emuOpts, engineOpts);
+  try {
+    return await fn(ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
+/**
+ * A fault seed for the emulator whose first draws hit (true) or miss (false) in the given order, for a
+ * fault configuration with exactly ONE fault at `rate` (the emulator then draws one number per eligible
+ * request, from mulberry32(seed)). Lets a test say "the first send fails, the retry succeeds" without
+ * racing the engine.
+ */
+export function faultSeed(pattern: readonly boolean[], rate: number): number {
+  for (let seed = 1; seed < 1_000_000; seed++) {
+    const rng = mulberry32(seed);
+    if (pattern.every((hit) => rng() < rate === hit)) return seed;
+  }
+  throw new Error(`no seed below 1e6 gives the fault pattern ${JSON.stringify(pattern)} at rate ${rate}`);
+}
+
+/** Rejects if `p` has not settled within `ms`: keeps a hung delivery from hanging the test run. */
+export async function within<T>(ms: number, p: Promise<T>, what = 'operation'): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,0 +1,300 @@
+/**
+ * The streaming delivery loop shared by `deliver` and `demo`: read NDJSON lines (bounded read-ahead,
+ * never the whole input), turn each into exactly one outcome, deliver with bounded concurrency, and on
+ * interruption stop reading, give in-flight deliveries a short grace period, then abort the rest. Every
+ * line read ends as one outcome, so the counts always add up to the lines read.
+ */
+import type { Readable } from 'node:stream';
+import { isBlankLine, parseEventLine, REASONS, type Integration, type Outcome, type SignalEvent } from '../engine/index.js';
+import { readLines, type RawLine } from './ndjson.js';
+
+/** Reason of a skipped blank line (the engine's REASONS are about events; this one is about input). */
+export const BLANK_LINE = 'blank_line';
+
+export type LineOutcome = Outcome & { line: number };
+
+export interface LineResult {
+  outcome: LineOutcome;
+  /** The event object, when the line parsed into one. */
+  event?: unknown;
+  /** The line's text, when it did not parse into an event. */
+  raw?: string;
+}
+
+export interface PipelineOptions {
+  integration: Integration;
+  source: Readable | AsyncIterable<Buffer | Uint8Array | string>;
+  concurrency: number;
+  maxLineBytes: number;
+  /** Parsed events waiting for a free slot (default: concurrency). */
+  readAhead?: number;
+  /** Called once per line, as soon as its outcome is known (not in input order). */
+  emit: (result: LineResult) => void;
+  /** When aborted (reason: the signal's name): stop reading, let in-flight deliveries finish within `graceMs`. */
+  stop?: AbortSignal;
+  /** When aborted: stop waiting for in-flight deliveries now. */
+  hurry?: AbortSignal;
+  graceMs: number;
+  /** Called when in-flight deliveries are abandoned after the grace period (release their sockets). */
+  abortInFlight?: () => void;
+  /** Resolves when the outputs can take more; read no further until it does. */
+  writable?: () => Promise<void> | undefined;
+}
+
+export interface PipelineResult {
+  linesRead: number;
+  delivered: number;
+  skipped: number;
+  failed: number;
+  possiblyDuplicated: number;
+  /** Set when the run was stopped by `stop`. */
+  interrupted?: { by: string; queued: number; aborted: number; finishedInGrace: number };
+  /** A read error that ended the input early (the lines before it were all handled). */
+  readError?: unknown;
+}
+
+interface Item {
+  line: number;
+  /** Checked by parseEventLine: event_id and event are non-empty strings. */
+  event: SignalEvent;
+  abandoned: boolean;
+}
+
+/** Wakes the loop; a notify with nobody waiting is remembered, so a wake-up is never lost. */
+class Wake {
+  private waiters: (() => void)[] = [];
+  private pending = false;
+  wait(): Promise<void> {
+    if (this.pending) {
+      this.pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((r) => this.waiters.push(r));
+  }
+  notify(): void {
+    if (this.waiters.length === 0) {
+      this.pending = true;
+      return;
+    }
+    const w = this.waiters;
+    this.waiters = [];
+    for (const r of w) r();
+  }
+}
+
+function signalName(s: AbortSignal | undefined): string {
+  return typeof s?.reason === 'string' ? s.reason : 'an interruption';
+}
+
+export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult> {
+  const { integration } = opts;
+  const concurrency = Math.max(1, opts.concurrency);
+  const readAhead = Math.max(1, opts.readAhead ?? concurrency);
+  const result: PipelineResult = { linesRead: 0, delivered: 0, skipped: 0, failed: 0, possiblyDuplicated: 0 };
+  const wake = new Wake();
+  const queue: Item[] = [];
+  const inflight = new Set<Item>();
+  const stop = opts.stop;
+  const stopped = (): boolean => stop?.aborted === true;
+  let finishedInGrace = 0;
+
+  const local = (line: number, fields: Pick<Outcome, 'status' | 'reason' | 'message'> & Partial<Outcome>): LineOutcome => ({
+    event_id: null,
+    integration: integration.name,
+    vendor: integration.vendor,
+    attempts: 0,
+    duration_ms: 0,
+    ...fields,
+    line,
+  });
+
+  const emit = (r: LineResult): void => {
+    const o = r.outcome;
+    if (o.status === 'delivered') result.delivered++;
+    else if (o.status === 'skipped') result.skipped++;
+    else result.failed++;
+    if (o.possibly_duplicated) result.possiblyDuplicated++;
+    opts.emit(r);
+  };
+
+  const handleLine = (raw: RawLine): void => {
+    const line = ++result.linesRead;
+    if (raw.bytes === undefined) {
+      emit({
+        outcome: local(line, {
+          status: 'failed',
+          reason: REASONS.invalidEvent,
+          message: `line ${line}: line is ${raw.oversized} bytes, over the limit of ${opts.maxLineBytes} bytes (--max-line-bytes); its content was not kept`,
+          retryable: false,
+        }),
+      });
+      return;
+    }
+    if (isBlankLine(raw.bytes)) {
+      emit({ outcome: local(line, { status: 'skipped', reason: BLANK_LINE, message: `line ${line} is blank` }) });
+      return;
+    }
+    const parsed = parseEventLine(raw.bytes, { maxBytes: opts.maxLineBytes, unwrapDeadLetter: true });
+    if (!parsed.ok) {
+      emit({
+        outcome: local(line, {
+          ...(parsed.event_id !== undefined ? { event_id: parsed.event_id } : {}),
+          status: 'failed',
+          reason: REASONS.invalidEvent,
+          message: `line ${line}: ${parsed.message}`,
+          retryable: false,
+        }),
+        ...(parsed.raw !== undefined ? { raw: parsed.raw } : {}),
+      });
+      return;
+    }
+    queue.push({ line, event: parsed.event, abandoned: false });
+  };
+
+  const start = (item: Item): void => {
+    inflight.add(item);
+    integration
+      .deliver(item.event)
+      .catch((e: unknown): Outcome => ({
+        // deliver() resolves for every per-event problem; this only guards against an engine bug.
+        event_id: null,
+        status: 'failed',
+        integration: integration.name,
+        vendor: integration.vendor,
+        reason: 'internal_error',
+        message: `internal error: ${e instanceof Error ? e.name : 'unknown'}`,
+        retryable: true,
+        attempts: 0,
+        duration_ms: 0,
+      }))
+      .then((o) => {
+        if (item.abandoned) return;
+        inflight.delete(item);
+        if (stopped()) finishedInGrace++;
+        emit({ outcome: { ...o, line: item.line }, event: item.event });
+        wake.notify();
+      });
+  };
+
+  // ---- reading ----
+  const it = readLines(opts.source, opts.maxLineBytes)[Symbol.asyncIterator]();
+  let eof = false;
+  let reading = false;
+  let waitingForOutput = false;
+  const onStop = (): void => wake.notify();
+  stop?.addEventListener('abort', onStop);
+  opts.hurry?.addEventListener('abort', onStop);
+
+  const read = (): void => {
+    reading = true;
+    it.next().then(
+      (r) => {
+        reading = false;
+        if (stopped()) return; // read after the stop: not counted, the operator resumes after the last line reported
+        if (r.done) eof = true;
+        else handleLine(r.value);
+        wake.notify();
+      },
+      (e: unknown) => {
+        reading = false;
+        if (stopped()) return;
+        result.readError = e;
+        eof = true;
+        wake.notify();
+      },
+    );
+  };
+
+  let queuedInterrupted = 0;
+  let graceTimer: NodeJS.Timeout | undefined;
+  let graceOver = false;
+  try {
+    for (;;) {
+      if (stopped()) break;
+      while (inflight.size < concurrency && queue.length) start(queue.shift()!);
+      if (eof && queue.length === 0) break;
+      if (!eof && !reading && !waitingForOutput && queue.length < readAhead) {
+        const wait = opts.writable?.();
+        if (wait) {
+          waitingForOutput = true;
+          void wait.then(() => {
+            waitingForOutput = false;
+            wake.notify();
+          });
+        } else read();
+      }
+      await wake.wait();
+    }
+
+    // ---- draining ----
+    for (;;) {
+      if (stopped()) {
+        if (queue.length) {
+          const by = signalName(stop);
+          for (const item of queue.splice(0)) {
+            queuedInterrupted++;
+            emit({
+              outcome: local(item.line, {
+                event_id: item.event.event_id,
+                event: item.event.event,
+                status: 'failed',
+                reason: REASONS.interrupted,
+                message: `not sent: interrupted by ${by} before its delivery started`,
+                retryable: true,
+              }),
+              event: item.event,
+            });
+          }
+        }
+        if (!graceTimer && inflight.size) {
+          graceTimer = setTimeout(() => {
+            graceOver = true;
+            wake.notify();
+          }, opts.graceMs);
+        }
+      }
+      if (inflight.size === 0) break;
+      if (stopped() && (graceOver || opts.hurry?.aborted)) break;
+      await wake.wait();
+    }
+
+    let aborted = 0;
+    if (inflight.size) {
+      const by = signalName(stop);
+      const seconds = Math.round(opts.graceMs / 100) / 10;
+      for (const item of inflight) item.abandoned = true;
+      opts.abortInFlight?.();
+      for (const item of [...inflight]) {
+        aborted++;
+        inflight.delete(item);
+        emit({
+          outcome: local(item.line, {
+            event_id: item.event.event_id,
+            event: item.event.event,
+            status: 'failed',
+            reason: REASONS.interrupted,
+            message: `aborted: still in flight ${seconds} s after ${by}; the vendor may have received it`,
+            retryable: true,
+            possibly_duplicated: true,
+          }),
+          event: item.event,
+        });
+      }
+    }
+    if (stopped()) result.interrupted = { by: signalName(stop), queued: queuedInterrupted, aborted, finishedInGrace };
+  } finally {
+    if (graceTimer) clearTimeout(graceTimer);
+    stop?.removeEventListener('abort', onStop);
+    opts.hurry?.removeEventListener('abort', onStop);
+    if (stopped() || result.readError !== undefined) {
+      // Stop the producer: a pending read settles (and is ignored), the file or stdin is released.
+      const src = opts.source as Partial<Readable>;
+      if (typeof src.destroy === 'function') src.destroy();
+      if (reading) {
+        // Nothing else will consume this generator: let its pending step settle quietly.
+        void it.return?.(undefined).catch(() => undefined);
+      }
+    }
+  }
+  return result;
+}
