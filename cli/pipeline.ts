@@ -8,8 +8,7 @@ import type { Readable } from 'node:stream';
 import { isBlankLine, parseEventLine, REASONS, type Integration, type Outcome, type SignalEvent } from '../engine/index.js';
 import { readLines, type RawLine } from './ndjson.js';
 
-/** Reason of a skipped blank line (the engine's REASONS are about events; this one is about input). */
-export const BLANK_LINE = 'blank_line';
+export const BLANK_LINE = REASONS.blankLine;
 
 export type LineOutcome = Outcome & { line: number };
 
@@ -35,8 +34,6 @@ export interface PipelineOptions {
   /** When aborted: stop waiting for in-flight deliveries now. */
   hurry?: AbortSignal;
   graceMs: number;
-  /** Called when in-flight deliveries are abandoned after the grace period (release their sockets). */
-  abortInFlight?: () => void;
   /** Resolves when the outputs can take more; read no further until it does. */
   writable?: () => Promise<void> | undefined;
 }
@@ -88,7 +85,11 @@ function signalName(s: AbortSignal | undefined): string {
 
 export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult> {
   const { integration } = opts;
-  const concurrency = Math.max(1, opts.concurrency);
+  // A batching integration needs a batch's worth of events in flight per slot, or batches stay small.
+  const concurrency = Math.max(1, opts.concurrency) * integration.batchSize;
+  /** Aborts deliveries still in flight when the grace period after an interruption is over. */
+  const abandon = new AbortController();
+  let flushed = false;
   const readAhead = Math.max(1, opts.readAhead ?? concurrency);
   const result: PipelineResult = { linesRead: 0, delivered: 0, skipped: 0, failed: 0, possiblyDuplicated: 0 };
   const wake = new Wake();
@@ -154,14 +155,14 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const start = (item: Item): void => {
     inflight.add(item);
     integration
-      .deliver(item.event)
+      .deliver(item.event, { signal: abandon.signal })
       .catch((e: unknown): Outcome => ({
         // deliver() resolves for every per-event problem; this only guards against an engine bug.
         event_id: null,
         status: 'failed',
         integration: integration.name,
         vendor: integration.vendor,
-        reason: 'internal_error',
+        reason: REASONS.internal,
         message: `internal error: ${e instanceof Error ? e.name : 'unknown'}`,
         retryable: true,
         attempts: 0,
@@ -227,6 +228,11 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     }
 
     // ---- draining ----
+    // Nothing more is coming (end of input or a stop): a batching integration sends what it holds now.
+    if (!flushed) {
+      flushed = true;
+      void integration.flush();
+    }
     for (;;) {
       if (stopped()) {
         if (queue.length) {
@@ -263,7 +269,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       const by = signalName(stop);
       const seconds = Math.round(opts.graceMs / 100) / 10;
       for (const item of inflight) item.abandoned = true;
-      opts.abortInFlight?.();
+      abandon.abort();
       for (const item of [...inflight]) {
         aborted++;
         inflight.delete(item);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Derives integration-spec-extends.schema.json from integration-spec.schema.json: the same language
-// with nothing required, for files that `extends` another (and partials), which may leave anything
-// out. Editors use it for completion; the engine checks the merged result against the full schema.
+// with nothing required and `null` allowed for every key (JSON Merge Patch: null removes an inherited
+// key), for files that `extends` another (and partials), which may leave anything out. Editors use it for completion; the engine checks the merged result against the full schema.
 // Run `node schemas/derive-extends-schema.mjs` after editing the main schema (a test checks they agree).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -15,12 +15,20 @@ function relax(schema) {
   const out = {};
   for (const [k, v] of Object.entries(schema)) {
     if (k === 'required' && Array.isArray(v)) continue;
-    if (SCHEMA_MAPS.includes(k)) out[k] = Object.fromEntries(Object.entries(v).map(([name, s]) => [name, relax(s)]));
+    if (k === 'properties') out[k] = Object.fromEntries(Object.entries(v).map(([name, s]) => [name, nullable(relax(s))]));
+    else if (SCHEMA_MAPS.includes(k)) out[k] = Object.fromEntries(Object.entries(v).map(([name, s]) => [name, relax(s)]));
     else if (SCHEMA_LISTS.includes(k)) out[k] = v.map(relax);
     else if (SCHEMA_ONE.includes(k)) out[k] = relax(v);
     else out[k] = v;
   }
   return out;
+}
+
+/** The key may also be `null`, which removes what the file extends; the description stays on top for editors. */
+function nullable(schema) {
+  if (typeof schema !== 'object' || schema === null) return schema;
+  const { description, ...rest } = schema;
+  return { ...(description ? { description } : {}), anyOf: [rest, { type: 'null', description: 'Removes the inherited key.' }] };
 }
 
 export function deriveExtendsSchema(main) {

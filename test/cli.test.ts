@@ -454,3 +454,15 @@ describe('secrets never reach any output', () => {
     expect(all).not.toMatch(/eyJhbGciOi/); // the emulator's token prefix
   });
 });
+
+describe('deliver through a batching spec', () => {
+  it('fills whole batches from a stream: 1,000 events in 10 requests plus the token', async () => {
+    const events = write('batch.ndjson', ndjson(Array.from({ length: 1000 }, (_, i) => ev(`evt_b_${i}`))));
+    const record = writeJson('batch-record.json', { ...referenceRecord(), vendor: 'salesforce_marketing_cloud_journey_batch' });
+    const r = await cli(['deliver', '--integration', record, '--events', events, '--endpoint', emu.url, '--json']);
+    expect(r.code).toBe(0);
+    expect(summary(r.err)).toMatchObject({ read: 1000, delivered: 1000 });
+    expect(emu.requests.filter((q) => q.path === '/interaction/v1/async/events')).toHaveLength(10);
+    expect(emu.tokenRequests()).toHaveLength(1);
+  });
+});

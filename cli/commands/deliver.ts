@@ -143,7 +143,6 @@ export async function deliverStream(
     ...(p.stop ? { stop: p.stop } : {}),
     ...(p.hurry ? { hurry: p.hurry } : {}),
     graceMs: p.graceMs,
-    abortInFlight: () => p.engine.close(),
     writable: () => {
       const waits = [drained(io.stdout)];
       if (p.deadLetter?.stream.writableNeedDrain) waits.push(new Promise((r) => p.deadLetter!.stream.once('drain', r)));

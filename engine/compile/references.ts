@@ -22,6 +22,8 @@ export interface ReferenceScope {
   configFields: ReadonlySet<string>;
   /** Auth stages visible here, each with its outputs (checked after `$auth.`). */
   authStages: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Nothing is the input here (auth requests, batch envelopes): a bare `name` would always be empty. */
+  noInput?: boolean;
 }
 
 export interface ReferenceProblem {
@@ -65,6 +67,15 @@ export function checkReferences(ast: AstNode, scope: ReferenceScope): ReferenceP
   collect(ast as Node);
 
   const problems: ReferenceProblem[] = [];
+  const root = ast as Node;
+  const head = root.type === 'path' && Array.isArray(root.steps) ? (root.steps as Node[])[0] : undefined;
+  if (scope.noInput && head?.type === 'name') {
+    const name = String(head.value);
+    problems.push({
+      message: `'${name}' reads the input, but nothing is the input here: write $config.${name} (or another variable), or "${name}" for a constant string`,
+      position: start(head, name.length),
+    });
+  }
   for (const n of all) {
     if (n.type === 'variable') {
       const name = String(n.value);

@@ -168,7 +168,8 @@ export function statusMatcher(match: StatusMatch | StatusMatch[]): (status: numb
 }
 
 export function configValidatorFor(schema: JsonSchema): ValidateFunction {
-  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
+  // useDefaults: a config field's `default` is what the record gets when it leaves the field out.
+  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true });
   addFormats(ajv);
   ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
   return ajv.compile(schema);
@@ -265,8 +266,14 @@ class Compiler {
     return out;
   }
 
-  rules(path: KeyPath, rules: ErrorRule[] | undefined): CompiledRule[] {
+  rules(path: KeyPath, rules: ErrorRule[] | undefined, opts: { reauth: boolean } = { reauth: true }): CompiledRule[] {
     return (rules ?? []).map((r, i) => {
+      // Rules that could never match are mistakes: say so instead of silently ignoring them.
+      if (r.when.network !== undefined && (r.when.status !== undefined || r.when.code !== undefined)) {
+        this.problem([...path, i, 'when'], 'a rule matches either a network error or a vendor answer (status, code), not both: split it in two');
+      }
+      if (r.when.network === false) this.problem([...path, i, 'when', 'network'], 'network: false matches nothing; leave it out');
+      if (r.action === 'reauth' && !opts.reauth) this.problem([...path, i, 'action'], 'reauth is for requests made with a token; an auth stage cannot re-authenticate itself');
       const rule: CompiledRule = { action: r.action, origin: `${path.join('.')}[${i}]` };
       if (r.when.status !== undefined) rule.status = statusMatcher(r.when.status);
       if (r.when.code !== undefined) rule.codes = new Set((Array.isArray(r.when.code) ? r.when.code : [r.when.code]).map(String));
@@ -328,7 +335,7 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
     if (names.has(stage.name)) c.problem([...path, 'name'], `auth stage name '${stage.name}' is used twice`);
     names.add(stage.name);
     // Auth requests see config and earlier stages only: their result is cached per config, never per event.
-    const reqScope: ReferenceScope = { variables: new Set(['config', 'auth']), configFields, authStages: new Map(visible) };
+    const reqScope: ReferenceScope = { variables: new Set(['config', 'auth']), configFields, authStages: new Map(visible), noInput: true };
     const responseScope: ReferenceScope = { variables: new Set(['config']), configFields, authStages: new Map() };
     const request = c.request([...path, 'request'], stage.request, reqScope);
     const result = Object.entries(stage.result).map(([n, src]) => ({ name: n, expr: c.expr([...path, 'result', n], src, responseScope) }));
@@ -336,7 +343,7 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
     stage.cache_key.forEach((k, j) => {
       if (!configFields.has(k)) c.problem([...path, 'cache_key', j], `cache_key names '${k}', which is not a config field`);
     });
-    const rules = c.rules([...path, 'errors'], stage.errors);
+    const rules = c.rules([...path, 'errors'], stage.errors, { reauth: false });
     const vendorError = c.vendorError([...path, 'vendor_error'], stage.vendor_error, responseScope);
     visible.set(stage.name, new Set(Object.keys(stage.result)));
     if (request && result.every((r) => r.expr)) {
@@ -355,10 +362,10 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
   });
 
   const send = spec.send;
-  const scope = (variables: string[], auth = false): ReferenceScope => ({ variables: new Set(variables), configFields, authStages: auth ? visible : new Map() });
+  const scope = (variables: string[], auth = false, noInput = false): ReferenceScope => ({ variables: new Set(variables), configFields, authStages: auth ? visible : new Map(), ...(noInput ? { noInput } : {}) });
   const batched = send.batch !== undefined;
   // A batch request is made for many events at once, so its URL and headers cannot depend on one of them.
-  const sendScope = batched ? scope(['config', 'auth'], true) : scope(['config', 'auth', 'event', 'fields'], true);
+  const sendScope = batched ? scope(['config', 'auth'], true, true) : scope(['config', 'auth', 'event', 'fields'], true);
   const bodyScope = scope(['config', 'event', 'fields']);
   const responseScope = batched ? scope(['config']) : scope(['config', 'event']);
   const request = c.request(['send', 'request'], send.request, sendScope, bodyScope);
@@ -367,7 +374,7 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
     const b = send.batch;
     const bp = ['send', 'batch'];
     const itemMapping = b.item ? c.mapping([...bp, 'item'], b.item, bodyScope) : undefined;
-    const envelope = c.mapping([...bp, 'body'], b.body, scope(['config', 'items']));
+    const envelope = c.mapping([...bp, 'body'], b.body, scope(['config', 'items'], false, true));
     const r = b.results;
     const opt = (path: KeyPath, src: string | undefined, sc: ReferenceScope) => (src === undefined ? undefined : c.expr(path, src, sc));
     const results = r && {
@@ -382,14 +389,15 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
     if (b.poll) {
       const p = b.poll;
       const pp = [...bp, 'poll'];
-      const status = c.request([...pp, 'status'], p.status, scope(['config', 'auth', 'response'], true));
-      const results2 = c.request([...pp, 'results'], p.results, scope(['config', 'auth', 'response', 'status'], true));
+      for (const k of ['status', 'results'] as const) if (p[k].body !== undefined) c.problem([...pp, k, 'body'], 'poll requests are sent without a body');
+      const status = c.request([...pp, 'status'], p.status, scope(['config', 'auth', 'response'], true, true));
+      const results2 = c.request([...pp, 'results'], p.results, scope(['config', 'auth', 'response', 'status'], true, true));
       const done = c.expr([...pp, 'done'], p.done, scope(['config']));
       const errors = c.expr([...pp, 'errors'], p.errors, scope(['config']));
       const index = c.expr([...pp, 'index'], p.index, scope(['config']));
       if (status && results2 && done && errors && index) {
         poll = {
-          ...(p.when ? { when: opt([...pp, 'when'], p.when, scope(['config']))! } : {}),
+          ...(p.when ? { when: opt([...pp, 'when'], p.when, scope(['config'], false, true))! } : {}),
           status,
           done,
           interval_ms: p.interval_ms ?? 1_000,

@@ -53,7 +53,7 @@ export function parseSource(file: string, text: string, seen: readonly string[] 
   const diagnostics: Diagnostic[] = [];
   for (const err of [...doc.errors, ...doc.warnings]) {
     const pos = err.linePos?.[0] ?? { line: 1, col: 1 };
-    diagnostics.push({ file, line: pos.line, col: pos.col, path: '', message: `YAML: ${err.message.split('\n')[0]}` });
+    diagnostics.push({ file, line: pos.line, col: pos.col, path: '', message: `YAML: ${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}` });
   }
   let value: unknown = doc.errors.length ? undefined : doc.toJS({ maxAliasCount: 100 });
   const source: SpecSource = { file, text, doc, lines, value, parents: [] };

@@ -61,9 +61,16 @@ export async function checkSpecs(paths: readonly string[]): Promise<LoadResult> 
       diagnostics.push({ file: p, line: 1, col: 1, path: '', message: `cannot read: ${(e as Error).message}` });
     }
   }
+  const seen = new Set<string>();
   for (const file of files) {
     const r = await checkSpecFile(file);
-    diagnostics.push(...r.diagnostics);
+    // A problem in a shared partial would otherwise be reported once per spec that extends it (its
+    // wording may differ slightly per spec, e.g. the list of declared fields): one report per place.
+    for (const d of r.diagnostics) {
+      const key = `${d.file}:${d.line}:${d.col}:${d.path}`;
+      if (!seen.has(key)) diagnostics.push(d);
+      seen.add(key);
+    }
     if (!r.spec) continue;
     const other = specs.get(r.spec.vendor);
     if (other) {

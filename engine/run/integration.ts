@@ -102,8 +102,10 @@ export class Integration {
     const secrets = [...this.spec.secretFields].sort().map((f) => [f, config[f] ?? null]);
     const digest = createHash('sha256').update(JSON.stringify(secrets)).digest('base64url');
     let parent = '';
-    return this.spec.auth.map((stage) => {
-      const key = JSON.stringify([this.vendor, stage.name, this.deps.endpoint ?? '', stage.cacheKey.map((k) => config[k] ?? null), digest, parent]);
+    return this.spec.auth.map((stage, i) => {
+      // The stage's own definition, not the vendor: specs sharing an auth stage (via extends) share its tokens.
+      const definition = JSON.stringify(this.spec.spec.auth?.[i] ?? stage.name);
+      const key = JSON.stringify([definition, this.deps.endpoint ?? '', stage.cacheKey.map((k) => config[k] ?? null), digest, parent]);
       parent = key;
       return key;
     });
@@ -409,7 +411,13 @@ export class Integration {
 
     // Vendors that work asynchronously: wait for processing, then read which items were rejected.
     if (batch.poll && (!batch.poll.when || (await value(batch.poll.when, undefined, rb)) === true)) {
-      await this.poll(batch.poll, res.json, auth, out, common);
+      try {
+        await this.poll(batch.poll, res.json, auth, out, common);
+      } catch (e) {
+        // The vendor accepted the batch: failing its events now would invite a retry that writes them twice.
+        const why = e instanceof Error ? this.redact(e.message) : 'unknown error';
+        for (const o of out) if (o.status === 'delivered') o.message = `accepted, but its processing results could not be read: ${why}`;
+      }
     }
     return { items: out, attempts };
   }

@@ -78,6 +78,10 @@ export function describeErrors(prefix: string, errors: readonly ErrorObject[]): 
   return [...out].map((s) => s.replace(/^record\.?/, '') || s);
 }
 
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 export interface CheckedRecord {
   record: IntegrationRecord;
   spec: CompiledSpec;
@@ -95,13 +99,15 @@ export function checkRecord(input: unknown, specs: ReadonlyMap<string, CompiledS
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new RecordError(subject, ['an integration record must be a JSON object']);
   const problems: string[] = [];
   if (!validateRecordShape(input)) problems.push(...describeErrors('', validateRecordShape.errors ?? []));
-  const record = input as IntegrationRecord;
+  // The config is validated on a copy, so the schema's `default`s fill it without touching the caller's record.
+  const original = input as IntegrationRecord;
+  const record: IntegrationRecord = isObject(original.config) ? { ...original, config: structuredClone(original.config) } : original;
   const spec = typeof record.vendor === 'string' ? specs.get(record.vendor) : undefined;
   if (typeof record.vendor === 'string' && !spec) problems.push(`vendor: no spec for '${record.vendor}' (available: ${[...specs.keys()].join(', ') || 'none'})`);
   let preset: CheckedRecord['presetEvents'];
   const overrides: CheckedRecord['overrides'] = [];
   if (spec) {
-    if (record.config && typeof record.config === 'object' && !Array.isArray(record.config) && !spec.validateConfig(record.config)) {
+    if (isObject(record.config) && !spec.validateConfig(record.config)) {
       problems.push(...describeErrors('config', spec.validateConfig.errors ?? []));
     }
     const presetName = typeof record.preset === 'string' ? record.preset : spec.defaultPreset;

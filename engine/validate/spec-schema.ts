@@ -48,7 +48,10 @@ export function schemaDiagnostics(source: SpecSource, errors: ErrorObject[]): Di
       const missing = String((e.params as { missingProperty: string }).missingProperty);
       d = diagnosticAt(source, path, `missing required key '${missing}'`, { at: 'key' });
     } else if (e.keyword === 'anyOf' || e.keyword === 'oneOf') {
-      d = diagnosticAt(source, path, `${e.message ?? 'is invalid'}: see the schema description of this key`);
+      // Name what would fit: the allowed values of an enum branch, if a branch has one.
+      const allowed = errors.find((b) => b.instancePath === e.instancePath && b.keyword === 'enum' && b.schemaPath.startsWith(e.schemaPath.replace(/\/(anyOf|oneOf)$/, '')));
+      const detail = allowed ? `must be one of ${(allowed.params as { allowedValues: unknown[] }).allowedValues.join(', ')}, or what the schema description of this key says` : `${e.message ?? 'is invalid'}: see the schema description of this key`;
+      d = diagnosticAt(source, path, detail);
     } else {
       const detail = e.keyword === 'enum' ? ` (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : '';
       d = diagnosticAt(source, path, `${e.message ?? 'is invalid'}${detail}`);
