@@ -118,6 +118,21 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     opts.emit(r);
   };
 
+  /** An event read but not delivered because of a stop: failed, retryable, dead-lettered by the caller. */
+  const interrupted = (item: Item, message: string, maybeSent: boolean): void =>
+    emit({
+      outcome: local(item.line, {
+        event_id: item.event.event_id,
+        event: item.event.event,
+        status: 'failed',
+        reason: REASONS.interrupted,
+        message,
+        retryable: true,
+        ...(maybeSent ? { possibly_duplicated: true } : {}),
+      }),
+      event: item.event,
+    });
+
   const handleLine = (raw: RawLine): void => {
     const line = ++result.linesRead;
     if (raw.bytes === undefined) {
@@ -239,17 +254,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
           const by = signalName(stop);
           for (const item of queue.splice(0)) {
             queuedInterrupted++;
-            emit({
-              outcome: local(item.line, {
-                event_id: item.event.event_id,
-                event: item.event.event,
-                status: 'failed',
-                reason: REASONS.interrupted,
-                message: `not sent: interrupted by ${by} before its delivery started`,
-                retryable: true,
-              }),
-              event: item.event,
-            });
+            interrupted(item, `not sent: interrupted by ${by} before its delivery started`, false);
           }
         }
         if (!graceTimer && inflight.size) {
@@ -273,18 +278,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       for (const item of [...inflight]) {
         aborted++;
         inflight.delete(item);
-        emit({
-          outcome: local(item.line, {
-            event_id: item.event.event_id,
-            event: item.event.event,
-            status: 'failed',
-            reason: REASONS.interrupted,
-            message: `aborted: still in flight ${seconds} s after ${by}; the vendor may have received it`,
-            retryable: true,
-            possibly_duplicated: true,
-          }),
-          event: item.event,
-        });
+        interrupted(item, `aborted: still in flight ${seconds} s after ${by}; the vendor may have received it`, true);
       }
     }
     if (stopped()) result.interrupted = { by: signalName(stop), queued: queuedInterrupted, aborted, finishedInGrace };

@@ -144,4 +144,16 @@ describe('inherited behaviour at run time', () => {
       local.close();
     }
   });
+
+  it('gives every spec the default rules and their hints: an unreachable vendor is a retryable network_error', async () => {
+    const local = await Engine.load({ endpoint: 'http://127.0.0.1:1' });
+    try {
+      const outcome = await local.createIntegration({ ...referenceRecord(), retry: { max_attempts: 2 } }).deliver(event());
+      expect(outcome).toMatchObject({ status: 'failed', reason: 'network_error', retryable: true });
+      expect(outcome.message).toMatch(/ECONNREFUSED.*gave up: max attempts after 2 attempt/);
+      expect(outcome.hint).toMatch(/could not be reached/);
+    } finally {
+      local.close();
+    }
+  });
 });
