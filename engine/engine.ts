@@ -52,6 +52,8 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
   private readonly client: Got;
   private readonly closeClient: () => void;
   private readonly options: EngineOptions;
+  /** Every integration created, so a shutdown can send what batching ones still hold. */
+  private readonly integrations = new Set<Integration>();
 
   private constructor(specs: Map<string, CompiledSpec>, options: EngineOptions) {
     super();
@@ -75,7 +77,7 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
     const checked = checkRecord(record, this.specs);
     const endpoint = opts.endpoint ?? this.options.endpoint;
     if (endpoint) validateEndpoint(endpoint);
-    return new Integration(checked, {
+    const integration = new Integration(checked, {
       client: this.client,
       tokens: this.tokens,
       ...(endpoint ? { endpoint } : {}),
@@ -85,6 +87,19 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
         this.emit('outcome', outcome, detail);
       },
     });
+    if (checked.spec.send.batch) this.integrations.add(integration);
+    return integration;
+  }
+
+  /** Send every partial batch now and wait for all batches in flight (end of input). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.integrations].map((i) => i.flush()));
+  }
+
+  /** Graceful stop: flush what batching integrations hold, then release the sockets. */
+  async shutdown(): Promise<void> {
+    await this.flush();
+    this.close();
   }
 
   /** Release sockets. Deliveries in flight fail with a network error. */

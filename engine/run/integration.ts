@@ -468,6 +468,11 @@ export class Integration {
     }
   }
 
+  /** Events waiting in batches not yet sent (batching specs), for metrics and shutdown. */
+  get pending(): number {
+    return this.batcher?.pending ?? 0;
+  }
+
   /** Send whatever a batching integration still holds, and wait for it (end of input, shutdown). */
   async flush(): Promise<void> {
     await this.batcher?.flush();
