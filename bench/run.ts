@@ -5,7 +5,8 @@
  * 1. mapping   — building the journey body for many events: the engine's compiled mappings (plain
  *                paths bypass JSONata) vs evaluating every leaf with JSONata.
  * 2. delivery  — the engine delivering events (mapping, checks, token cache, rules, retries wired in)
- *                vs raw got POSTs of precomputed bodies at the same concurrency: the engine's overhead.
+ *                vs raw got POSTs of precomputed bodies with the same timeouts and concurrency: the
+ *                engine's own overhead. The emulator shares the process, so both include its cost.
  * 3. batching  — the batched journey spec vs the single-event spec for the same events.
  */
 import { readFileSync } from 'node:fs';
@@ -88,7 +89,13 @@ try {
   const wire = previews.at(-1)!;
   const token = (emu.requests.find((r) => r.path === '/v2/token' && r.status === 200)?.response_body ?? '{}');
   const accessToken = (JSON.parse(token) as { access_token?: string }).access_token ?? '';
-  const client = got.extend({ retry: { limit: 0 }, throwHttpErrors: false, agent: { http: new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 128 }) } });
+  // The same transport settings the engine must use (keep-alive, the spec's timeouts), none of its work.
+  const client = got.extend({
+    retry: { limit: 0 },
+    throwHttpErrors: false,
+    timeout: { connect: spec.timeouts.connect_ms, response: spec.timeouts.response_ms, request: spec.timeouts.connect_ms + spec.timeouts.response_ms },
+    agent: { http: new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 128 }) },
+  });
   const rawSend = await best(async () => {
     let next = 0;
     await Promise.all(

@@ -26,30 +26,48 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-async function evalNode(node: CompiledMapping, input: unknown, bindings: Bindings): Promise<unknown> {
+/**
+ * Evaluation stays synchronous while every leaf answers synchronously (constants and plain paths, the
+ * common case) and only turns into a promise chain from the first leaf that needs JSONata: most bodies
+ * are built without allocating a promise per key.
+ */
+function evalNode(node: CompiledMapping, input: unknown, bindings: Bindings): unknown {
   switch (node.kind) {
     case 'const':
       return node.value;
-    case 'expr': {
-      const v = node.expr.evaluate(input, bindings);
-      return v instanceof Promise ? await v : v;
-    }
-    case 'object': {
+    case 'expr':
+      return node.expr.evaluate(input, bindings);
+    case 'object':
       // A null-prototype object: mapped keys such as `__proto__` stay plain data.
-      const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-      for (const { key, spread, node: child } of node.entries) {
-        const v = await evalNode(child, input, bindings);
-        if (v === undefined) continue;
-        if (spread) {
-          if (!isPlainObject(v)) throw new MappingError(`"${SPREAD_KEY}" must yield an object, got ${Array.isArray(v) ? 'an array' : typeof v}`, key);
-          for (const [k, sv] of Object.entries(v)) if (sv !== undefined) out[k] = sv;
-        } else {
-          out[key] = v;
-        }
-      }
-      return out;
-    }
+      return evalEntries(node.entries, 0, Object.create(null) as Record<string, unknown>, input, bindings);
   }
+}
+
+type Entries = Extract<CompiledMapping, { kind: 'object' }>['entries'];
+
+function put(out: Record<string, unknown>, entry: Entries[number], v: unknown): void {
+  if (v === undefined) return;
+  if (!entry.spread) {
+    out[entry.key] = v;
+    return;
+  }
+  if (!isPlainObject(v)) throw new MappingError(`"${SPREAD_KEY}" must yield an object, got ${Array.isArray(v) ? 'an array' : typeof v}`, entry.key);
+  for (const [k, sv] of Object.entries(v)) if (sv !== undefined) out[k] = sv;
+}
+
+function evalEntries(entries: Entries, from: number, out: Record<string, unknown>, input: unknown, bindings: Bindings): unknown {
+  for (let i = from; i < entries.length; i++) {
+    const entry = entries[i]!;
+    const v = evalNode(entry.node, input, bindings);
+    if (v instanceof Promise) {
+      return v.then((r: unknown) => {
+        put(out, entry, r);
+        return evalEntries(entries, i + 1, out, input, bindings);
+      });
+    }
+    put(out, entry, v);
+  }
+  return out;
 }
 
 export async function evaluateMapping(node: CompiledMapping, input: unknown, bindings: Bindings): Promise<unknown> {

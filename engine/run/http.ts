@@ -54,7 +54,6 @@ export interface ExchangeOptions {
   /** Bindings for the vendor_error expressions. */
   bindings: Bindings;
   policy: RetryPolicy;
-  timeouts: { connect_ms: number; response_ms: number };
   limiter?: RateLimiter;
   /**
    * Headers for a retry. A wait may outlive the token the first attempt used, so every retry takes the
@@ -71,6 +70,15 @@ const NETWORK_CODES = new Set([
   'ECONNABORTED', 'EADDRINUSE', 'ENETDOWN', 'EHOSTDOWN', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET',
 ]);
 
+/** Per-exchange state travels in got's `context`, so the hooks and retry options below stay static. */
+const STATE = 'signalExchange';
+const stateOf = (context: Record<string, unknown> | undefined): State | undefined => context?.[STATE] as State | undefined;
+
+/** A client with an integration's timeouts: set once, not merged into every request's options. */
+export function withTimeouts(client: Got, t: { connect_ms: number; response_ms: number }): Got {
+  return client.extend({ timeout: { connect: t.connect_ms, response: t.response_ms, request: t.connect_ms + t.response_ms } });
+}
+
 export function createHttpClient(opts: { maxSockets?: number } = {}): { client: Got; close: () => void } {
   const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 128, maxFreeSockets: 32 };
   const agent = { http: new http.Agent(agentOpts), https: new https.Agent(agentOpts) };
@@ -81,6 +89,28 @@ export function createHttpClient(opts: { maxSockets?: number } = {}): { client: 
     responseType: 'text',
     decompress: true,
     http2: false,
+    retry: {
+      limit: Number.MAX_SAFE_INTEGER, // the spec's rules and the retry policy decide, in calculateDelay
+      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'],
+      statusCodes: [],
+      errorCodes: [...NETWORK_CODES],
+      calculateDelay: (retry) => {
+        const state = stateOf(retry.error.options?.context);
+        return state ? state.calculateDelay(retry) : 0;
+      },
+    },
+    hooks: {
+      beforeRequest: [
+        async (options) => {
+          await stateOf(options.context)?.beforeAttempt(options.headers);
+        },
+      ],
+      beforeRetry: [
+        (error) => {
+          stateOf(error.options?.context)?.attemptFailed(error);
+        },
+      ],
+    },
   });
   return {
     client,
@@ -152,6 +182,12 @@ interface Ctx {
   fatal?: unknown;
 }
 
+interface State {
+  calculateDelay(retry: RetryObject): Promise<number>;
+  beforeAttempt(headers: Record<string, string | string[] | undefined>): Promise<void>;
+  attemptFailed(error: RequestError): void;
+}
+
 export async function exchange(client: Got, req: WireRequest, opts: ExchangeOptions): Promise<ExchangeResult> {
   const now = opts.now ?? Date.now;
   const started = now();
@@ -212,47 +248,38 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
     ctx.attempts.push(rec);
   };
 
+  const state: State = {
+    calculateDelay,
+    beforeAttempt: async (headers) => {
+      if (ctx.retrying && opts.headersForRetry) {
+        const reauth = ctx.reauthPending;
+        ctx.reauthPending = false;
+        if (reauth) ctx.reauthDone = true;
+        let fresh: Record<string, string>;
+        try {
+          fresh = await opts.headersForRetry(reauth);
+        } catch (e) {
+          ctx.fatal = e; // the token stage failed: its own outcome, not this request's
+          throw e;
+        }
+        for (const [k, v] of Object.entries(fresh)) headers[k.toLowerCase()] = v;
+      }
+      if (opts.limiter) await opts.limiter.acquire(opts.signal);
+      ctx.attemptStart = now();
+    },
+    attemptFailed: (error) => {
+      ctx.retrying = true;
+      finishAttempt(error.response?.statusCode, error.response ? undefined : networkCode(error));
+    },
+  };
+
   try {
     const response = await client(req.url, {
       method: req.method as 'POST',
       headers: req.headers,
       ...(req.body !== undefined ? { body: req.body } : {}),
-      timeout: { connect: opts.timeouts.connect_ms, response: opts.timeouts.response_ms, request: opts.timeouts.response_ms + opts.timeouts.connect_ms },
       ...(opts.signal ? { signal: opts.signal } : {}),
-      retry: {
-        limit: Math.max(0, opts.policy.max_attempts - 1) + 1, // +1 leaves room for the one re-authentication
-        methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'],
-        statusCodes: [],
-        errorCodes: [...NETWORK_CODES],
-        calculateDelay,
-      },
-      hooks: {
-        beforeRequest: [
-          async (options) => {
-            if (ctx.retrying && opts.headersForRetry) {
-              const reauth = ctx.reauthPending;
-              ctx.reauthPending = false;
-              if (reauth) ctx.reauthDone = true;
-              let fresh: Record<string, string>;
-              try {
-                fresh = await opts.headersForRetry(reauth);
-              } catch (e) {
-                ctx.fatal = e; // the token stage failed: its own outcome, not this request's
-                throw e;
-              }
-              for (const [k, v] of Object.entries(fresh)) options.headers[k.toLowerCase()] = v;
-            }
-            if (opts.limiter) await opts.limiter.acquire(opts.signal);
-            ctx.attemptStart = now();
-          },
-        ],
-        beforeRetry: [
-          (error) => {
-            ctx.retrying = true;
-            finishAttempt(error.response?.statusCode, error.response ? undefined : networkCode(error));
-          },
-        ],
-      },
+      context: { [STATE]: state },
     });
     finishAttempt(response.statusCode, undefined);
     const ok = opts.success(response.statusCode);

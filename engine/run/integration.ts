@@ -17,7 +17,7 @@ import { REDACTED, redactor } from '../policy/redact.js';
 import type { CheckedRecord } from '../validate/record.js';
 import { Batcher, type Pending } from './batcher.js';
 import { eventIdOf, eventNameOf, eventProblems, type SignalEvent } from './event.js';
-import { exchange, type ExchangeResult, type WireRequest } from './http.js';
+import { exchange, withTimeouts, type ExchangeResult, type WireRequest } from './http.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
 import { applyEndpoint, checkHost, renderRequest, renderTpl, value } from './requests.js';
 import type { CachedToken, TokenCache } from './token-cache.js';
@@ -70,7 +70,8 @@ export class Integration {
   private readonly authKeys: string[];
   private readonly secretValues = new Set<string>();
   private redact: (text: string) => string;
-  private readonly timeouts: { connect_ms: number; response_ms: number };
+  /** The engine's client with this integration's timeouts on every request. */
+  private readonly client: Got;
   private batcher: Batcher<BatchEntry, Result> | undefined;
   private envelopeBytes: Promise<number> | undefined;
 
@@ -82,7 +83,7 @@ export class Integration {
     this.vendor = checked.spec.vendor;
     const rpm = checked.record.rate_limit?.requests_per_minute;
     this.limiter = rpm ? new RateLimiter(rpm) : undefined;
-    this.timeouts = { ...checked.spec.timeouts, ...deps.timeouts };
+    this.client = withTimeouts(deps.client, { ...checked.spec.timeouts, ...deps.timeouts });
     for (const f of checked.spec.secretFields) {
       const v = checked.record.config[f];
       if (typeof v === 'string' || typeof v === 'number') this.secretValues.add(String(v));
@@ -136,7 +137,6 @@ export class Integration {
       success,
       bindings,
       policy: this.checked.retry,
-      timeouts: this.timeouts,
       ...(this.limiter ? { limiter: this.limiter } : {}),
     };
   }
@@ -168,7 +168,7 @@ export class Integration {
     const body = stage.request.body ? await evaluateMapping(stage.request.body, undefined, bindings) : undefined;
     const wire = await renderRequest(`auth.${stage.name}`, stage.request, undefined, bindings, body);
     checkHost(wire.stage, wire.url, this.spec.allowedHosts);
-    const res = await exchange(this.deps.client, this.route(wire), this.exchangeOptions(stage.rules, stage.vendorError, stage.success, { config }));
+    const res = await exchange(this.client, this.route(wire), this.exchangeOptions(stage.rules, stage.vendorError, stage.success, { config }));
     if (res.status === undefined || !stage.success(res.status)) throw this.failure(REASONS.auth, `auth stage '${stage.name}' failed`, res);
     const out: Record<string, unknown> = {};
     for (const r of stage.result) {
@@ -209,7 +209,7 @@ export class Integration {
     let { results, used } = await this.authenticate(config);
     const wire = await wireFor(results);
     checkHost(wire.stage, wire.url, this.spec.allowedHosts);
-    const res = await exchange(this.deps.client, this.route(wire), {
+    const res = await exchange(this.client, this.route(wire), {
       ...opts,
       ...(this.spec.auth.length
         ? {
