@@ -60,6 +60,17 @@ send:
     ]);
   });
 
+  it('reports expression problems along with schema problems, not only the first kind', () => {
+    const m = messages(
+      minimal(`send:
+  request:
+    method: FETCH
+    url: https://api.example.com/{$config.nope}
+`),
+    );
+    expect(m).toEqual([expect.stringMatching(/^9:13 must be one of GET, POST/), expect.stringMatching(/^10:43 \$config.nope is not a config field/)]);
+  });
+
   it('refuses a body on a poll request', () => {
     const m = messages(
       minimal(`send:

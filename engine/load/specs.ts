@@ -17,8 +17,17 @@ export interface LoadResult {
 function checkSource(source: SpecSource, parseDiagnostics: Diagnostic[]): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
   if (parseDiagnostics.length) return { diagnostics: parseDiagnostics };
   const shape = validateSpecShape(source);
-  if (shape.length) return { diagnostics: shape };
-  return compileSpec(source);
+  if (!shape.length) return compileSpec(source);
+  // The shape is wrong somewhere, but the expressions elsewhere may be wrong too: report those as well,
+  // as far as the compiler gets on a shape it cannot trust (it may stop early; the schema errors stand).
+  let more: Diagnostic[] = [];
+  try {
+    more = compileSpec(source).diagnostics;
+  } catch {
+    more = [];
+  }
+  const at = new Set(shape.map((d) => `${d.line}:${d.col}`));
+  return { diagnostics: [...shape, ...more.filter((d) => !at.has(`${d.line}:${d.col}`))].sort((a, b) => a.line - b.line || a.col - b.col) };
 }
 
 /** Check one spec given as text (editors, tests). */
