@@ -68,7 +68,9 @@ export class Integration {
   private readonly deps: IntegrationDeps;
   private readonly limiter: RateLimiter | undefined;
   private readonly authKeys: string[];
-  private readonly secretValues = new Set<string>();
+  /** Secret config values (fixed) and the auth results seen lately (bounded): scrubbed from all output. */
+  private readonly configSecrets: string[] = [];
+  private readonly tokenSecrets = new Set<string>();
   private redact: (text: string) => string;
   /** The engine's client with this integration's timeouts on every request. */
   private readonly client: Got;
@@ -86,9 +88,9 @@ export class Integration {
     this.client = withTimeouts(deps.client, { ...checked.spec.timeouts, ...deps.timeouts });
     for (const f of checked.spec.secretFields) {
       const v = checked.record.config[f];
-      if (typeof v === 'string' || typeof v === 'number') this.secretValues.add(String(v));
+      if (typeof v === 'string' || typeof v === 'number') this.configSecrets.push(String(v));
     }
-    this.redact = redactor(this.secretValues);
+    this.redact = redactor(this.configSecrets);
     this.authKeys = this.computeAuthKeys();
   }
 
@@ -112,15 +114,16 @@ export class Integration {
     });
   }
 
+  /** Auth results are secrets too, whichever integration fetched them into the shared cache. */
   private rememberSecret(v: unknown): void {
-    if (typeof v === 'string' && v.length >= 4 && !this.secretValues.has(v)) {
-      // Bounded: tokens rotate, and only recent ones can turn up in vendor text.
-      if (this.secretValues.size > 64) {
-        const first = this.secretValues.values().next().value;
-        if (first !== undefined) this.secretValues.delete(first);
+    if (typeof v === 'string' && v.length >= 4 && !this.tokenSecrets.has(v)) {
+      // Bounded: tokens rotate, and only recent ones can turn up in vendor text. Config secrets stay.
+      if (this.tokenSecrets.size >= 64) {
+        const oldest = this.tokenSecrets.values().next().value;
+        if (oldest !== undefined) this.tokenSecrets.delete(oldest);
       }
-      this.secretValues.add(v);
-      this.redact = redactor(this.secretValues);
+      this.tokenSecrets.add(v);
+      this.redact = redactor([...this.configSecrets, ...this.tokenSecrets]);
     }
   }
 
@@ -177,7 +180,6 @@ export class Integration {
         throw new DeliveryError(REASONS.auth, `auth stage '${stage.name}' answered ${res.status} without '${r.name}'`, { retryable: true, http_status: res.status });
       }
       out[r.name] = v;
-      this.rememberSecret(v);
     }
     const lifetime = stage.expiresIn ? Number(await value(stage.expiresIn, res.json, { config })) : stage.defaultExpiresIn;
     return { value: out, lifetime_s: Number.isFinite(lifetime) && lifetime > 0 ? lifetime : stage.defaultExpiresIn };
@@ -195,6 +197,7 @@ export class Integration {
         (e) => e instanceof DeliveryError && !e.retryable,
       );
       results[stage.name] = entry.value;
+      for (const v of Object.values(entry.value)) this.rememberSecret(v);
       used.push(entry);
     }
     return { results, used };
