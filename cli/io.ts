@@ -6,7 +6,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { parseJsonSafely } from '../engine/index.js';
+import { parseJsonSafely, SignalError } from '../engine/index.js';
 import type { Emulator } from '../emulator/marketing-cloud.js';
 
 /** Anything with `write` (process.stdout, a PassThrough, a test collector). */
@@ -37,10 +37,10 @@ export const EXIT = {
 } as const;
 
 /** A failure the CLI reports as `error: <message>` and the given exit code (default: usage/configuration). */
-export class CliError extends Error {
+export class CliError extends SignalError {
   readonly exitCode: number;
   constructor(message: string, exitCode: number = EXIT.usage) {
-    super(message);
+    super(exitCode === EXIT.usage ? 'cli.usage' : 'cli.failed', message);
     this.name = 'CliError';
     this.exitCode = exitCode;
   }

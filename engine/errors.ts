@@ -1,7 +1,16 @@
 /**
- * One error hierarchy for the whole engine. Every error carries a stable, namespaced `code` so the
+ * One error hierarchy for the whole project. Every error carries a stable, namespaced `code` so the
  * runtime and the CLI can branch on it without parsing messages. Messages never contain secrets:
  * whoever builds one from vendor text passes it through the integration's redactor first.
+ *
+ * SignalError
+ * ├─ SpecError            spec.invalid         every located problem of a spec
+ * ├─ RecordError          record.invalid       every bad field of an integration record
+ * ├─ DeliveryError        per-event reasons    always turned into a failed outcome (REASONS)
+ * ├─ ExpressionSyntaxError / ExpressionEvalError   expression.syntax / expression.eval
+ * ├─ TemplateSyntaxError / TemplateValueError      template.syntax / template.value
+ * ├─ MappingError         mapping.invalid
+ * └─ CliError             cli.usage / cli.failed (cli/io.ts)
  */
 
 export class SignalError extends Error {

@@ -26,16 +26,22 @@ describe('journey entry, end to end against the emulator', () => {
   });
 
   it('requests the token with the reference body, leaving account_id out when absent', async () => {
-    await engine.createIntegration(referenceRecord()).deliver(event());
-    const token = emu.tokenRequests().at(-1);
-    if (token) expect(token.body).toBe('{"grant_type":"client_credentials","client_id":"abc123clientid","client_secret":"shh-secret-value"}');
+    const { Engine } = await import('../engine/index.js');
+    const fresh = await Engine.load({ endpoint: emu.url }); // its own token cache: the request is made now
+    try {
+      expect((await fresh.createIntegration(referenceRecord()).deliver(event())).status).toBe('delivered');
+    } finally {
+      fresh.close();
+    }
+    const [token] = emu.tokenRequests();
+    expect(token!.body).toBe('{"grant_type":"client_credentials","client_id":"abc123clientid","client_secret":"shh-secret-value"}');
+    expect(token!.headers['x-forwarded-host']).toBe('mc-abc123xyz.auth.marketingcloudapis.com');
     const record = referenceRecord();
     record.config.account_id = '7281234';
     record.config.client_id = 'mid-client';
     const emu2 = await import('../emulator/marketing-cloud.js').then((m) =>
       m.startMarketingCloudEmulator({ clients: [{ tenant: 'mc-abc123xyz', client_id: 'mid-client', client_secret: 'shh-secret-value', account_ids: ['7281234'] }] }),
     );
-    const { Engine } = await import('../engine/index.js');
     const e2 = await Engine.load({ endpoint: emu2.url });
     try {
       const outcome = await e2.createIntegration(record).deliver(event());

@@ -5,6 +5,7 @@
  * guardrails (time and stack depth), so even a hostile expression cannot hang or crash the process.
  */
 import jsonata from 'jsonata';
+import { SignalError } from '../errors.js';
 
 export type Bindings = Record<string, unknown>;
 
@@ -28,22 +29,22 @@ export interface CompiledExpr {
   evaluate(input: unknown, bindings: Bindings): unknown | Promise<unknown>;
 }
 
-export class ExpressionSyntaxError extends Error {
+export class ExpressionSyntaxError extends SignalError {
   constructor(
     message: string,
     readonly position: number,
   ) {
-    super(message);
+    super('expression.syntax', message);
     this.name = 'ExpressionSyntaxError';
   }
 }
 
-export class ExpressionEvalError extends Error {
+export class ExpressionEvalError extends SignalError {
   constructor(
     message: string,
     readonly jsonataCode: string | undefined,
   ) {
-    super(message);
+    super('expression.eval', message);
     this.name = 'ExpressionEvalError';
   }
 }

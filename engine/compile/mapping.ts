@@ -3,6 +3,7 @@
  * wire (vendors and byte-exact tests care). A `"..."` key spreads the object its expression returns at
  * that place; a leaf whose expression yields nothing (undefined) is left out.
  */
+import { SignalError } from '../errors.js';
 import type { Bindings, CompiledExpr } from './expression.js';
 
 export const SPREAD_KEY = '...';
@@ -12,12 +13,12 @@ export type CompiledMapping =
   | { kind: 'expr'; expr: CompiledExpr; path: string }
   | { kind: 'object'; entries: { key: string; spread: boolean; node: CompiledMapping }[] };
 
-export class MappingError extends Error {
+export class MappingError extends SignalError {
   constructor(
     message: string,
     readonly path: string,
   ) {
-    super(message);
+    super('mapping.invalid', message);
     this.name = 'MappingError';
   }
 }

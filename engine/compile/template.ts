@@ -8,14 +8,16 @@
  * - In headers a value may not contain CR or LF (no header injection).
  */
 
+import { SignalError } from '../errors.js';
+
 export type TemplatePart = { text: string } | { expr: string; offset: number };
 
-export class TemplateSyntaxError extends Error {
+export class TemplateSyntaxError extends SignalError {
   constructor(
     message: string,
     readonly position: number,
   ) {
-    super(message);
+    super('template.syntax', message);
     this.name = 'TemplateSyntaxError';
   }
 }
@@ -59,9 +61,9 @@ export function parseTemplate(template: string): TemplatePart[] {
 
 export type TemplateContext = 'url' | 'header';
 
-export class TemplateValueError extends Error {
+export class TemplateValueError extends SignalError {
   constructor(message: string) {
-    super(message);
+    super('template.value', message);
     this.name = 'TemplateValueError';
   }
 }
