@@ -85,12 +85,12 @@ function signalName(s: AbortSignal | undefined): string {
 
 export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult> {
   const { integration } = opts;
-  // A batching integration needs a batch's worth of events in flight per slot, or batches stay small.
-  const concurrency = Math.max(1, opts.concurrency) * integration.batchSize;
+  // A batching integration needs a batch's worth of events in flight per request, or batches stay small.
+  const concurrency = integration.inFlightWindow(opts.concurrency);
   /** Aborts deliveries still in flight when the grace period after an interruption is over. */
   const abandon = new AbortController();
   let flushed = false;
-  const readAhead = Math.max(1, opts.readAhead ?? concurrency);
+  const readAhead = Math.max(1, opts.readAhead ?? opts.concurrency);
   const result: PipelineResult = { linesRead: 0, delivered: 0, skipped: 0, failed: 0, possiblyDuplicated: 0 };
   const wake = new Wake();
   const queue: Item[] = [];

@@ -60,6 +60,9 @@ function retryableRule(rule: CompiledRule | undefined): boolean {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Upper bound on events held in flight by one caller loop (batches of 32,000 rows need a lot). */
+const MAX_IN_FLIGHT_EVENTS = 50_000;
+
 export class Integration {
   readonly name: string;
   readonly vendor: string;
@@ -94,9 +97,18 @@ export class Integration {
     this.authKeys = this.computeAuthKeys();
   }
 
-  /** Events per request when the spec batches, else 1: callers size their in-flight window by it. */
+  /** Events per request when the spec batches, else 1. */
   get batchSize(): number {
     return this.spec.send.batch?.max_items ?? 1;
+  }
+
+  /**
+   * How many events to keep in flight for `concurrency` parallel requests: a batching integration needs
+   * a batch's worth per request or its batches stay small; capped so memory stays bounded.
+   */
+  inFlightWindow(concurrency: number): number {
+    const c = Math.max(1, concurrency);
+    return Math.max(c, Math.min(c * this.batchSize, MAX_IN_FLIGHT_EVENTS));
   }
 
   /** Token cache keys, one per auth stage: computed once, since they depend on the config only. */
@@ -515,7 +527,7 @@ export class Integration {
 
   /** Deliver many events; outcomes come back in input order. A batching integration fills whole batches. */
   async deliverAll(events: readonly unknown[], opts: { concurrency?: number } = {}): Promise<Outcome[]> {
-    const concurrency = Math.max(1, opts.concurrency ?? 32) * this.batchSize;
+    const concurrency = this.inFlightWindow(opts.concurrency ?? 32);
     const outcomes: Outcome[] = new Array<Outcome>(events.length);
     let next = 0;
     // Once every event is either queued in a batch or already settled, nothing else is coming:
