@@ -42,6 +42,8 @@ export interface CompiledRequest {
   headers: { name: string; value: CompiledTemplate }[];
   body: CompiledMapping | undefined;
   encoding: 'json' | 'form';
+  /** The spec sets Content-Type itself; otherwise the engine adds one for the encoding. */
+  hasContentType: boolean;
 }
 
 export type RuleAction = ErrorRule['action'];
@@ -271,7 +273,8 @@ class Compiler {
     let method: HttpMethod | CompiledTemplate | undefined = r.method as HttpMethod;
     if (r.method.includes('{')) method = this.template([...path, 'method'], r.method, 'header', scope);
     if (!ok || !url || !method) return undefined;
-    return { method, url, headers, body, encoding: r.encoding ?? 'json' };
+    const hasContentType = headers.some((h) => h.name.toLowerCase() === 'content-type');
+    return { method, url, headers, body, encoding: r.encoding ?? 'json', hasContentType };
   }
 
   vendorError(path: KeyPath, v: VendorErrorSpec | undefined, scope: ReferenceScope): CompiledVendorError {

@@ -19,7 +19,7 @@ import { Batcher, type Pending } from './batcher.js';
 import { eventIdOf, eventNameOf, eventProblems, type SignalEvent } from './event.js';
 import { exchange, withTimeouts, type ExchangeResult, type WireRequest } from './http.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
-import { applyEndpoint, checkHost, renderRequest, renderTpl, value } from './requests.js';
+import { applyEndpoint, checkHost, parseEndpoint, renderRequest, value, type EndpointBase } from './requests.js';
 import type { CachedToken, TokenCache } from './token-cache.js';
 
 export { applyEndpoint } from './requests.js';
@@ -77,6 +77,7 @@ export class Integration {
   private redact: (text: string) => string;
   /** The engine's client with this integration's timeouts on every request. */
   private readonly client: Got;
+  private readonly endpoint: EndpointBase | undefined;
   private batcher: Batcher<BatchEntry, Result> | undefined;
   private envelopeBytes: Promise<number> | undefined;
 
@@ -89,6 +90,7 @@ export class Integration {
     const rpm = checked.record.rate_limit?.requests_per_minute;
     this.limiter = rpm ? new RateLimiter(rpm) : undefined;
     this.client = withTimeouts(deps.client, { ...checked.spec.timeouts, ...deps.timeouts });
+    this.endpoint = deps.endpoint ? parseEndpoint(deps.endpoint) : undefined;
     for (const f of checked.spec.secretFields) {
       const v = checked.record.config[f];
       if (typeof v === 'string' || typeof v === 'number') this.configSecrets.push(String(v));
@@ -140,7 +142,7 @@ export class Integration {
   }
 
   private route(wire: WireRequest): WireRequest {
-    const { url, forwardedHost } = applyEndpoint(wire.url, this.deps.endpoint);
+    const { url, forwardedHost } = applyEndpoint(wire.url, this.endpoint);
     if (!forwardedHost) return wire;
     return { ...wire, url, headers: { ...wire.headers, 'X-Forwarded-Host': forwardedHost } };
   }

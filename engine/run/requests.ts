@@ -22,13 +22,23 @@ export async function renderTpl(t: CompiledTemplate, input: unknown, bindings: B
   return renderTemplate(t.parts, values, t.context);
 }
 
-/** Pure: where a request goes once an endpoint override applies. */
-export function applyEndpoint(url: string, endpoint: string | undefined): { url: string; forwardedHost?: string } {
-  if (!endpoint) return { url };
-  const original = new URL(url);
+/** An endpoint override, parsed once: its origin and path prefix. */
+export interface EndpointBase {
+  origin: string;
+  path: string;
+}
+
+export function parseEndpoint(endpoint: string): EndpointBase {
   const base = new URL(endpoint);
-  const basePath = base.pathname.replace(/\/$/, '');
-  return { url: `${base.origin}${basePath}${original.pathname}${original.search}`, forwardedHost: original.host };
+  return { origin: base.origin, path: base.pathname.replace(/\/$/, '') };
+}
+
+/** Pure: where a request goes once an endpoint override applies (path and query kept). */
+export function applyEndpoint(url: string, endpoint: string | EndpointBase | undefined): { url: string; forwardedHost?: string } {
+  if (!endpoint) return { url };
+  const base = typeof endpoint === 'string' ? parseEndpoint(endpoint) : endpoint;
+  const original = new URL(url);
+  return { url: `${base.origin}${base.path}${original.pathname}${original.search}`, forwardedHost: original.host };
 }
 
 export function encodeBody(body: unknown, encoding: 'json' | 'form'): string {
@@ -50,9 +60,7 @@ export async function renderRequest(stage: string, req: CompiledRequest, input: 
   const wire: WireRequest = { stage, method, url, headers };
   if (body !== undefined) {
     wire.body = encodeBody(body, req.encoding);
-    if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
-      headers['Content-Type'] = req.encoding === 'json' ? 'application/json' : 'application/x-www-form-urlencoded';
-    }
+    if (!req.hasContentType) headers['Content-Type'] = req.encoding === 'json' ? 'application/json' : 'application/x-www-form-urlencoded';
   }
   return wire;
 }
