@@ -77,4 +77,16 @@ describe('data extension rows', () => {
     expect(row.products).toBeUndefined();
     expect(row.order_total).toBe(42.5);
   });
+
+  it('never puts more than 32,000 rows in one request', async () => {
+    emu.reset();
+    const integration = engine.createIntegration(deRecord({ mode: 'upsert', wait_for_results: false }));
+    const events = Array.from({ length: 32_001 }, (_, i) => event({ event: 'Order Completed', properties: { order_id: `o-${i}` } }));
+    const outcomes = await integration.deliverAll(events);
+    expect(outcomes.filter((o) => o.status !== 'delivered').slice(0, 3)).toEqual([]);
+    const sizes = rowRequests().map((r) => (r.json as Json).items.length);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(32_001);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(32_000);
+    for (const r of rowRequests()) expect(Buffer.byteLength(r.body)).toBeLessThanOrEqual(5_000_000);
+  });
 });

@@ -10,7 +10,30 @@ import { SignalError } from '../errors.js';
 export type Bindings = Record<string, unknown>;
 
 /** Guardrails every evaluation runs under. A regex that backtracks forever is the one thing they cannot stop. */
-export const GUARDRAILS = { timeout: 250, stack: 200, sequence: 100_000 } as const;
+export const GUARDRAILS = { timeout: 1_000, stack: 200, sequence: 100_000 } as const;
+
+/**
+ * JSONata evaluates asynchronously and its timeout is wall-clock time from the start of an evaluation.
+ * Thousands of evaluations started together would interleave, and each would be charged for the
+ * others' work: under load, honest expressions would time out. So at most this many JSONata
+ * evaluations run at once, process-wide; the rest wait their turn before their clock starts.
+ */
+export const MAX_CONCURRENT_EVALUATIONS = 32;
+
+let running = 0;
+const queue: (() => void)[] = [];
+
+async function gated<T>(fn: () => Promise<T>): Promise<T> {
+  if (running < MAX_CONCURRENT_EVALUATIONS) running++;
+  else await new Promise<void>((resolve) => queue.push(resolve)); // the slot is handed over, not re-counted
+  try {
+    return await fn();
+  } finally {
+    const next = queue.shift();
+    if (next) next();
+    else running--;
+  }
+}
 
 /** JSONata's AST, typed loosely: its published types omit node kinds such as `path` and `bind`. */
 export interface AstNode {
@@ -118,7 +141,7 @@ export function compileExpression(source: string): CompiledExpr {
   const walk = fastPath(ast);
   const slow = async (input: unknown, bindings: Bindings): Promise<unknown> => {
     try {
-      const v: unknown = await expr.evaluate(input, bindings);
+      const v: unknown = await gated(() => expr.evaluate(input, bindings) as Promise<unknown>);
       if (typeof v === 'function') throw new ExpressionEvalError('the expression returned a function, not a value', undefined);
       return v;
     } catch (e) {
