@@ -14,6 +14,7 @@ import { registerDeliver } from './commands/deliver.js';
 import { registerDemo } from './commands/demo.js';
 import { registerMock } from './commands/mock.js';
 import { registerPreview } from './commands/preview.js';
+import { registerTest } from './commands/test.js';
 import { registerValidate } from './commands/validate.js';
 import type { Context } from './context.js';
 import { CliError, displayPath, EXIT, resolvePath, type CliIO } from './io.js';
@@ -72,6 +73,7 @@ export function buildProgram(ctx: Context): Command {
   registerPreview(program, ctx);
   registerDeliver(program, ctx);
   registerMock(program, ctx);
+  registerTest(program, ctx);
   registerDemo(program, ctx);
   return program;
 }

@@ -466,3 +466,21 @@ describe('deliver through a batching spec', () => {
     expect(emu.tokenRequests()).toHaveLength(1);
   });
 });
+
+describe('test (pins)', () => {
+  it('runs the pins beside the bundled specs: exit 0 and a count', async () => {
+    const r = await cli(['test']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^\d+ passed, 0 failed$/m);
+  });
+
+  it('exits 1 and says what differs when a pin no longer holds', async () => {
+    const pin = write(
+      'stale-pin.yaml',
+      `record: ${join(ROOT, 'examples', 'integration.json')}\nevent: ${join(ROOT, 'examples', 'lead-submitted.json')}\nnot_sent: { reason: check_failed }\n`,
+    );
+    const r = await cli(['test', pin]);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/FAIL .*stale-pin.yaml\n\s+expected the event not to be sent \(check_failed\), but it produces 2 request/);
+  });
+});

@@ -1,0 +1,121 @@
+/**
+ * Pins: small YAML files beside the specs that fix the exact requests an integration record and an
+ * event must produce (the preview, secrets redacted) — or the reason the event is not sent. Authors
+ * run them with `signal-integrations test`, write them with `--update`, and CI runs them in `npm test`.
+ *
+ *   description: The product reference's Lead Submitted example, byte for byte.
+ *   record: ../../../examples/integration.json     # a path (relative to this file) or an inline object
+ *   event: ../../../examples/lead-submitted.json   # likewise
+ *   requests:                                      # expected: [{stage, method, url, headers, body}]
+ *     - ...
+ *   # or, for an event that is not sent:
+ *   not_sent: { reason: check_failed }
+ */
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, extname, join, resolve } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { parseDocument } from 'yaml';
+import { DeliveryError, type Engine, type PreviewRequest } from '../engine/index.js';
+
+export interface PinResult {
+  file: string;
+  description?: string;
+  ok: boolean;
+  /** What differs, one line each; empty when the pin holds. */
+  problems: string[];
+  updated?: boolean;
+}
+
+type Actual = { requests: PreviewRequest[] } | { not_sent: { reason: string; message: string } };
+
+export async function pinFiles(paths: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    const s = await stat(p).catch(() => undefined);
+    if (!s) continue;
+    if (s.isFile()) out.push(p);
+    else {
+      for (const e of await readdir(p, { withFileTypes: true })) {
+        const full = join(p, e.name);
+        if (e.isDirectory()) out.push(...(await pinFiles([full])));
+        else if (['.yaml', '.yml'].includes(extname(e.name))) out.push(full);
+      }
+    }
+  }
+  return out.sort();
+}
+
+async function operand(file: string, v: unknown, what: string): Promise<unknown> {
+  if (typeof v !== 'string') return v;
+  const path = resolve(dirname(file), v);
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as unknown;
+  } catch (e) {
+    throw new Error(`${what} '${v}' cannot be read as JSON: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** Say where two request lists differ: the first differing field of each request, bodies key by key. */
+export function differences(expected: unknown, actual: Actual): string[] {
+  const exp = expected as { requests?: PreviewRequest[]; not_sent?: { reason?: string } };
+  if ('not_sent' in actual) {
+    if (exp.not_sent) return exp.not_sent.reason === actual.not_sent.reason ? [] : [`not sent: expected reason ${exp.not_sent.reason}, got ${actual.not_sent.reason}`];
+    return [`expected requests, but the event is not sent: ${actual.not_sent.reason}: ${actual.not_sent.message}`];
+  }
+  if (exp.not_sent) return [`expected the event not to be sent (${exp.not_sent.reason}), but it produces ${actual.requests.length} request(s)`];
+  const want = exp.requests ?? [];
+  const got = actual.requests;
+  const out: string[] = [];
+  if (want.length !== got.length) out.push(`expected ${want.length} request(s), got ${got.length} (${got.map((r) => r.stage).join(', ')})`);
+  for (let i = 0; i < Math.min(want.length, got.length); i++) {
+    const w = want[i]!;
+    const g = got[i]!;
+    for (const field of ['stage', 'method', 'url'] as const) if (w[field] !== g[field]) out.push(`request ${i + 1} ${field}: expected ${JSON.stringify(w[field])}, got ${JSON.stringify(g[field])}`);
+    if (!isDeepStrictEqual(w.headers ?? {}, g.headers)) out.push(`request ${i + 1} (${g.stage}) headers: expected ${JSON.stringify(w.headers)}, got ${JSON.stringify(g.headers)}`);
+    if (w.body !== g.body) out.push(`request ${i + 1} (${g.stage}) body: expected ${w.body ?? 'none'}\n${' '.repeat(20)}got ${g.body ?? 'none'}`);
+  }
+  return out;
+}
+
+export async function runPin(engine: Engine, file: string, opts: { update?: boolean } = {}): Promise<PinResult> {
+  const text = await readFile(file, 'utf8');
+  const doc = parseDocument(text);
+  const result: PinResult = { file, ok: false, problems: [] };
+  if (doc.errors.length) {
+    result.problems.push(`not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+    return result;
+  }
+  const pin = (doc.toJS() ?? {}) as Record<string, unknown>;
+  if (typeof pin.description === 'string') result.description = pin.description;
+  let actual: Actual;
+  try {
+    const record = await operand(file, pin.record, 'record');
+    const event = await operand(file, pin.event, 'event');
+    const integration = engine.createIntegration(record);
+    try {
+      actual = { requests: await integration.preview(event) };
+    } catch (e) {
+      if (!(e instanceof DeliveryError)) throw e;
+      actual = { not_sent: { reason: e.code, message: e.message } };
+    }
+  } catch (e) {
+    result.problems.push((e as Error).message);
+    return result;
+  }
+  if (opts.update) {
+    // Rewrite only the expectation: comments, description, record and event stay as written.
+    doc.delete('requests');
+    doc.delete('not_sent');
+    if ('requests' in actual) doc.set('requests', actual.requests.map((r) => ({ stage: r.stage, method: r.method, url: r.url, headers: r.headers, body: r.body })));
+    else doc.set('not_sent', { reason: actual.not_sent.reason });
+    await writeFile(file, doc.toString({ lineWidth: 0 }));
+    return { ...result, ok: true, updated: true };
+  }
+  if (pin.requests === undefined && pin.not_sent === undefined) {
+    result.problems.push('no expectation: add `requests` or `not_sent` (or run with --update to write what it produces now)');
+    return result;
+  }
+  result.problems = differences(pin, actual);
+  result.ok = result.problems.length === 0;
+  return result;
+}

@@ -1,0 +1,73 @@
+/**
+ * The pins beside the specs (specs/tests/**): every one holds, and the runner says what differs when
+ * one does not, and `--update` rewrites only the expectation.
+ */
+import { copyFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pinFiles, runPin } from '../cli/pins.js';
+import { BUNDLED_SPECS_DIR, Engine } from '../engine/index.js';
+import { REFERENCE_PAYLOAD } from './helpers/fixtures.js';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await Engine.load();
+});
+afterAll(() => engine.close());
+
+const files = await pinFiles([join(BUNDLED_SPECS_DIR, 'tests')]);
+
+describe('pins beside the specs', () => {
+  it('exist for every bundled spec', () => {
+    for (const vendor of engine.specs.keys()) expect(files.some((f) => f.includes(`/tests/${vendor}/`))).toBe(true);
+  });
+
+  for (const file of files) {
+    it(file.slice(file.indexOf('/tests/') + 1), async () => {
+      const r = await runPin(engine, file);
+      expect(r.problems).toEqual([]);
+      expect(r.ok).toBe(true);
+    });
+  }
+
+  it("pin the reference's payload exactly", async () => {
+    const text = await readFile(join(BUNDLED_SPECS_DIR, 'tests', 'salesforce_marketing_cloud', 'lead_submitted_reference.yaml'), 'utf8');
+    expect(text).toContain(`body: '${REFERENCE_PAYLOAD}'`);
+  });
+});
+
+describe('the pin runner', () => {
+  async function copyPin(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'pins-'));
+    const file = join(dir, 'pin.yaml');
+    await copyFile(join(BUNDLED_SPECS_DIR, 'tests', 'salesforce_marketing_cloud', 'identified.yaml'), file);
+    // Point the record at the shipped example from the temp dir.
+    const text = (await readFile(file, 'utf8')).replace('record: ../../../examples/integration.json', `record: ${join(BUNDLED_SPECS_DIR, '..', 'examples', 'integration.json')}`);
+    await writeFile(file, text);
+    return file;
+  }
+
+  it('names the request and field that differ', async () => {
+    const file = await copyPin();
+    await writeFile(file, (await readFile(file, 'utf8')).replace('"first_name":"Sam"', '"first_name":"Samuel"').replace('interaction/v1/events', 'interaction/v1/event'));
+    const r = await runPin(engine, file);
+    expect(r.ok).toBe(false);
+    expect(r.problems).toEqual([
+      'request 2 url: expected "https://mc-abc123xyz.rest.marketingcloudapis.com/interaction/v1/event", got "https://mc-abc123xyz.rest.marketingcloudapis.com/interaction/v1/events"',
+      expect.stringMatching(/^request 2 \(send\) body: expected .*"first_name":"Samuel".*\n\s+got .*"first_name":"Sam"/),
+    ]);
+  });
+
+  it('--update rewrites the expectation and keeps comments, description, record and event', async () => {
+    const file = await copyPin();
+    const before = await readFile(file, 'utf8');
+    await writeFile(file, `# my comment\n${before.slice(0, before.indexOf('requests:'))}`);
+    expect((await runPin(engine, file)).problems).toEqual([expect.stringMatching(/no expectation/)]);
+    expect((await runPin(engine, file, { update: true })).updated).toBe(true);
+    const after = await readFile(file, 'utf8');
+    expect(after.startsWith('# my comment\n')).toBe(true);
+    expect(after).toContain('description: an identify call');
+    expect((await runPin(engine, file)).ok).toBe(true);
+  });
+});
