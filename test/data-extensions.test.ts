@@ -89,4 +89,20 @@ describe('data extension rows', () => {
     expect(Math.max(...sizes)).toBeLessThanOrEqual(32_000);
     for (const r of rowRequests()) expect(Buffer.byteLength(r.body)).toBeLessThanOrEqual(5_000_000);
   });
+
+  it('follows paged results, so every rejected row fails its own event (120 errors, 50 per page)', async () => {
+    emu.reset();
+    const integration = engine.createIntegration(deRecord());
+    // Insert 120 orders, then replay them (the primary key here is event_id) with one new order in the
+    // middle: the 120 replays are duplicates, rejected over three pages of results; the new one is not.
+    const first = Array.from({ length: 120 }, (_, i) => event({ event: 'Order Completed', properties: { order_id: `p-${i}` } }));
+    expect((await integration.deliverAll(first)).every((o) => o.status === 'delivered')).toBe(true);
+    const fresh = event({ event: 'Order Completed', properties: { order_id: 'p-new' } });
+    const replay = [...first.slice(0, 60), fresh, ...first.slice(60)];
+    const outcomes = await integration.deliverAll(replay);
+    expect(outcomes.map((o, i) => (o.status === 'failed' ? i : -1)).filter((i) => i >= 0)).toEqual(replay.map((_, i) => i).filter((i) => i !== 60));
+    expect(outcomes[60]!.status).toBe('delivered');
+    expect(outcomes[0]!.vendor_code).toBe('DuplicatePrimaryKey');
+    expect(emu.requests.filter((r) => r.path.endsWith('/results')).map((r) => r.query)).toContain('?$page=3');
+  });
 });

@@ -105,6 +105,7 @@ export interface CompiledBatch {
     interval_ms: number;
     max_wait_ms: number;
     results: CompiledRequest;
+    more?: CompiledExpr;
     errors: CompiledExpr;
     index: CompiledExpr;
     message?: CompiledExpr;
@@ -410,7 +411,7 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
       const pp = [...bp, 'poll'];
       for (const k of ['status', 'results'] as const) if (p[k].body !== undefined) c.problem([...pp, k, 'body'], 'poll requests are sent without a body');
       const status = c.request([...pp, 'status'], p.status, scope(['config', 'auth', 'response'], true, true));
-      const results2 = c.request([...pp, 'results'], p.results, scope(['config', 'auth', 'response', 'status'], true, true));
+      const results2 = c.request([...pp, 'results'], p.results, scope(['config', 'auth', 'response', 'status', 'page'], true, true));
       const done = c.expr([...pp, 'done'], p.done, scope(['config']));
       const errors = c.expr([...pp, 'errors'], p.errors, scope(['config']));
       const index = c.expr([...pp, 'index'], p.index, scope(['config']));
@@ -422,6 +423,7 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
           interval_ms: p.interval_ms ?? 1_000,
           max_wait_ms: p.max_wait_ms ?? 60_000,
           results: results2,
+          ...(p.more ? { more: opt([...pp, 'more'], p.more, scope(['config', 'page']))! } : {}),
           errors,
           index,
           ...(p.message ? { message: opt([...pp, 'message'], p.message, scope(['config']))! } : {}),

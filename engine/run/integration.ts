@@ -474,14 +474,19 @@ export class Integration {
       await sleep(poll.interval_ms);
     }
     void auth;
-    const { res } = await this.sendWithAuth((a) => renderRequest('poll.results', poll.results, undefined, { config, auth: a, response, status }, undefined), opts);
-    if (res.status === undefined || res.status >= 300) throw this.failure(REASONS.http, 'the batch was processed but its results could not be read', res);
-    const errors = await value(poll.errors, res.json, { config });
-    if (!Array.isArray(errors)) return;
-    for (const entry of errors) {
-      const index = await value(poll.index, entry, { config }).catch(() => undefined);
-      if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= out.length) continue;
-      out[index] = await this.itemFailure(entry, poll, common, res.status);
+    // Results come in pages: follow them while the spec says more follow (never more pages than items).
+    for (let page = 1; page <= out.length; page++) {
+      const { res } = await this.sendWithAuth((a) => renderRequest('poll.results', poll.results, undefined, { config, auth: a, response, status, page }, undefined), opts);
+      if (res.status === undefined || res.status >= 300) throw this.failure(REASONS.http, 'the batch was processed but its results could not be read', res);
+      const errors = await value(poll.errors, res.json, { config });
+      if (Array.isArray(errors)) {
+        for (const entry of errors) {
+          const index = await value(poll.index, entry, { config }).catch(() => undefined);
+          if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= out.length) continue;
+          out[index] = await this.itemFailure(entry, poll, common, res.status);
+        }
+      }
+      if (!poll.more || (await value(poll.more, res.json, { config, page })) !== true) break;
     }
   }
 

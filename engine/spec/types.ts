@@ -104,8 +104,10 @@ export interface BatchPollSpec {
   done: Expr;
   interval_ms?: number;
   max_wait_ms?: number;
-  /** Results request, made once done; `$response` as above, `$status` the last status body. */
+  /** Results request, made once done; `$response` as above, `$status` the last status body, `$page` 1, 2, ... */
   results: RequestSpec;
+  /** Over a results body (with `$page`): another page follows. Default: a single page. */
+  more?: Expr;
   /** Over the results body: the list of rejected items. */
   errors: Expr;
   /** Over one error entry: the 0-based index of the item it is about. */
