@@ -106,7 +106,7 @@ export async function runPin(engine: Engine, file: string, opts: { update?: bool
     // Rewrite only the expectation: comments, description, record and event stay as written.
     doc.delete('requests');
     doc.delete('not_sent');
-    if ('requests' in actual) doc.set('requests', actual.requests.map((r) => ({ stage: r.stage, method: r.method, url: r.url, headers: r.headers, body: r.body })));
+    if ('requests' in actual) doc.set('requests', actual.requests);
     else doc.set('not_sent', { reason: actual.not_sent.reason });
     await writeFile(file, doc.toString({ lineWidth: 0 }));
     return { ...result, ok: true, updated: true };

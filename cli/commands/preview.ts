@@ -45,7 +45,7 @@ async function preview(ctx: Context, cmd: Command, opts: PreviewOptions): Promis
       return EXIT.failed;
     }
     if (opts.json) {
-      io.stdout.write(JSON.stringify(requests.map((r) => ({ stage: r.stage, method: r.method, url: r.url, headers: r.headers, body: r.body })), null, 2) + '\n');
+      io.stdout.write(JSON.stringify(requests, null, 2) + '\n');
     } else {
       io.stdout.write(requests.map(requestBlock).join('\n'));
       if (opts.endpoint) io.stderr.write(`note: --endpoint ${opts.endpoint}: requests shown as routed there (original host in X-Forwarded-Host)\n`);

@@ -31,9 +31,7 @@ export interface AttemptRecord {
 export interface ExchangeResult {
   /** The final answer, when there was one. */
   status?: number;
-  body?: string;
   json?: unknown;
-  headers?: Record<string, string | string[] | undefined>;
   /** Failure facts of the final attempt, and the rule that ended it, when it did not succeed. */
   facts?: FailureFacts;
   rule?: CompiledRule;
@@ -44,7 +42,6 @@ export interface ExchangeResult {
   possibly_duplicated: boolean;
   /** The caller's signal aborted the exchange. */
   aborted?: boolean;
-  duration_ms: number;
 }
 
 export interface ExchangeOptions {
@@ -285,12 +282,9 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
     const ok = opts.success(response.statusCode);
     const result: ExchangeResult = {
       status: response.statusCode,
-      body: response.body,
       json: parseJson(response.body),
-      headers: response.headers,
       attempts: ctx.attempts,
       possibly_duplicated: ctx.possiblyDuplicated,
-      duration_ms: now() - started,
     };
     if (!ok) {
       // A final answer that is not a success: the rule that stopped the retries, or the first that matches now.
@@ -305,7 +299,7 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
     const error = e as RequestError;
     if (ctx.fatal) throw ctx.fatal;
     if (opts.signal?.aborted) {
-      return { attempts: ctx.attempts, possibly_duplicated: ctx.possiblyDuplicated, duration_ms: now() - started, aborted: true, facts: { message: 'aborted' } };
+      return { attempts: ctx.attempts, possibly_duplicated: ctx.possiblyDuplicated, aborted: true, facts: { message: 'aborted' } };
     }
     const code = networkCode(error);
     finishAttempt(undefined, code);
@@ -315,7 +309,6 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
       facts,
       attempts: ctx.attempts,
       possibly_duplicated: ctx.possiblyDuplicated,
-      duration_ms: now() - started,
     };
     const rule = ctx.rule ?? (code ? matchRule(opts.rules, facts) : undefined);
     if (rule) result.rule = rule;

@@ -13,7 +13,7 @@ import { evaluateMapping, MappingError, setPath } from '../compile/mapping.js';
 import type { CompiledAuthStage, CompiledBatch, CompiledRule, CompiledSpec } from '../compile/spec.js';
 import { TemplateValueError } from '../compile/template.js';
 import { RateLimiter } from '../policy/rate-limit.js';
-import { REDACTED, redactor } from '../policy/redact.js';
+import { REDACTED, redactor, redactValue } from '../policy/redact.js';
 import type { CheckedRecord } from '../validate/record.js';
 import { Batcher, type Pending } from './batcher.js';
 import { eventIdOf, eventNameOf, eventProblems, type SignalEvent } from './event.js';
@@ -341,13 +341,10 @@ export class Integration {
     }
     if (send.keep.length) {
       out.response = {};
-      for (const k of send.keep) out.response[k.name] = this.redactKept(await value(k.expr, res.json, rb).catch(() => undefined));
+      // A kept value may be an object holding a token: every string in it is scrubbed.
+      for (const k of send.keep) out.response[k.name] = redactValue(await value(k.expr, res.json, rb).catch(() => undefined), this.redact);
     }
     return out;
-  }
-
-  private redactKept(v: unknown): unknown {
-    return typeof v === 'string' ? this.redact(v) : v;
   }
 
   // ---- batches ----
