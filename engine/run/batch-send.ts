@@ -1,0 +1,183 @@
+/**
+ * The batch send: events are queued into batches, each batch goes out in one request, and the answer
+ * (and, for vendors that work asynchronously, the polled processing results) is mapped back to one
+ * result per event, partial failures included.
+ */
+import { REASONS } from '../errors.js';
+import { evaluateMapping } from '../compile/mapping.js';
+import type { CompiledBatch } from '../compile/spec.js';
+import { sendWithAuth } from './auth-chain.js';
+import { Batcher, type Pending } from './batcher.js';
+import type { AuthResults, IntegrationContext, Result } from './context.js';
+import type { SignalEvent } from './event.js';
+import type { OutcomeDetail } from './outcome.js';
+import { renderRequest, value } from './requests.js';
+
+type BatchEntry = { event: SignalEvent; item: unknown; detail: OutcomeDetail };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class BatchSender {
+  private readonly ctx: IntegrationContext;
+  private readonly batch: CompiledBatch;
+  private batcher: Batcher<BatchEntry, Result> | undefined;
+  private envelopeBytes: Promise<number> | undefined;
+
+  constructor(ctx: IntegrationContext, batch: CompiledBatch) {
+    this.ctx = ctx;
+    this.batch = batch;
+  }
+
+  /** Events waiting in batches not yet sent. */
+  get pending(): number {
+    return this.batcher?.pending ?? 0;
+  }
+
+  /** Send whatever is still held, and wait for it. */
+  async flush(): Promise<void> {
+    await this.batcher?.flush();
+  }
+
+  /** Queue one event's item; resolves with its result once its batch is done. */
+  async enqueue(event: SignalEvent, body: unknown, fields: unknown, detail: OutcomeDetail, parked: (() => void) | undefined): Promise<Result> {
+    const batch = this.batch;
+    const config = this.ctx.config;
+    const item = batch.item ? await evaluateMapping(batch.item, body, { config, event, fields }) : body;
+    const bytes = Buffer.byteLength(JSON.stringify(item));
+    // The envelope (the body with no items) depends on the config only: measured once.
+    this.envelopeBytes ??= evaluateMapping(batch.body, undefined, { config, items: [] }).then((b) => Buffer.byteLength(JSON.stringify(b)));
+    const envelope = await this.envelopeBytes;
+    if (envelope + bytes > batch.max_bytes) {
+      return { status: 'failed', reason: REASONS.itemTooLarge, message: `the event's item is ${bytes} bytes; a batch request may carry at most ${batch.max_bytes}`, retryable: false, attempts: 0 };
+    }
+    this.batcher ??= new Batcher<BatchEntry, Result>(
+      { max_items: batch.max_items, max_bytes: batch.max_bytes, max_wait_ms: batch.max_wait_ms, envelope_bytes: envelope, max_in_flight: batch.max_in_flight },
+      (entries) => this.sendBatch(entries),
+    );
+    const done = this.batcher.add({ event, item, detail }, bytes);
+    detail.queued = true;
+    parked?.();
+    return done;
+  }
+
+  private async sendBatch(entries: Pending<BatchEntry, Result>[]): Promise<void> {
+    const settle = (i: number, r: Result) => entries[i]!.resolve(r);
+    try {
+      const results = await this.runBatch(entries.map((e) => e.item.item));
+      entries.forEach((e, i) => {
+        e.item.detail.attempts.push(...results.attempts);
+        settle(i, results.items[i]!);
+      });
+    } catch (e) {
+      const failed = this.ctx.failedFrom(e);
+      entries.forEach((_, i) => settle(i, failed));
+    }
+  }
+
+  /** Send one batch and map the answer back to one result per item, in order. */
+  private async runBatch(items: unknown[]): Promise<{ items: Result[]; attempts: OutcomeDetail['attempts'] }> {
+    const { ctx, batch } = this;
+    const config = ctx.config;
+    const send = ctx.spec.send;
+    const body = await evaluateMapping(batch.body, undefined, { config, items });
+    const { res, auth } = await sendWithAuth(
+      ctx,
+      (a) => renderRequest('send', send.request, undefined, { config, auth: a }, body),
+      ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config }),
+    );
+    const attempts = res.attempts.map((a) => ({ ...a, stage: 'send' }));
+    const common = { attempts: res.attempts.length, batch_size: items.length, ...(res.possibly_duplicated ? { possibly_duplicated: true } : {}) };
+    if (res.status === undefined || !send.success(res.status)) {
+      const failed = { ...ctx.failedFrom(ctx.failure(REASONS.http, 'the vendor did not accept the batch', res)), ...common };
+      return { items: items.map(() => failed), attempts };
+    }
+    const rb = { config };
+    const batchId = send.responseId ? await value(send.responseId, res.json, rb).catch(() => undefined) : undefined;
+    const out: Result[] = items.map(() => ({
+      status: 'delivered',
+      http_status: res.status!,
+      ...common,
+      ...(batchId !== undefined && batchId !== null ? { response_id: String(batchId) } : {}),
+    }));
+
+    // Per-item results in the immediate answer, aligned with the items sent.
+    const r = batch.results;
+    const perItem = r?.items ? await value(r.items, res.json, rb).catch(() => undefined) : undefined;
+    if (r && Array.isArray(perItem)) {
+      for (const [i, entry] of perItem.entries()) {
+        if (i >= out.length) break;
+        const ok = r.ok ? (await value(r.ok, entry, rb).catch(() => false)) === true : true;
+        if (ok) {
+          const id = r.id ? await value(r.id, entry, rb).catch(() => undefined) : undefined;
+          if (id !== undefined && id !== null) out[i]!.response_id = String(id);
+        } else {
+          out[i] = await this.itemFailure(entry, r, common, res.status!);
+        }
+      }
+    }
+
+    // Vendors that work asynchronously: wait for processing, then read which items were rejected.
+    if (batch.poll && (!batch.poll.when || (await value(batch.poll.when, undefined, rb)) === true)) {
+      try {
+        await this.poll(batch.poll, res.json, auth, out, common);
+      } catch (e) {
+        // The vendor accepted the batch: failing its events now would invite a retry that writes them twice.
+        const why = e instanceof Error ? ctx.redact(e.message) : 'unknown error';
+        for (const o of out) if (o.status === 'delivered') o.message = `accepted, but its processing results could not be read: ${why}`;
+      }
+    }
+    return { items: out, attempts };
+  }
+
+  private async itemFailure(entry: unknown, r: NonNullable<CompiledBatch['results']> | NonNullable<CompiledBatch['poll']>, common: Partial<Result>, status: number): Promise<Result> {
+    const config = this.ctx.config;
+    const message = r.message ? await value(r.message, entry, { config }).catch(() => undefined) : undefined;
+    const code = r.code ? await value(r.code, entry, { config }).catch(() => undefined) : undefined;
+    return {
+      ...common,
+      status: 'failed',
+      reason: REASONS.itemRejected,
+      message: this.ctx.redact(typeof message === 'string' ? message : 'the vendor rejected this item of the batch'),
+      retryable: false,
+      http_status: status,
+      ...(typeof code === 'string' || typeof code === 'number' ? { vendor_code: code } : {}),
+      ...(r.hint ? { hint: r.hint } : {}),
+      attempts: common.attempts ?? 1,
+    };
+  }
+
+  private async poll(poll: NonNullable<CompiledBatch['poll']>, response: unknown, auth: AuthResults, out: Result[], common: Partial<Result>): Promise<void> {
+    const ctx = this.ctx;
+    const config = ctx.config;
+    const send = ctx.spec.send;
+    const opts = ctx.exchangeOptions(send.rules, send.vendorError, (s) => s >= 200 && s < 300, { config });
+    const deadline = Date.now() + poll.max_wait_ms;
+    let status: unknown;
+    for (;;) {
+      const { res } = await sendWithAuth(ctx, (a) => renderRequest('poll.status', poll.status, undefined, { config, auth: a, response }, undefined), opts);
+      if (res.status === undefined || res.status >= 300) throw ctx.failure(REASONS.http, 'the batch was accepted but its status could not be read', res);
+      status = res.json;
+      if ((await value(poll.done, status, { config })) === true) break;
+      if (Date.now() + poll.interval_ms > deadline) {
+        for (const o of out) if (o.status === 'delivered') o.message = `accepted; processing not confirmed within ${poll.max_wait_ms} ms`;
+        return;
+      }
+      await sleep(poll.interval_ms);
+    }
+    void auth;
+    // Results come in pages: follow them while the spec says more follow (never more pages than items).
+    for (let page = 1; page <= out.length; page++) {
+      const { res } = await sendWithAuth(ctx, (a) => renderRequest('poll.results', poll.results, undefined, { config, auth: a, response, status, page }, undefined), opts);
+      if (res.status === undefined || res.status >= 300) throw ctx.failure(REASONS.http, 'the batch was processed but its results could not be read', res);
+      const errors = await value(poll.errors, res.json, { config });
+      if (Array.isArray(errors)) {
+        for (const entry of errors) {
+          const index = await value(poll.index, entry, { config }).catch(() => undefined);
+          if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= out.length) continue;
+          out[index] = await this.itemFailure(entry, poll, common, res.status);
+        }
+      }
+      if (!poll.more || (await value(poll.more, res.json, { config, page })) !== true) break;
+    }
+  }
+}

@@ -1,0 +1,49 @@
+/** Preview: the exact requests `deliver` would send for one event, secrets and tokens redacted; sends nothing. */
+import { DeliveryError, REASONS } from '../errors.js';
+import { evaluateMapping } from '../compile/mapping.js';
+import { REDACTED } from '../policy/redact.js';
+import type { AuthResults, Config, IntegrationContext } from './context.js';
+import { eventProblems, type SignalEvent } from './event.js';
+import type { WireRequest } from './http.js';
+import { renderRequest } from './requests.js';
+
+export interface PreviewRequest {
+  stage: string;
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  /** The body exactly as it would go on the wire (secrets redacted), or null. */
+  body: string | null;
+}
+
+export async function previewRequests(ctx: IntegrationContext, raw: unknown): Promise<PreviewRequest[]> {
+  const problems = eventProblems(raw);
+  if (problems.length) throw new DeliveryError(REASONS.invalidEvent, problems.join('; '));
+  const event = raw as SignalEvent;
+  const spec = ctx.spec;
+  const config: Config = { ...ctx.config };
+  for (const f of spec.secretFields) if (config[f] !== undefined) config[f] = REDACTED;
+  const out: PreviewRequest[] = [];
+  const push = (w: WireRequest) => {
+    const r = ctx.route(w);
+    out.push({ stage: r.stage, method: r.method, url: r.url, headers: r.headers, body: r.body ?? null });
+  };
+  const auth: AuthResults = {};
+  for (const stage of spec.auth) {
+    const bindings = { config, auth: { ...auth } };
+    const body = stage.request.body ? await evaluateMapping(stage.request.body, undefined, bindings) : undefined;
+    push(await renderRequest(`auth.${stage.name}`, stage.request, undefined, bindings, body));
+    auth[stage.name] = Object.fromEntries(stage.result.map((r) => [r.name, REDACTED]));
+  }
+  const { body, fields } = await ctx.buildBody(event, config);
+  const batch = spec.send.batch;
+  if (batch) {
+    // A batch of one: the request this event would travel in if it were alone.
+    const item = batch.item ? await evaluateMapping(batch.item, body, { config, event, fields }) : body;
+    const envelope = await evaluateMapping(batch.body, undefined, { config, items: [item] });
+    push(await renderRequest('send', spec.send.request, undefined, { config, auth }, envelope));
+  } else {
+    push(await renderRequest('send', spec.send.request, event, { config, event, fields, auth }, body));
+  }
+  return out;
+}
