@@ -102,5 +102,6 @@ export const REASONS = {
   blankLine: 'blank_line',
   itemRejected: 'item_rejected',
   itemTooLarge: 'item_too_large',
+  batchResults: 'batch_results_invalid',
   internal: 'internal_error',
 } as const;

@@ -17,6 +17,32 @@ type BatchEntry = { event: SignalEvent; item: unknown; detail: OutcomeDetail };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The vendor answered, but its answer does not fit the spec's `results` / `poll` expressions. */
+class ResultsInvalid extends Error {}
+
+const RESULTS_HINT =
+  'The vendor accepted this batch (it may hold some or all of its items), but its answer does not fit the spec, so ' +
+  'which items it rejected is unknown. Fix the expression named in the message (a JSONata path that matches one ' +
+  'element yields that element, not a one-element array: append [] to keep an array) before sending these events again.';
+
+function kindOf(v: unknown): string {
+  return v === undefined ? 'nothing' : v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+}
+
+function shown(v: unknown): string {
+  const text = JSON.stringify(v) ?? '';
+  return text.length > 40 ? `${text.slice(0, 40)}...` : text;
+}
+
+/** An expression over the vendor's answer whose failure to evaluate makes the answer unreadable. */
+async function evaluated(key: string, expr: Parameters<typeof value>[0], input: unknown, bindings: Parameters<typeof value>[2]): Promise<unknown> {
+  try {
+    return await value(expr, input, bindings);
+  } catch (e) {
+    throw new ResultsInvalid(`${key} could not be evaluated: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
 export class BatchSender {
   private readonly ctx: IntegrationContext;
   private readonly batch: CompiledBatch;
@@ -100,33 +126,57 @@ export class BatchSender {
       ...(batchId !== undefined && batchId !== null ? { response_id: String(batchId) } : {}),
     }));
 
-    // Per-item results in the immediate answer, aligned with the items sent.
-    const r = batch.results;
-    const perItem = r?.items ? await value(r.items, res.json, rb).catch(() => undefined) : undefined;
-    if (r && Array.isArray(perItem)) {
-      for (const [i, entry] of perItem.entries()) {
-        if (i >= out.length) break;
-        const ok = r.ok ? (await value(r.ok, entry, rb).catch(() => false)) === true : true;
-        if (ok) {
-          const id = r.id ? await value(r.id, entry, rb).catch(() => undefined) : undefined;
-          if (id !== undefined && id !== null) out[i]!.response_id = String(id);
-        } else {
-          out[i] = await this.itemFailure(entry, r, common, res.status!);
+    try {
+      // Per-item results in the immediate answer, aligned with the items sent.
+      if (batch.results?.items) await this.readResults(batch.results, res.json, out, common, res.status);
+      // Vendors that work asynchronously: wait for processing, then read which items were rejected.
+      if (batch.poll && (!batch.poll.when || (await value(batch.poll.when, undefined, rb)) === true)) {
+        try {
+          await this.poll(batch.poll, res.json, auth, out, common);
+        } catch (e) {
+          if (e instanceof ResultsInvalid) throw e;
+          // No answer to read: the vendor accepted the batch, and failing its events now would invite a
+          // retry that writes them twice.
+          const why = e instanceof Error ? ctx.redact(e.message) : 'unknown error';
+          for (const o of out) if (o.status === 'delivered') o.message = `accepted, but its processing results could not be read: ${why}`;
         }
       }
-    }
-
-    // Vendors that work asynchronously: wait for processing, then read which items were rejected.
-    if (batch.poll && (!batch.poll.when || (await value(batch.poll.when, undefined, rb)) === true)) {
-      try {
-        await this.poll(batch.poll, res.json, auth, out, common);
-      } catch (e) {
-        // The vendor accepted the batch: failing its events now would invite a retry that writes them twice.
-        const why = e instanceof Error ? ctx.redact(e.message) : 'unknown error';
-        for (const o of out) if (o.status === 'delivered') o.message = `accepted, but its processing results could not be read: ${why}`;
-      }
+    } catch (e) {
+      if (!(e instanceof ResultsInvalid)) throw e;
+      // An answer that does not fit the spec says nothing reliable about any item (a shifted index
+      // blames the wrong rows), so no item of the batch may read as delivered.
+      const failed: Result = {
+        ...common,
+        status: 'failed',
+        reason: REASONS.batchResults,
+        message: ctx.redact(e.message),
+        retryable: false,
+        http_status: res.status,
+        hint: RESULTS_HINT,
+        possibly_duplicated: true,
+      };
+      return { items: items.map(() => ({ ...failed })), attempts };
     }
     return { items: out, attempts };
+  }
+
+  /** `results`: one entry per item sent, in order; anything else is an answer the spec cannot read. */
+  private async readResults(r: NonNullable<CompiledBatch['results']>, body: unknown, out: Result[], common: Partial<Result>, status: number): Promise<void> {
+    const rb = { config: this.ctx.config };
+    const perItem = await evaluated('send.batch.results.items', r.items!, body, rb);
+    if (!Array.isArray(perItem)) throw new ResultsInvalid(`send.batch.results.items must evaluate to an array, got ${kindOf(perItem)}`);
+    if (perItem.length !== out.length) {
+      throw new ResultsInvalid(`send.batch.results.items must have one entry per item sent (${out.length}), got ${perItem.length}`);
+    }
+    for (const [i, entry] of perItem.entries()) {
+      const ok = r.ok ? (await value(r.ok, entry, rb).catch(() => false)) === true : true;
+      if (ok) {
+        const id = r.id ? await value(r.id, entry, rb).catch(() => undefined) : undefined;
+        if (id !== undefined && id !== null) out[i]!.response_id = String(id);
+      } else {
+        out[i] = await this.itemFailure(entry, r, common, status);
+      }
+    }
   }
 
   private async itemFailure(entry: unknown, r: NonNullable<CompiledBatch['results']> | NonNullable<CompiledBatch['poll']>, common: Partial<Result>, status: number): Promise<Result> {
@@ -166,16 +216,24 @@ export class BatchSender {
     }
     void auth;
     // Results come in pages: follow them while the spec says more follow (never more pages than items).
+    const rejected = new Set<number>();
     for (let page = 1; page <= out.length; page++) {
       const { res } = await sendWithAuth(ctx, (a) => renderRequest('poll.results', poll.results, undefined, { config, auth: a, response, status, page }, undefined), opts);
       if (res.status === undefined || res.status >= 300) throw ctx.failure(REASONS.http, 'the batch was processed but its results could not be read', res);
-      const errors = await value(poll.errors, res.json, { config });
-      if (Array.isArray(errors)) {
-        for (const entry of errors) {
-          const index = await value(poll.index, entry, { config }).catch(() => undefined);
-          if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= out.length) continue;
-          out[index] = await this.itemFailure(entry, poll, common, res.status);
+      // Absent (or null) means no rejected entries on this page; anything else must be a list.
+      const errors = await evaluated('send.batch.poll.errors', poll.errors, res.json, { config });
+      if (errors !== undefined && errors !== null && !Array.isArray(errors)) {
+        throw new ResultsInvalid(`send.batch.poll.errors must evaluate to an array, got ${kindOf(errors)}`);
+      }
+      for (const entry of (errors ?? []) as unknown[]) {
+        const index = await evaluated('send.batch.poll.index', poll.index, entry, { config });
+        if (typeof index !== 'number' || !Number.isInteger(index)) {
+          throw new ResultsInvalid(`send.batch.poll.index must evaluate to an integer, got ${kindOf(index)} ${shown(index)}`);
         }
+        if (index < 0 || index >= out.length) throw new ResultsInvalid(`send.batch.poll.index ${index} is out of range for a batch of ${out.length} item(s) (0 to ${out.length - 1})`);
+        if (rejected.has(index)) throw new ResultsInvalid(`send.batch.poll.index ${index} names the same item twice`);
+        rejected.add(index);
+        out[index] = await this.itemFailure(entry, poll, common, res.status);
       }
       if (!poll.more || (await value(poll.more, res.json, { config, page })) !== true) break;
     }
