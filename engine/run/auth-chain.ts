@@ -16,6 +16,7 @@ async function runAuthStage(ctx: IntegrationContext, stage: CompiledAuthStage, c
   const wire = await renderRequest(`auth.${stage.name}`, stage.request, undefined, bindings, body);
   checkHost(wire.stage, wire.url, ctx.spec.allowedHosts);
   const res = await exchange(ctx.client, ctx.route(wire), ctx.exchangeOptions(stage.rules, stage.vendorError, stage.success, { config }));
+  if (res.error) throw res.error;
   if (res.status === undefined || !stage.success(res.status)) throw ctx.failure(REASONS.auth, `auth stage '${stage.name}' failed`, res);
   const out: Record<string, unknown> = {};
   for (const r of stage.result) {

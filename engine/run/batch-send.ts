@@ -113,6 +113,10 @@ export class BatchSender {
     );
     const attempts = res.attempts.map((a) => ({ ...a, stage: 'send' }));
     const common = { attempts: res.attempts.length, batch_size: items.length, ...(res.possibly_duplicated ? { possibly_duplicated: true } : {}) };
+    if (res.error !== undefined) {
+      const failed = { ...ctx.failedFrom(res.error), ...common };
+      return { items: items.map(() => failed), attempts };
+    }
     if (res.status === undefined || !send.success(res.status)) {
       const failed = { ...ctx.failedFrom(ctx.failure(REASONS.http, 'the vendor did not accept the batch', res)), ...common };
       return { items: items.map(() => failed), attempts };
@@ -205,6 +209,7 @@ export class BatchSender {
     let status: unknown;
     for (;;) {
       const { res } = await sendWithAuth(ctx, (a) => renderRequest('poll.status', poll.status, undefined, { config, auth: a, response }, undefined), opts);
+      if (res.error !== undefined) throw res.error;
       if (res.status === undefined || res.status >= 300) throw ctx.failure(REASONS.http, 'the batch was accepted but its status could not be read', res);
       status = res.json;
       if ((await value(poll.done, status, { config })) === true) break;
@@ -219,6 +224,7 @@ export class BatchSender {
     const rejected = new Set<number>();
     for (let page = 1; page <= out.length; page++) {
       const { res } = await sendWithAuth(ctx, (a) => renderRequest('poll.results', poll.results, undefined, { config, auth: a, response, status, page }, undefined), opts);
+      if (res.error !== undefined) throw res.error;
       if (res.status === undefined || res.status >= 300) throw ctx.failure(REASONS.http, 'the batch was processed but its results could not be read', res);
       // Absent (or null) means no rejected entries on this page; anything else must be a list.
       const errors = await evaluated('send.batch.poll.errors', poll.errors, res.json, { config });

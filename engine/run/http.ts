@@ -38,10 +38,19 @@ export interface ExchangeResult {
   /** Why retrying stopped early, when a retryable failure was given up on. */
   gave_up?: 'max_attempts' | 'max_elapsed' | 'retry_after_too_long' | 'reauth_once';
   attempts: AttemptRecord[];
-  /** A connection broke after the request was sent and a later attempt went out: the vendor may have it twice. */
+  /**
+   * An attempt's fate is unknown (the connection broke after the request was sent): the vendor may hold it,
+   * so sending it again may duplicate it — whatever happened after that attempt.
+   */
   possibly_duplicated: boolean;
   /** The caller's signal aborted the exchange. */
   aborted?: boolean;
+  /**
+   * The exchange stopped on an error of ours between attempts (the token stage failed when a retry needed
+   * a token, or the retry's request could not be rendered). The attempts made and `possibly_duplicated`
+   * still stand: the caller reports this error with them, never instead of them.
+   */
+  error?: unknown;
 }
 
 export interface ExchangeOptions {
@@ -238,6 +247,9 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
     }
   };
 
+  // Any attempt that broke after it was sent leaves the event's fate unknown, whatever comes after it.
+  const unknownFate = () => ctx.possiblyDuplicated || ctx.sentAndBroke;
+
   const finishAttempt = (status: number | undefined, network: string | undefined) => {
     const rec: AttemptRecord = { duration_ms: now() - ctx.attemptStart };
     if (status !== undefined) rec.status = status;
@@ -284,7 +296,7 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
       status: response.statusCode,
       json: parseJson(response.body),
       attempts: ctx.attempts,
-      possibly_duplicated: ctx.possiblyDuplicated,
+      possibly_duplicated: unknownFate(),
     };
     if (!ok) {
       // A final answer that is not a success: the rule that stopped the retries, or the first that matches now.
@@ -297,9 +309,9 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
     return result;
   } catch (e) {
     const error = e as RequestError;
-    if (ctx.fatal) throw ctx.fatal;
+    if (ctx.fatal) return { attempts: ctx.attempts, possibly_duplicated: unknownFate(), error: ctx.fatal, facts: { message: 'stopped' } };
     if (opts.signal?.aborted) {
-      return { attempts: ctx.attempts, possibly_duplicated: ctx.possiblyDuplicated, aborted: true, facts: { message: 'aborted' } };
+      return { attempts: ctx.attempts, possibly_duplicated: unknownFate(), aborted: true, facts: { message: 'aborted' } };
     }
     const code = networkCode(error);
     finishAttempt(undefined, code);
@@ -308,7 +320,7 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
     const result: ExchangeResult = {
       facts,
       attempts: ctx.attempts,
-      possibly_duplicated: ctx.possiblyDuplicated,
+      possibly_duplicated: unknownFate(),
     };
     const rule = ctx.rule ?? (code ? matchRule(opts.rules, facts) : undefined);
     if (rule) result.rule = rule;

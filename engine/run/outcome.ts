@@ -29,7 +29,7 @@ export interface Outcome {
   response?: Record<string, unknown>;
   /** HTTP attempts made for this event (auth requests not included). */
   attempts: number;
-  /** A retry followed a connection that broke after the request was sent: the vendor may hold it twice. */
+  /** A send attempt broke after the request went out: the vendor may hold it, so sending it again may duplicate it. */
   possibly_duplicated?: boolean;
   duration_ms: number;
   /** Events that travelled in the same batch request (batching specs only). */

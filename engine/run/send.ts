@@ -25,6 +25,8 @@ export async function sendOne(
   if (res.aborted) return { status: 'failed', reason: REASONS.interrupted, message: 'delivery was interrupted', retryable: true, attempts: res.attempts.length, ...(res.attempts.length ? { possibly_duplicated: true } : {}) };
   detail.attempts.push(...res.attempts.map((a) => ({ ...a, stage: 'send' })));
   const common = { attempts: res.attempts.length, ...(res.possibly_duplicated ? { possibly_duplicated: true } : {}) };
+  // A later stage (a token for the retry) failed: its error, with what the attempts already left behind.
+  if (res.error !== undefined) return { ...ctx.failedFrom(res.error), ...common };
   if (res.status === undefined || !send.success(res.status)) {
     return { ...ctx.failedFrom(ctx.failure(REASONS.http, 'the vendor did not accept the event', res)), ...common };
   }

@@ -9,6 +9,8 @@ export interface StubAnswer {
   status?: number;
   body?: unknown;
   delay_ms?: number;
+  /** Read the request, then destroy the connection without answering (its fate unknown to the client). */
+  destroy?: boolean;
 }
 
 export interface StubVendor {
@@ -39,6 +41,10 @@ export async function startStubVendor(): Promise<StubVendor> {
       const answer = typeof a === 'function' ? a(json) : (a ?? { status: 404, body: { error: 'no answer set' } });
       const send = () => {
         if (res.destroyed) return;
+        if (answer.destroy) {
+          req.socket.destroy();
+          return;
+        }
         res.writeHead(answer.status ?? 200, { 'content-type': 'application/json' });
         res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
       };
