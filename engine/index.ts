@@ -7,7 +7,7 @@ export type { IntegrationRecord } from './validate/record.js';
 export type { CompiledSpec } from './compile/spec.js';
 export type * from './spec/types.js';
 export { checkSpecs, checkSpecFile, checkSpecText, loadSpecs } from './load/specs.js';
-export { SignalError, SpecError, RecordError, DeliveryError, REASONS, formatDiagnostic, type Diagnostic } from './errors.js';
+export { SignalError, SpecError, RecordError, DeliveryError, REASONS, formatDiagnostic, type Diagnostic, type Reason } from './errors.js';
 export { BUNDLED_SPECS_DIR, packagePath } from './paths.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './policy/retry-delay.js';
 export { parseEventLine, parseJsonSafely, isBlankLine, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_DEPTH, type EventLineOptions, type EventLineResult } from './run/event-line.js';
