@@ -1,6 +1,7 @@
 /** State shared by the commands of one `run()`: the injected streams, the exit code, the global options. */
 import type { Command } from 'commander';
-import { BUNDLED_SPECS_DIR, Engine } from '../engine/index.js';
+import type { Engine } from '../engine/index.js';
+import { BUNDLED_SPECS_DIR } from '../engine/paths.js';
 import { resolvePath, type CliIO } from './io.js';
 
 export interface Context {
@@ -16,6 +17,7 @@ export function specsDirs(ctx: Context, cmd: Command): string[] {
 }
 
 /** Load every spec (a SpecError, listing every problem, ends the command with exit 2). */
-export function loadEngine(ctx: Context, cmd: Command): Promise<Engine> {
+export async function loadEngine(ctx: Context, cmd: Command): Promise<Engine> {
+  const { Engine } = await import('../engine/index.js');
   return Engine.load({ specs: specsDirs(ctx, cmd) });
 }

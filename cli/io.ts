@@ -6,7 +6,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { parseJsonSafely, SignalError } from '../engine/index.js';
+import { SignalError } from '../engine/errors.js';
+import { parseJsonSafely } from '../engine/run/event-line.js';
 import type { Emulator } from '../emulator/marketing-cloud.js';
 
 /** Anything with `write` (process.stdout, a PassThrough, a test collector). */

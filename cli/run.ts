@@ -8,14 +8,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { formatDiagnostic, RecordError, SignalError, SpecError } from '../engine/index.js';
+// Only light modules at the top: `--version`, `--help` and every command start from here, and each
+// command's own module (with the engine, ajv, jsonata, got) is imported only when that command runs.
+import { formatDiagnostic, RecordError, SignalError, SpecError } from '../engine/errors.js';
 import { packagePath } from '../engine/paths.js';
-import { registerDeliver } from './commands/deliver.js';
-import { registerDemo } from './commands/demo.js';
-import { registerMock } from './commands/mock.js';
-import { registerPreview } from './commands/preview.js';
-import { registerTest } from './commands/test.js';
-import { registerValidate } from './commands/validate.js';
 import type { Context } from './context.js';
 import { CliError, displayPath, EXIT, resolvePath, type CliIO } from './io.js';
 
@@ -55,7 +51,33 @@ function report(io: CliIO, e: unknown): number {
   return EXIT.failed;
 }
 
-export function buildProgram(ctx: Context): Command {
+type Register = (program: Command, ctx: Context) => void;
+
+/**
+ * Every command: the one-line summary the root --help lists, and how to load its module. Add a command
+ * with one line here; its module exports `register…(program, ctx)` as before.
+ */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Register> }> = {
+  validate: { summary: 'check integration spec files; exit 1 when any is invalid', load: async () => (await import('./commands/validate.js')).registerValidate },
+  preview: { summary: 'print the requests an event would produce (redacted); nothing is sent', load: async () => (await import('./commands/preview.js')).registerPreview },
+  deliver: { summary: 'deliver NDJSON events through an integration; one outcome per line', load: async () => (await import('./commands/deliver.js')).registerDeliver },
+  mock: { summary: 'run a local Marketing Cloud emulator until Ctrl-C', load: async () => (await import('./commands/mock.js')).registerMock },
+  test: { summary: 'check pinned previews beside the specs; exit 1 when one differs', load: async () => (await import('./commands/test.js')).registerTest },
+  demo: { summary: 'deliver the example events to a local emulator and show what it received', load: async () => (await import('./commands/demo.js')).registerDemo },
+};
+
+/** The command argv names (skipping global options and their values), or undefined for bare --help/--version. */
+function commandName(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--specs') i++;
+    else if (a === 'help') return argv[i + 1] ?? undefined;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+export async function buildProgram(ctx: Context, argv: readonly string[] = []): Promise<Command> {
   const { io } = ctx;
   const program = new Command('signal-integrations');
   program
@@ -69,19 +91,23 @@ export function buildProgram(ctx: Context): Command {
       outputError: (s, write) => write(s),
     })
     .showHelpAfterError('(run with --help for usage)');
-  registerValidate(program, ctx);
-  registerPreview(program, ctx);
-  registerDeliver(program, ctx);
-  registerMock(program, ctx);
-  registerTest(program, ctx);
-  registerDemo(program, ctx);
+  const wanted = commandName(argv);
+  for (const [name, { summary, load }] of Object.entries(COMMANDS)) {
+    if (name === wanted) {
+      (await load())(program, ctx);
+      program.commands.at(-1)?.summary(summary);
+    } else {
+      // A stub that only lists the command in the root --help: the real one is registered when named.
+      program.command(name).summary(summary).description(summary).allowUnknownOption().allowExcessArguments();
+    }
+  }
   return program;
 }
 
 export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   const ctx: Context = { io, exitCode: EXIT.ok };
   try {
-    await buildProgram(ctx).parseAsync([...argv], { from: 'user' });
+    await (await buildProgram(ctx, argv)).parseAsync([...argv], { from: 'user' });
     return ctx.exitCode;
   } catch (e) {
     return report(io, e);

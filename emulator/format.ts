@@ -1,4 +1,4 @@
-import type { Emulator, RecordedRequest } from './marketing-cloud.js';
+import type { Emulator, RecordedRequest } from './types.js';
 
 export interface FormatReceivedOptions {
   /** Show only the last N requests (default: all). */

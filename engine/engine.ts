@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Got } from 'got';
 import type { CompiledSpec } from './compile/spec.js';
 import { SignalError } from './errors.js';
-import { loadSpecs } from './load/specs.js';
+import { loadSpecs, type SpecText } from './load/specs.js';
 import { BUNDLED_SPECS_DIR } from './paths.js';
 import { createHttpClient } from './run/http.js';
 import { Integration } from './run/integration.js';
@@ -15,8 +15,10 @@ import { TokenCache } from './run/token-cache.js';
 import { checkRecord } from './validate/record.js';
 
 export interface EngineOptions {
-  /** Spec files or folders; default: the specs bundled with the package. */
+  /** Spec files or folders; default: the specs bundled with the package (unless `specTexts` is given). */
   specs?: string | string[];
+  /** Specs given as text (e.g. read from a config store); `file` names each in errors and resolves `extends`. */
+  specTexts?: SpecText[];
   /** Send every request to this base URL (e.g. a local emulator), keeping path and query. */
   endpoint?: string;
   /** Called with every outcome (also emitted as the `outcome` event). */
@@ -46,8 +48,18 @@ export function validateEndpoint(endpoint: string): string {
   return endpoint;
 }
 
+/** Where specs come from: folders/files, and/or texts. */
+export type SpecSources = Pick<EngineOptions, 'specs' | 'specTexts'>;
+
+async function loadFrom(sources: SpecSources): Promise<Map<string, CompiledSpec>> {
+  const texts = sources.specTexts ?? [];
+  const paths =
+    sources.specs === undefined ? (texts.length ? [] : [BUNDLED_SPECS_DIR]) : Array.isArray(sources.specs) ? sources.specs : [sources.specs];
+  return loadSpecs(paths, texts);
+}
+
 export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> {
-  readonly specs: ReadonlyMap<string, CompiledSpec>;
+  private currentSpecs: Map<string, CompiledSpec>;
   readonly tokens: TokenCache<Record<string, unknown>>;
   private readonly client: Got;
   private readonly closeClient: () => void;
@@ -57,7 +69,7 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
 
   private constructor(specs: Map<string, CompiledSpec>, options: EngineOptions) {
     super();
-    this.specs = specs;
+    this.currentSpecs = specs;
     this.options = options;
     if (options.endpoint) validateEndpoint(options.endpoint);
     this.tokens = new TokenCache({ ...(options.tokenFailureTtlMs !== undefined ? { failure_ttl_ms: options.tokenFailureTtlMs } : {}) });
@@ -68,8 +80,27 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
 
   /** Load and compile every spec (throws SpecError listing every problem), then get ready to deliver. */
   static async load(options: EngineOptions = {}): Promise<Engine> {
-    const paths = options.specs === undefined ? [BUNDLED_SPECS_DIR] : Array.isArray(options.specs) ? options.specs : [options.specs];
-    return new Engine(await loadSpecs(paths), options);
+    return new Engine(await loadFrom(options), options);
+  }
+
+  /** The compiled specs by vendor (replaced as a whole by `reload`). */
+  get specs(): ReadonlyMap<string, CompiledSpec> {
+    return this.currentSpecs;
+  }
+
+  /**
+   * Load the specs again (from the same sources, or the ones given) and use them for integrations created
+   * from now on. All or nothing: a SpecError leaves the current specs in place. Cached tokens and the
+   * socket pool are kept; integrations already created keep the spec they were created with.
+   */
+  async reload(sources: SpecSources = this.options): Promise<void> {
+    this.currentSpecs = await loadFrom(sources);
+  }
+
+  /** An integration leaves the engine (its record was deleted or replaced): send what it holds, forget it. */
+  async dispose(integration: Integration): Promise<void> {
+    await integration.flush();
+    this.integrations.delete(integration);
   }
 
   /** Check a record against its spec (throws RecordError listing every bad field) and make it deliverable. */

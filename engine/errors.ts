@@ -59,13 +59,14 @@ export class RecordError extends SignalError {
 
 /** A per-event failure raised while mapping, checking or sending; always turned into a `failed` outcome. */
 export class DeliveryError extends SignalError {
+  declare readonly code: Reason;
   readonly retryable: boolean;
   readonly hint: string | undefined;
   readonly http_status: number | undefined;
   readonly vendor_code: string | number | undefined;
   readonly vendor_message: string | undefined;
   constructor(
-    code: string,
+    code: Reason,
     message: string,
     details: {
       retryable?: boolean;
@@ -105,3 +106,6 @@ export const REASONS = {
   batchResults: 'batch_results_invalid',
   internal: 'internal_error',
 } as const;
+
+/** The union of every outcome reason (`Outcome.reason`). */
+export type Reason = (typeof REASONS)[keyof typeof REASONS];

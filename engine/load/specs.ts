@@ -58,8 +58,17 @@ async function specFilesIn(path: string): Promise<string[]> {
   }
 }
 
-/** Check specs at paths (files or folders) without throwing: every spec that compiled, and every problem. */
-export async function checkSpecs(paths: readonly string[]): Promise<LoadResult> {
+/** A spec given as text rather than a file: `file` names it in diagnostics and resolves its `extends`. */
+export interface SpecText {
+  file: string;
+  text: string;
+}
+
+/**
+ * Check specs at paths (files or folders), and specs given as text, without throwing: every spec that
+ * compiled, and every problem.
+ */
+export async function checkSpecs(paths: readonly string[], texts: readonly SpecText[] = []): Promise<LoadResult> {
   const specs = new Map<string, CompiledSpec>();
   const diagnostics: Diagnostic[] = [];
   const files: string[] = [];
@@ -71,8 +80,9 @@ export async function checkSpecs(paths: readonly string[]): Promise<LoadResult> 
     }
   }
   const seen = new Set<string>();
-  for (const file of files) {
-    const r = await checkSpecFile(file);
+  const inputs: { file: string; text?: string }[] = [...files.map((file) => ({ file })), ...texts.map((t) => ({ file: resolve(t.file), text: t.text }))];
+  for (const { file, text } of inputs) {
+    const r = text === undefined ? await checkSpecFile(file) : checkSpecText(file, text);
     // A problem in a shared partial would otherwise be reported once per spec that extends it (its
     // wording may differ slightly per spec, e.g. the list of declared fields): one report per place.
     for (const d of r.diagnostics) {
@@ -83,7 +93,7 @@ export async function checkSpecs(paths: readonly string[]): Promise<LoadResult> 
     if (!r.spec) continue;
     const other = specs.get(r.spec.vendor);
     if (other) {
-      const { source } = await readSource(file);
+      const { source } = text === undefined ? await readSource(file) : parseSource(file, text);
       diagnostics.push(diagnosticAt(source, ['vendor'], `vendor '${r.spec.vendor}' is already defined by ${other.file}`));
       continue;
     }
@@ -93,8 +103,8 @@ export async function checkSpecs(paths: readonly string[]): Promise<LoadResult> 
 }
 
 /** Load specs for use: throws a SpecError listing every problem when any file is bad. */
-export async function loadSpecs(paths: readonly string[]): Promise<Map<string, CompiledSpec>> {
-  const { specs, diagnostics } = await checkSpecs(paths);
+export async function loadSpecs(paths: readonly string[], texts: readonly SpecText[] = []): Promise<Map<string, CompiledSpec>> {
+  const { specs, diagnostics } = await checkSpecs(paths, texts);
   if (diagnostics.length) throw new SpecError(diagnostics);
   return specs;
 }

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Got } from 'got';
-import { DeliveryError, REASONS } from '../errors.js';
+import { DeliveryError, REASONS, type Reason } from '../errors.js';
 import type { Bindings } from '../compile/expression.js';
 import { ExpressionEvalError } from '../compile/expression.js';
 import { evaluateMapping, MappingError, setPath } from '../compile/mapping.js';
@@ -142,7 +142,7 @@ export class IntegrationContext {
   }
 
   /** The error for a vendor answer that is not a success, its vendor text redacted. */
-  failure(reason: string, what: string, res: ExchangeResult): DeliveryError {
+  failure(reason: Reason, what: string, res: ExchangeResult): DeliveryError {
     const f = res.facts ?? {};
     const parts = [what];
     if (res.status !== undefined) parts.push(`HTTP ${res.status}`);

@@ -1,5 +1,6 @@
 /** The one result every event gets from every integration, and the shape the runtime logs and counts. */
 import type { AttemptRecord } from './http.js';
+import type { Reason } from '../errors.js';
 
 export type OutcomeStatus = 'delivered' | 'skipped' | 'failed';
 
@@ -13,7 +14,7 @@ export interface Outcome {
   /** The Signal event name, when the event had one. */
   event?: string;
   /** Machine-readable reason for skipped and failed outcomes (see REASONS). */
-  reason?: string;
+  reason?: Reason;
   /** Human-readable explanation; never contains a secret. */
   message?: string;
   http_status?: number;
