@@ -11,6 +11,7 @@ import { BUNDLED_SPECS_DIR } from './paths.js';
 import { createHttpClient } from './run/http.js';
 import { Integration } from './run/integration.js';
 import type { Outcome, OutcomeDetail } from './run/outcome.js';
+import type { RetryPolicy } from './policy/retry-delay.js';
 import { TokenCache } from './run/token-cache.js';
 import { checkRecord } from './validate/record.js';
 
@@ -27,6 +28,8 @@ export interface EngineOptions {
   maxSockets?: number;
   /** How long a permanent token failure (bad credentials) is answered without asking again. */
   tokenFailureTtlMs?: number;
+  /** Retry policy over DEFAULT_RETRY_POLICY for every integration (a record's `retry` still wins), e.g. short backoffs in tests. */
+  retry?: Partial<RetryPolicy>;
 }
 
 export interface CreateIntegrationOptions {
@@ -82,6 +85,7 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
       tokens: this.tokens,
       ...(endpoint ? { endpoint } : {}),
       ...(this.options.timeouts ? { timeouts: this.options.timeouts } : {}),
+      ...(this.options.retry ? { retry: this.options.retry } : {}),
       onOutcome: (outcome, detail) => {
         this.options.onOutcome?.(outcome, detail);
         this.emit('outcome', outcome, detail);
