@@ -19,6 +19,7 @@ import type { CheckedRecord } from '../validate/record.js';
 import type { SignalEvent } from './event.js';
 import { withTimeouts, type ExchangeResult, type WireRequest } from './http.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
+import { DeliveryLifecycle } from './lifecycle.js';
 import { applyEndpoint, parseEndpoint, value, type EndpointBase } from './requests.js';
 import type { TokenCache } from './token-cache.js';
 
@@ -32,6 +33,8 @@ export interface IntegrationDeps {
   timeouts?: { connect_ms?: number; response_ms?: number };
   /** The engine's retry policy over the default; the record's `retry` still wins. */
   retry?: Partial<RetryPolicy>;
+  /** The engine's lifecycle (shutdown): shared by its integrations; one of its own when absent. */
+  lifecycle?: DeliveryLifecycle;
 }
 
 export type AuthResults = Record<string, Record<string, unknown>>;
@@ -55,6 +58,7 @@ export class IntegrationContext {
   readonly endpoint: EndpointBase | undefined;
   /** Default policy, then the engine's, then the record's `retry`. */
   readonly retry: RetryPolicy;
+  readonly lifecycle: DeliveryLifecycle;
   /** Secret config values (fixed) and the auth results seen lately (bounded): scrubbed from all output. */
   private readonly configSecrets: string[] = [];
   private readonly tokenSecrets = new Set<string>();
@@ -69,6 +73,7 @@ export class IntegrationContext {
     this.client = withTimeouts(deps.client, { ...checked.spec.timeouts, ...deps.timeouts });
     this.endpoint = deps.endpoint ? parseEndpoint(deps.endpoint) : undefined;
     this.retry = { ...checked.retry, ...deps.retry, ...checked.record.retry };
+    this.lifecycle = deps.lifecycle ?? new DeliveryLifecycle();
     for (const f of checked.spec.secretFields) {
       const v = checked.record.config[f];
       if (typeof v === 'string' || typeof v === 'number') this.configSecrets.push(String(v));

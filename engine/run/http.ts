@@ -185,6 +185,8 @@ interface Ctx {
   gave_up?: ExchangeResult['gave_up'];
   possiblyDuplicated: boolean;
   sentAndBroke: boolean;
+  /** An attempt started (its request may be on the wire) and has not ended yet. */
+  inAttempt: boolean;
   fatal?: unknown;
 }
 
@@ -197,7 +199,7 @@ interface State {
 export async function exchange(client: Got, req: WireRequest, opts: ExchangeOptions): Promise<ExchangeResult> {
   const now = opts.now ?? Date.now;
   const started = now();
-  const ctx: Ctx = { attempts: [], attemptStart: started, reauthPending: false, reauthDone: false, retrying: false, possiblyDuplicated: false, sentAndBroke: false };
+  const ctx: Ctx = { attempts: [], attemptStart: started, reauthPending: false, reauthDone: false, retrying: false, possiblyDuplicated: false, sentAndBroke: false, inAttempt: false };
 
   const calculateDelay = async ({ attemptCount, error, retryAfter }: RetryObject): Promise<number> => {
     if (opts.signal?.aborted) return 0;
@@ -275,8 +277,10 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
       }
       if (opts.limiter) await opts.limiter.acquire(opts.signal);
       ctx.attemptStart = now();
+      ctx.inAttempt = true;
     },
     attemptFailed: (error) => {
+      ctx.inAttempt = false;
       ctx.retrying = true;
       finishAttempt(error.response?.statusCode, error.response ? undefined : networkCode(error));
     },
@@ -311,6 +315,11 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
     const error = e as RequestError;
     if (ctx.fatal) return { attempts: ctx.attempts, possibly_duplicated: unknownFate(), error: ctx.fatal, facts: { message: 'stopped' } };
     if (opts.signal?.aborted) {
+      // An attempt cut off in flight counts, and if its request had gone out the vendor may hold it.
+      if (ctx.inAttempt) {
+        finishAttempt(undefined, undefined);
+        if (error.timings?.upload !== undefined) ctx.sentAndBroke = true;
+      }
       return { attempts: ctx.attempts, possibly_duplicated: unknownFate(), aborted: true, facts: { message: 'aborted' } };
     }
     const code = networkCode(error);
