@@ -36,6 +36,7 @@ beforeEach(async () => {
   stub = await startStubVendor();
   dir = await mkdtemp(join(tmpdir(), 'shutdown-'));
   await writeFile(join(dir, 'slow.yaml'), SPEC);
+  await writeFile(join(dir, 'batch.yaml'), SPEC.replace('vendor: stub_slow', 'vendor: stub_batch') + '  batch:\n    max_items: 10\n    max_wait_ms: 60000\n    body:\n      items: $items\n');
 });
 afterEach(() => stub.close());
 
@@ -87,6 +88,19 @@ describe('engine.shutdown()', () => {
     // Give a retry (got treats destroyed sockets as retryable) the chance to show up: there must be none.
     await new Promise((r) => setTimeout(r, 300));
     expect(sends()).toHaveLength(3);
+  });
+
+  it('a batching integration: the partial batch is sent at once, and past the deadline aborted — every event interrupted, one request', async () => {
+    stub.answer('/send', { status: 200, body: { ok: true }, delay_ms: 3_000 });
+    const engine = await Engine.load({ specs: dir, endpoint: stub.url, retry: FAST_RETRY });
+    const integration = engine.createIntegration({ ...record, name: 'batch', vendor: 'stub_batch' });
+    const outcomes = Promise.all(Array.from({ length: 3 }, () => integration.deliver(event())));
+    for (let i = 0; i < 400 && integration.pending < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(sends()).toHaveLength(0); // held for a minute by max_wait_ms
+    await within(10_000, engine.shutdown({ timeoutMs: 300 }), 'shutdown');
+    for (const o of await outcomes) expect(o).toMatchObject({ status: 'failed', reason: 'interrupted', batch_size: 3, possibly_duplicated: true });
+    expect(sends()).toHaveLength(1);
+    expect(JSON.parse(sends()[0]!.body).items).toHaveLength(3);
   });
 
   it('close(): aborts in flight at once, without retry', async () => {
