@@ -10,7 +10,9 @@ import { loadSpecs, type SpecText } from './load/specs.js';
 import { BUNDLED_SPECS_DIR } from './paths.js';
 import { createHttpClient } from './run/http.js';
 import { Integration } from './run/integration.js';
+import { DeliveryLifecycle } from './run/lifecycle.js';
 import type { Outcome, OutcomeDetail } from './run/outcome.js';
+import type { RetryPolicy } from './policy/retry-delay.js';
 import { TokenCache } from './run/token-cache.js';
 import { checkRecord } from './validate/record.js';
 
@@ -29,11 +31,17 @@ export interface EngineOptions {
   maxSockets?: number;
   /** How long a permanent token failure (bad credentials) is answered without asking again. */
   tokenFailureTtlMs?: number;
+  /** How long `shutdown()` lets in-flight deliveries finish before it aborts them (default 10000). */
+  shutdownTimeoutMs?: number;
+  /** Retry policy over DEFAULT_RETRY_POLICY for every integration (a record's `retry` still wins), e.g. short backoffs in tests. */
+  retry?: Partial<RetryPolicy>;
 }
 
 export interface CreateIntegrationOptions {
   endpoint?: string;
 }
+
+const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
 export function validateEndpoint(endpoint: string): string {
   let u: URL;
@@ -66,6 +74,9 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
   private readonly options: EngineOptions;
   /** Every integration created, so a shutdown can send what batching ones still hold. */
   private readonly integrations = new Set<Integration>();
+  /** Deliveries in flight across every integration, and the signal that aborts them. */
+  private readonly lifecycle = new DeliveryLifecycle();
+  private stopping: Promise<void> | undefined;
 
   private constructor(specs: Map<string, CompiledSpec>, options: EngineOptions) {
     super();
@@ -113,6 +124,8 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
       tokens: this.tokens,
       ...(endpoint ? { endpoint } : {}),
       ...(this.options.timeouts ? { timeouts: this.options.timeouts } : {}),
+      ...(this.options.retry ? { retry: this.options.retry } : {}),
+      lifecycle: this.lifecycle,
       onOutcome: (outcome, detail) => {
         this.options.onOutcome?.(outcome, detail);
         this.emit('outcome', outcome, detail);
@@ -127,14 +140,34 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
     await Promise.all([...this.integrations].map((i) => i.flush()));
   }
 
-  /** Graceful stop: flush what batching integrations hold, then release the sockets. */
-  async shutdown(): Promise<void> {
-    await this.flush();
-    this.close();
+  /**
+   * Graceful stop. New deliveries end at once as failed, reason `interrupted`; partial batches are sent
+   * now; in-flight deliveries get `timeoutMs` (default `shutdownTimeoutMs`, 10 s) to finish, then are
+   * aborted without retry (failed, `interrupted`, `possibly_duplicated` when the request had gone out).
+   * Resolves once every outcome is final, then releases the sockets. Calling it again returns the same stop.
+   */
+  shutdown(opts: { timeoutMs?: number } = {}): Promise<void> {
+    this.stopping ??= this.stop(opts.timeoutMs ?? this.options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS);
+    return this.stopping;
   }
 
-  /** Release sockets. Deliveries in flight fail with a network error. */
+  private async stop(timeoutMs: number): Promise<void> {
+    this.lifecycle.stop();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs))));
+    const drained = Promise.all([this.flush(), this.lifecycle.idle()]).then(() => true as const);
+    const inTime = await Promise.race([drained, deadline]);
+    clearTimeout(timer);
+    if (!inTime) {
+      this.lifecycle.abort();
+      await Promise.all([this.flush(), this.lifecycle.idle()]);
+    }
+    this.closeClient();
+  }
+
+  /** Stop now: abort every delivery in flight (failed, `interrupted`, never retried) and release the sockets. */
   close(): void {
+    this.lifecycle.abort();
     this.closeClient();
   }
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Engine } from '../engine/index.js';
 import { startStubVendor, type StubVendor } from './helpers/stub-vendor.js';
-import { event, within } from './helpers/fixtures.js';
+import { event, FAST_RETRY, within } from './helpers/fixtures.js';
 
 const spec = (batch: boolean) => `
 spec_version: 1
@@ -59,7 +59,7 @@ beforeEach(async () => {
   const dir = await mkdtemp(join(tmpdir(), 'dup-flag-'));
   await writeFile(join(dir, 'single.yaml'), spec(false));
   await writeFile(join(dir, 'batch.yaml'), spec(true));
-  engine = await Engine.load({ specs: dir, endpoint: stub.url });
+  engine = await Engine.load({ specs: dir, endpoint: stub.url, retry: FAST_RETRY });
   let tokens = 0;
   // The first token is good; every later one is refused.
   stub.answer('/token', () => (++tokens === 1 ? { status: 200, body: { access_token: 'tok-first-0001', expires_in: 3600 } } : { status: 401, body: { error: 'invalid_client' } }));

@@ -15,8 +15,16 @@ async function runAuthStage(ctx: IntegrationContext, stage: CompiledAuthStage, c
   const body = stage.request.body ? await evaluateMapping(stage.request.body, undefined, bindings) : undefined;
   const wire = await renderRequest(`auth.${stage.name}`, stage.request, undefined, bindings, body);
   checkHost(wire.stage, wire.url, ctx.spec.allowedHosts);
-  const res = await exchange(ctx.client, ctx.route(wire), ctx.exchangeOptions(stage.rules, stage.vendorError, stage.success, { config }));
+  // Shared by every delivery waiting for it: only the engine (shutdown, close) aborts it, never one caller.
+  const link = ctx.lifecycle.signal();
+  let res;
+  try {
+    res = await exchange(ctx.client, ctx.route(wire), { ...ctx.exchangeOptions(stage.rules, stage.vendorError, stage.success, { config }), signal: link.signal });
+  } finally {
+    link.release();
+  }
   if (res.error) throw res.error;
+  if (res.aborted) throw new DeliveryError(REASONS.interrupted, `auth stage '${stage.name}' was interrupted`, { retryable: true });
   if (res.status === undefined || !stage.success(res.status)) throw ctx.failure(REASONS.auth, `auth stage '${stage.name}' failed`, res);
   const out: Record<string, unknown> = {};
   for (const r of stage.result) {

@@ -10,6 +10,7 @@ import { sendWithAuth } from './auth-chain.js';
 import { Batcher, type Pending } from './batcher.js';
 import type { AuthResults, IntegrationContext, Result } from './context.js';
 import type { SignalEvent } from './event.js';
+import type { ExchangeOptions } from './http.js';
 import type { OutcomeDetail } from './outcome.js';
 import { renderRequest, value } from './requests.js';
 
@@ -83,6 +84,8 @@ export class BatchSender {
     const done = this.batcher.add({ event, item, detail }, bytes);
     detail.queued = true;
     parked?.();
+    // The engine is stopping: nothing else will join this batch, so do not wait for its timer.
+    if (!this.ctx.lifecycle.accepting) void this.batcher.flush();
     return done;
   }
 
@@ -106,13 +109,24 @@ export class BatchSender {
     const config = ctx.config;
     const send = ctx.spec.send;
     const body = await evaluateMapping(batch.body, undefined, { config, items });
-    const { res, auth } = await sendWithAuth(
-      ctx,
-      (a) => renderRequest('send', send.request, undefined, { config, auth: a }, body),
-      ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config }),
-    );
+    const link = ctx.lifecycle.signal();
+    let sent;
+    try {
+      sent = await sendWithAuth(
+        ctx,
+        (a) => renderRequest('send', send.request, undefined, { config, auth: a }, body),
+        { ...ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config }), signal: link.signal },
+      );
+    } finally {
+      link.release();
+    }
+    const { res, auth } = sent;
     const attempts = res.attempts.map((a) => ({ ...a, stage: 'send' }));
     const common = { attempts: res.attempts.length, batch_size: items.length, ...(res.possibly_duplicated ? { possibly_duplicated: true } : {}) };
+    if (res.aborted) {
+      const failed: Result = { ...common, status: 'failed', reason: REASONS.interrupted, message: 'delivery was interrupted', retryable: true };
+      return { items: items.map(() => failed), attempts };
+    }
     if (res.error !== undefined) {
       const failed = { ...ctx.failedFrom(res.error), ...common };
       return { items: items.map(() => failed), attempts };
@@ -204,7 +218,24 @@ export class BatchSender {
     const ctx = this.ctx;
     const config = ctx.config;
     const send = ctx.spec.send;
-    const opts = ctx.exchangeOptions(send.rules, send.vendorError, (s) => s >= 200 && s < 300, { config });
+    const link = ctx.lifecycle.signal();
+    try {
+      await this.pollWith(poll, response, auth, out, common, { ...ctx.exchangeOptions(send.rules, send.vendorError, (s) => s >= 200 && s < 300, { config }), signal: link.signal });
+    } finally {
+      link.release();
+    }
+  }
+
+  private async pollWith(
+    poll: NonNullable<CompiledBatch['poll']>,
+    response: unknown,
+    auth: AuthResults,
+    out: Result[],
+    common: Partial<Result>,
+    opts: Omit<ExchangeOptions, 'headersForRetry'>,
+  ): Promise<void> {
+    const ctx = this.ctx;
+    const config = ctx.config;
     const deadline = Date.now() + poll.max_wait_ms;
     let status: unknown;
     for (;;) {

@@ -14,10 +14,12 @@ import type { CompiledRule, CompiledSpec } from '../compile/spec.js';
 import { TemplateValueError } from '../compile/template.js';
 import { RateLimiter } from '../policy/rate-limit.js';
 import { redactor } from '../policy/redact.js';
+import type { RetryPolicy } from '../policy/retry-delay.js';
 import type { CheckedRecord } from '../validate/record.js';
 import type { SignalEvent } from './event.js';
 import { withTimeouts, type ExchangeResult, type WireRequest } from './http.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
+import { DeliveryLifecycle } from './lifecycle.js';
 import { applyEndpoint, parseEndpoint, value, type EndpointBase } from './requests.js';
 import type { TokenCache } from './token-cache.js';
 
@@ -29,6 +31,10 @@ export interface IntegrationDeps {
   onOutcome?: (outcome: Outcome, detail: OutcomeDetail) => void;
   /** Per-request timeouts override (tests, CLI). */
   timeouts?: { connect_ms?: number; response_ms?: number };
+  /** The engine's retry policy over the default; the record's `retry` still wins. */
+  retry?: Partial<RetryPolicy>;
+  /** The engine's lifecycle (shutdown): shared by its integrations; one of its own when absent. */
+  lifecycle?: DeliveryLifecycle;
 }
 
 export type AuthResults = Record<string, Record<string, unknown>>;
@@ -50,6 +56,9 @@ export class IntegrationContext {
   /** The engine's client with this integration's timeouts on every request. */
   readonly client: Got;
   readonly endpoint: EndpointBase | undefined;
+  /** Default policy, then the engine's, then the record's `retry`. */
+  readonly retry: RetryPolicy;
+  readonly lifecycle: DeliveryLifecycle;
   /** Secret config values (fixed) and the auth results seen lately (bounded): scrubbed from all output. */
   private readonly configSecrets: string[] = [];
   private readonly tokenSecrets = new Set<string>();
@@ -63,6 +72,8 @@ export class IntegrationContext {
     this.limiter = rpm ? new RateLimiter(rpm) : undefined;
     this.client = withTimeouts(deps.client, { ...checked.spec.timeouts, ...deps.timeouts });
     this.endpoint = deps.endpoint ? parseEndpoint(deps.endpoint) : undefined;
+    this.retry = { ...checked.retry, ...deps.retry, ...checked.record.retry };
+    this.lifecycle = deps.lifecycle ?? new DeliveryLifecycle();
     for (const f of checked.spec.secretFields) {
       const v = checked.record.config[f];
       if (typeof v === 'string' || typeof v === 'number') this.configSecrets.push(String(v));
@@ -117,7 +128,7 @@ export class IntegrationContext {
       vendorError,
       success,
       bindings,
-      policy: this.checked.retry,
+      policy: this.retry,
       ...(this.limiter ? { limiter: this.limiter } : {}),
     };
   }

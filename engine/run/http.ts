@@ -10,6 +10,7 @@ import got, { type Got, type RequestError, type RetryObject } from 'got';
 import type { CompiledRule, CompiledVendorError } from '../compile/spec.js';
 import type { Bindings } from '../compile/expression.js';
 import { matchRule, type FailureFacts } from '../policy/rules.js';
+import { parseJson, responseFacts } from './response-facts.js';
 import { parseRetryAfter, retryDelay, type RetryPolicy } from '../policy/retry-delay.js';
 import type { RateLimiter } from '../policy/rate-limit.js';
 
@@ -127,45 +128,6 @@ export function createHttpClient(opts: { maxSockets?: number } = {}): { client: 
   };
 }
 
-export function parseJson(text: string | undefined): unknown {
-  if (!text) return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-async function evalOptional(expr: CompiledVendorError['code'], input: unknown, bindings: Bindings): Promise<unknown> {
-  if (!expr || input === undefined) return undefined;
-  try {
-    const v = expr.evaluate(input, bindings);
-    return v instanceof Promise ? await v : v;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Facts about a vendor answer that is not a success, using the stage's vendor_error expressions. */
-export async function responseFacts(
-  status: number,
-  body: string | undefined,
-  vendorError: CompiledVendorError,
-  bindings: Bindings,
-): Promise<{ facts: FailureFacts; retry_after_s?: number }> {
-  const json = parseJson(body);
-  const code = await evalOptional(vendorError.code, json, bindings);
-  const message = await evalOptional(vendorError.message, json, bindings);
-  const retryAfter = await evalOptional(vendorError.retryAfter, json, bindings);
-  const facts: FailureFacts = { status };
-  if (typeof code === 'string' || typeof code === 'number') facts.vendor_code = code;
-  if (typeof message === 'string') facts.message = message;
-  else if (body) facts.message = body.slice(0, 500);
-  const out: { facts: FailureFacts; retry_after_s?: number } = { facts };
-  if (typeof retryAfter === 'number' && Number.isFinite(retryAfter) && retryAfter >= 0) out.retry_after_s = retryAfter;
-  return out;
-}
-
 function networkCode(error: RequestError): string | undefined {
   const code = error.code ?? (error.cause as { code?: string } | undefined)?.code;
   if (code && NETWORK_CODES.has(code)) return code;
@@ -185,6 +147,8 @@ interface Ctx {
   gave_up?: ExchangeResult['gave_up'];
   possiblyDuplicated: boolean;
   sentAndBroke: boolean;
+  /** An attempt started (its request may be on the wire) and has not ended yet. */
+  inAttempt: boolean;
   fatal?: unknown;
 }
 
@@ -197,7 +161,7 @@ interface State {
 export async function exchange(client: Got, req: WireRequest, opts: ExchangeOptions): Promise<ExchangeResult> {
   const now = opts.now ?? Date.now;
   const started = now();
-  const ctx: Ctx = { attempts: [], attemptStart: started, reauthPending: false, reauthDone: false, retrying: false, possiblyDuplicated: false, sentAndBroke: false };
+  const ctx: Ctx = { attempts: [], attemptStart: started, reauthPending: false, reauthDone: false, retrying: false, possiblyDuplicated: false, sentAndBroke: false, inAttempt: false };
 
   const calculateDelay = async ({ attemptCount, error, retryAfter }: RetryObject): Promise<number> => {
     if (opts.signal?.aborted) return 0;
@@ -275,8 +239,10 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
       }
       if (opts.limiter) await opts.limiter.acquire(opts.signal);
       ctx.attemptStart = now();
+      ctx.inAttempt = true;
     },
     attemptFailed: (error) => {
+      ctx.inAttempt = false;
       ctx.retrying = true;
       finishAttempt(error.response?.statusCode, error.response ? undefined : networkCode(error));
     },
@@ -311,6 +277,11 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
     const error = e as RequestError;
     if (ctx.fatal) return { attempts: ctx.attempts, possibly_duplicated: unknownFate(), error: ctx.fatal, facts: { message: 'stopped' } };
     if (opts.signal?.aborted) {
+      // An attempt cut off in flight counts, and if its request had gone out the vendor may hold it.
+      if (ctx.inAttempt) {
+        finishAttempt(undefined, undefined);
+        if (error.timings?.upload !== undefined) ctx.sentAndBroke = true;
+      }
       return { attempts: ctx.attempts, possibly_duplicated: unknownFate(), aborted: true, facts: { message: 'aborted' } };
     }
     const code = networkCode(error);

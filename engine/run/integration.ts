@@ -64,16 +64,25 @@ export class Integration {
   }
 
   /** `parked` is called once the event is queued in a batch or settled, whichever comes first. */
-  private async run(event: unknown, parked: (() => void) | undefined, signal?: AbortSignal): Promise<Outcome> {
+  private run(event: unknown, parked: (() => void) | undefined, signal?: AbortSignal): Promise<Outcome> {
+    // Counted in flight until its outcome is final, so that a shutdown can wait for it.
+    return this.ctx.lifecycle.track(this.runTracked(event, parked, signal));
+  }
+
+  private async runTracked(event: unknown, parked: (() => void) | undefined, signal?: AbortSignal): Promise<Outcome> {
     const started = Date.now();
     const detail: OutcomeDetail = { attempts: [] };
     const name = eventNameOf(event);
     const base = { event_id: eventIdOf(event), integration: this.name, vendor: this.vendor, ...(name !== undefined ? { event: name } : {}) };
     let result: Result;
-    try {
-      result = await this.deliverInner(event, detail, parked, signal);
-    } catch (e) {
-      result = { ...this.ctx.failedFrom(e), attempts: detail.attempts.length };
+    if (!this.ctx.lifecycle.accepting) {
+      result = { status: 'failed', reason: REASONS.interrupted, message: 'the engine is shutting down: the event was not sent', retryable: true, attempts: 0 };
+    } else {
+      try {
+        result = await this.deliverInner(event, detail, parked, signal);
+      } catch (e) {
+        result = { ...this.ctx.failedFrom(e), attempts: detail.attempts.length };
+      }
     }
     if (!detail.queued) parked?.();
     const outcome: Outcome = { ...base, ...result, duration_ms: Date.now() - started };

@@ -17,12 +17,23 @@ export async function sendOne(
   signal: AbortSignal | undefined,
 ): Promise<Result> {
   const send = ctx.spec.send;
-  const { res } = await sendWithAuth(
-    ctx,
-    (auth) => renderRequest('send', send.request, event, { config, event, fields, auth }, body),
-    { ...ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }), ...(signal ? { signal } : {}) },
-  );
-  if (res.aborted) return { status: 'failed', reason: REASONS.interrupted, message: 'delivery was interrupted', retryable: true, attempts: res.attempts.length, ...(res.attempts.length ? { possibly_duplicated: true } : {}) };
+  // Aborted by the caller's signal or the engine's shutdown, through one listener on each, however many
+  // deliveries share them.
+  const link = ctx.lifecycle.signal(signal);
+  let res;
+  try {
+    ({ res } = await sendWithAuth(
+      ctx,
+      (auth) => renderRequest('send', send.request, event, { config, event, fields, auth }, body),
+      { ...ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }), signal: link.signal },
+    ));
+  } finally {
+    link.release();
+  }
+  if (res.aborted) {
+    detail.attempts.push(...res.attempts.map((a) => ({ ...a, stage: 'send' })));
+    return { status: 'failed', reason: REASONS.interrupted, message: 'delivery was interrupted', retryable: true, attempts: res.attempts.length, ...(res.possibly_duplicated ? { possibly_duplicated: true } : {}) };
+  }
   detail.attempts.push(...res.attempts.map((a) => ({ ...a, stage: 'send' })));
   const common = { attempts: res.attempts.length, ...(res.possibly_duplicated ? { possibly_duplicated: true } : {}) };
   // A later stage (a token for the retry) failed: its error, with what the attempts already left behind.

@@ -22,9 +22,15 @@ export function event(overrides: Json = {}): Json {
   return { ...e, event_id: `evt_test_${n}`, ...overrides };
 }
 
+/**
+ * Backoffs short enough for tests that exercise retries (250 ms doubling, the pre-issue-8 schedule); the
+ * default policy spreads attempts over 30 s or more and is tested as a pure function.
+ */
+export const FAST_RETRY = { base_delay_ms: 250, multiplier: 2, max_delay_ms: 15_000, max_elapsed_ms: 60_000 } as const;
+
 export async function setup(emuOpts: EmulatorOptions = {}, engineOpts: EngineOptions = {}): Promise<{ emu: Emulator; engine: Engine; close: () => Promise<void> }> {
   const emu = await startMarketingCloudEmulator(emuOpts);
-  const engine = await Engine.load({ endpoint: emu.url, ...engineOpts });
+  const engine = await Engine.load({ endpoint: emu.url, retry: FAST_RETRY, ...engineOpts });
   return {
     emu,
     engine,

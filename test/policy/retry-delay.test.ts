@@ -1,8 +1,55 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RETRY_POLICY, parseRetryAfter, retryDelay, type RetryPolicy } from '../../engine/policy/retry-delay.js';
+import { DEFAULT_RETRY_POLICY, minimumSpreadMs, parseRetryAfter, retryDelay, type RetryPolicy } from '../../engine/policy/retry-delay.js';
 
-const P: RetryPolicy = { ...DEFAULT_RETRY_POLICY };
+/** A fixed policy for the mechanics below (the default's numbers are tested on their own). */
+const P: RetryPolicy = { max_attempts: 5, max_elapsed_ms: 60_000, base_delay_ms: 250, multiplier: 2, max_delay_ms: 15_000, max_retry_after_ms: 60_000 };
 const fixed = (r: number) => () => r;
+
+describe('the default retry budget (issue 8 item 6)', () => {
+  const schedule = (r: number) => {
+    const delays: number[] = [];
+    let elapsed = 0;
+    for (let attempt = 1; ; attempt++) {
+      const d = retryDelay(DEFAULT_RETRY_POLICY, { attempt, elapsed_ms: elapsed }, fixed(r));
+      if (d === undefined) return delays;
+      delays.push(d);
+      elapsed += d;
+    }
+  };
+
+  it('spreads its 5 attempts over at least 30 s even when every backoff jitters to its minimum', () => {
+    expect(schedule(0)).toEqual([500, 2_000, 8_000, 20_000]);
+    expect(minimumSpreadMs(DEFAULT_RETRY_POLICY)).toBeGreaterThanOrEqual(30_000);
+  });
+
+  it('fits the whole schedule at its maximum inside max_elapsed_ms, with room for the attempts themselves', () => {
+    const longest = schedule(1);
+    expect(longest).toEqual([1_000, 4_000, 16_000, 40_000]);
+    const total = longest.reduce((a, b) => a + b, 0);
+    expect(total + 4 * 10_000).toBeLessThanOrEqual(DEFAULT_RETRY_POLICY.max_elapsed_ms);
+  });
+
+  it('rides out a 3 s outage of a vendor that refuses connections: some attempt falls after it', () => {
+    for (const r of [0, 0.5, 1]) {
+      let t = 0;
+      const times = [0, ...schedule(r).map((d) => (t += d))];
+      expect(times.some((at) => at > 3_000)).toBe(true);
+      expect(times).toHaveLength(5);
+    }
+  });
+
+  it('retries a lone blip within a second', () => {
+    expect(retryDelay(DEFAULT_RETRY_POLICY, { attempt: 1, elapsed_ms: 0 }, fixed(1))).toBeLessThanOrEqual(1_000);
+  });
+
+  it('max_elapsed_ms still caps it, and a bad multiplier falls back to doubling', () => {
+    const capped = { ...DEFAULT_RETRY_POLICY, max_elapsed_ms: 5_000 };
+    expect(retryDelay(capped, { attempt: 3, elapsed_ms: 2_500 }, fixed(0))).toBeUndefined();
+    expect(minimumSpreadMs(capped)).toBe(2_500);
+    expect(retryDelay({ ...P, multiplier: NaN }, { attempt: 3, elapsed_ms: 0 }, fixed(1))).toBe(1_000);
+    expect(retryDelay({ ...P, multiplier: 0.5 }, { attempt: 3, elapsed_ms: 0 }, fixed(1))).toBe(1_000);
+  });
+});
 
 describe('retryDelay', () => {
   it.each([

@@ -1,0 +1,53 @@
+/**
+ * The engine's delivery lifecycle, shared by its integrations: whether new deliveries are still taken,
+ * which ones are in flight, and the one signal that aborts them all (shutdown past its deadline, close).
+ */
+import { linkedSignal, type LinkedSignal } from './abort-fanout.js';
+
+export class DeliveryLifecycle {
+  private readonly controller = new AbortController();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private stopping = false;
+
+  /** False once a shutdown began: new deliveries end at once as `interrupted`. */
+  get accepting(): boolean {
+    return !this.stopping;
+  }
+
+  get aborted(): boolean {
+    return this.controller.signal.aborted;
+  }
+
+  get size(): number {
+    return this.inflight.size;
+  }
+
+  /** A signal for one piece of work: aborted by the engine, or by `extra` (the caller's signal). */
+  signal(extra?: AbortSignal): LinkedSignal {
+    return linkedSignal(this.controller.signal, extra);
+  }
+
+  /** Count a delivery as in flight until it settles. */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    const done = () => this.inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Take no new deliveries. */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  /** Abort every delivery in flight: no retry, each ends as `interrupted`. */
+  abort(): void {
+    this.stopping = true;
+    if (!this.controller.signal.aborted) this.controller.abort(new DOMException('the engine is shutting down', 'AbortError'));
+  }
+
+  /** Resolves once no delivery is in flight (including ones that started while waiting). */
+  async idle(): Promise<void> {
+    while (this.inflight.size) await Promise.allSettled([...this.inflight]);
+  }
+}
