@@ -103,4 +103,5 @@ export const REASONS = {
   itemRejected: 'item_rejected',
   itemTooLarge: 'item_too_large',
   internal: 'internal_error',
+  store: 'store_unavailable',
 } as const;

@@ -20,7 +20,7 @@ import { eventIdOf, eventNameOf, eventProblems, type SignalEvent } from './event
 import { exchange, withTimeouts, type ExchangeResult, type WireRequest } from './http.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
 import { applyEndpoint, checkHost, parseEndpoint, renderRequest, value, type EndpointBase } from './requests.js';
-import type { CachedToken, TokenCache } from './token-cache.js';
+import type { CachedToken, Limiter, TokenStore } from '../store/types.js';
 
 export { applyEndpoint } from './requests.js';
 
@@ -40,7 +40,9 @@ export interface DeliverOptions {
 
 export interface IntegrationDeps {
   client: Got;
-  tokens: TokenCache<Record<string, unknown>>;
+  tokens: TokenStore<Record<string, unknown>>;
+  /** The rate limiter this record's requests wait on (shared by its scope; engine/store); default: its own, from its record. */
+  limiter?: Limiter;
   /** Send every request to this base URL instead (local emulator, proxy); the original host goes in X-Forwarded-Host. */
   endpoint?: string;
   onOutcome?: (outcome: Outcome, detail: OutcomeDetail) => void;
@@ -69,7 +71,7 @@ export class Integration {
   readonly spec: CompiledSpec;
   private readonly checked: CheckedRecord;
   private readonly deps: IntegrationDeps;
-  private readonly limiter: RateLimiter | undefined;
+  private readonly limiter: Limiter | undefined;
   private readonly authKeys: string[];
   /** Secret config values (fixed) and the auth results seen lately (bounded): scrubbed from all output. */
   private readonly configSecrets: string[] = [];
@@ -88,7 +90,7 @@ export class Integration {
     this.name = checked.record.name;
     this.vendor = checked.spec.vendor;
     const rpm = checked.record.rate_limit?.requests_per_minute;
-    this.limiter = rpm ? new RateLimiter(rpm) : undefined;
+    this.limiter = deps.limiter ?? (rpm ? new RateLimiter(rpm) : undefined);
     this.client = withTimeouts(deps.client, { ...checked.spec.timeouts, ...deps.timeouts });
     this.endpoint = deps.endpoint ? parseEndpoint(deps.endpoint) : undefined;
     for (const f of checked.spec.secretFields) {
@@ -232,7 +234,7 @@ export class Integration {
         ? {
             headersForRetry: async (reauth: boolean) => {
               // Drop the tokens the failed attempt used (unless another delivery already replaced them).
-              if (reauth) used.forEach((entry, i) => this.deps.tokens.invalidate(this.authKeys[i]!, entry));
+              if (reauth) await Promise.all(used.map((entry, i) => this.deps.tokens.invalidate(this.authKeys[i]!, entry)));
               ({ results, used } = await this.authenticate(config));
               return (await wireFor(results)).headers;
             },
