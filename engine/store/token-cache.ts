@@ -36,6 +36,7 @@ export interface TokenCacheOptions {
 }
 
 export const DEFAULT_MAX_TOKENS = 10_000;
+const SWEEP_INTERVAL_MS = 60_000;
 
 export class TokenCache<T = Record<string, unknown>> implements TokenStore<T> {
   private readonly entries: LRUCache<string, CachedToken<T>>;
@@ -46,6 +47,7 @@ export class TokenCache<T = Record<string, unknown>> implements TokenStore<T> {
   private readonly now: () => number;
   private readonly failureTtl: number;
   private readonly shared: SharedTokens | undefined;
+  private lastSweep: number;
   /** Token requests actually started by this process, for tests and metrics. */
   fetches = 0;
 
@@ -53,6 +55,7 @@ export class TokenCache<T = Record<string, unknown>> implements TokenStore<T> {
     this.now = opts.now ?? Date.now;
     this.failureTtl = opts.failure_ttl_ms ?? 5_000;
     this.shared = opts.shared;
+    this.lastSweep = this.now();
     const max = opts.max_entries ?? DEFAULT_MAX_TOKENS;
     // lru-cache tracks TTLs on the same clock as refresh_at, so an injected clock (tests) drives both.
     const perf = { now: this.now };
@@ -93,6 +96,7 @@ export class TokenCache<T = Record<string, unknown>> implements TokenStore<T> {
           const obtained_at = this.now();
           entry = { value, obtained_at, refresh_at: refreshAt(obtained_at, lifetime_s) };
         }
+        this.sweep();
         const ttl = entry.refresh_at - this.now();
         if (ttl > 0) this.entries.set(key, entry, { ttl });
         else this.entries.delete(key);
@@ -108,6 +112,15 @@ export class TokenCache<T = Record<string, unknown>> implements TokenStore<T> {
     })();
     this.inflight.set(key, p);
     return p;
+  }
+
+  /** lru-cache drops an expired token when it is looked up; tokens nobody asks for again are swept here, at most once a minute. */
+  private sweep(): void {
+    const now = this.now();
+    if (now - this.lastSweep < SWEEP_INTERVAL_MS) return;
+    this.lastSweep = now;
+    this.entries.purgeStale();
+    this.failures.purgeStale();
   }
 
   /** Drop the token for `key`, but only if it is still `seen`: a token another delivery just refreshed stays. */
