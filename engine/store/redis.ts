@@ -11,8 +11,10 @@
  * process already refreshed stays. Values are sealed with AES-256-GCM when a key is given; they are never logged.
  *
  * Rate limits: one atomic Lua script per request implementing GCRA (the generic cell rate algorithm,
- * a token bucket kept as one timestamp). Chosen over a library because the engine's limiter queues
- * callers rather than refusing them: the script reserves the next free slot and answers how long to wait,
+ * a token bucket kept as one timestamp). Chosen over a library because the well-kept ones
+ * (rate-limiter-flexible, BullMQ's limiter) count per fixed window — a minute's budget in one burst, twice
+ * the limit across a window boundary — and refuse rather than queue: the script reserves the next free
+ * slot in order and answers how long to wait,
  * on Redis's own clock (TIME), so processes whose clocks disagree still share one budget. Same policy as
  * the in-memory limiter (engine/policy/rate-limit.ts): N/60 per second sustained, bursts of one second's worth.
  *

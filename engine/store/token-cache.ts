@@ -44,6 +44,8 @@ export class TokenCache<T = Record<string, unknown>> implements TokenStore<T> {
   private readonly failures: LRUCache<string, { error: unknown }>;
   /** What the shared layer stored for each entry, so an invalidation deletes only that token. */
   private readonly raw = new WeakMap<CachedToken<T>, string>();
+  /** Tokens this process already invalidated: a burst of 401s for one token costs one shared delete, not one each. */
+  private readonly invalidated = new WeakSet<CachedToken<T>>();
   private readonly now: () => number;
   private readonly failureTtl: number;
   private readonly shared: SharedTokens | undefined;
@@ -128,6 +130,10 @@ export class TokenCache<T = Record<string, unknown>> implements TokenStore<T> {
     const cur = this.entries.get(key, { allowStale: true });
     if (cur && (!seen || cur === seen)) this.entries.delete(key);
     if (!this.shared) return;
+    if (seen) {
+      if (this.invalidated.has(seen)) return;
+      this.invalidated.add(seen);
+    }
     const raw = seen ? this.raw.get(seen) : undefined;
     // A token this process never read from the shared layer is not there to delete.
     if (!seen || raw !== undefined) await this.shared.invalidate(key, raw);
