@@ -357,7 +357,8 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     await redis.ping();
   } catch (e) {
     redis.disconnect();
-    const why = (e as Error)?.message ?? lastError?.message ?? 'unknown error';
+    // ioredis rejects with "Connection is closed."; the socket's own error (ECONNREFUSED...) says more.
+    const why = lastError?.message ?? (e as Error)?.message ?? 'unknown error';
     throw new SignalError('store.redis', `cannot connect to Redis at ${redisTarget(opts.url)}: ${why}`);
   }
   redis.defineCommand('signalAcquire', { numberOfKeys: 3, lua: ACQUIRE });
