@@ -1,6 +1,6 @@
 /** State shared by the commands of one `run()`: the injected streams, the exit code, the global options. */
 import type { Command } from 'commander';
-import type { Engine } from '../engine/index.js';
+import type { Engine, EngineOptions } from '../engine/index.js';
 import { BUNDLED_SPECS_DIR } from '../engine/paths.js';
 import { resolvePath, type CliIO } from './io.js';
 
@@ -17,7 +17,7 @@ export function specsDirs(ctx: Context, cmd: Command): string[] {
 }
 
 /** Load every spec (a SpecError, listing every problem, ends the command with exit 2). */
-export async function loadEngine(ctx: Context, cmd: Command): Promise<Engine> {
+export async function loadEngine(ctx: Context, cmd: Command, options: Omit<EngineOptions, 'specs'> = {}): Promise<Engine> {
   const { Engine } = await import('../engine/index.js');
-  return Engine.load({ specs: specsDirs(ctx, cmd) });
+  return Engine.load({ ...options, specs: specsDirs(ctx, cmd) });
 }

@@ -13,7 +13,9 @@ import { Integration } from './run/integration.js';
 import { DeliveryLifecycle } from './run/lifecycle.js';
 import type { Outcome, OutcomeDetail } from './run/outcome.js';
 import type { RetryPolicy } from './policy/retry-delay.js';
-import { TokenCache } from './run/token-cache.js';
+import { createMemoryStore } from './store/memory.js';
+import { rateLimitScope, requestsPerMinute } from './store/scope.js';
+import type { Store, TokenStore } from './store/types.js';
 import { checkRecord } from './validate/record.js';
 
 export interface EngineOptions {
@@ -29,12 +31,17 @@ export interface EngineOptions {
   timeouts?: { connect_ms?: number; response_ms?: number };
   /** Sockets per host in the keep-alive pool. */
   maxSockets?: number;
-  /** How long a permanent token failure (bad credentials) is answered without asking again. */
+  /** How long a permanent token failure (bad credentials) is answered without asking again (memory store). */
   tokenFailureTtlMs?: number;
   /** How long `shutdown()` lets in-flight deliveries finish before it aborts them (default 10000). */
   shutdownTimeoutMs?: number;
   /** Retry policy over DEFAULT_RETRY_POLICY for every integration (a record's `retry` still wins), e.g. short backoffs in tests. */
   retry?: Partial<RetryPolicy>;
+  /**
+   * Where tokens and rate limits are kept: default in this process; `createRedisStore({ url })` shares them
+   * across a fleet of processes. The caller closes a store it passes.
+   */
+  store?: Store;
 }
 
 export interface CreateIntegrationOptions {
@@ -68,7 +75,8 @@ async function loadFrom(sources: SpecSources): Promise<Map<string, CompiledSpec>
 
 export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> {
   private currentSpecs: Map<string, CompiledSpec>;
-  readonly tokens: TokenCache<Record<string, unknown>>;
+  readonly tokens: TokenStore<Record<string, unknown>>;
+  readonly store: Store;
   private readonly client: Got;
   private readonly closeClient: () => void;
   private readonly options: EngineOptions;
@@ -83,7 +91,8 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
     this.currentSpecs = specs;
     this.options = options;
     if (options.endpoint) validateEndpoint(options.endpoint);
-    this.tokens = new TokenCache({ ...(options.tokenFailureTtlMs !== undefined ? { failure_ttl_ms: options.tokenFailureTtlMs } : {}) });
+    this.store = options.store ?? createMemoryStore(options.tokenFailureTtlMs !== undefined ? { failure_ttl_ms: options.tokenFailureTtlMs } : {});
+    this.tokens = this.store.tokens;
     const { client, close } = createHttpClient(options.maxSockets ? { maxSockets: options.maxSockets } : {});
     this.client = client;
     this.closeClient = close;
@@ -119,9 +128,19 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
     const checked = checkRecord(record, this.specs);
     const endpoint = opts.endpoint ?? this.options.endpoint;
     if (endpoint) validateEndpoint(endpoint);
+    const rpm = requestsPerMinute(checked.spec, checked.record);
     const integration = new Integration(checked, {
       client: this.client,
       tokens: this.tokens,
+      // In memory a record without a declared scope keeps a limiter of its own, as it always had; Redis needs a name for it.
+      ...(rpm
+        ? {
+            limiter: this.store.rateLimits.limiter(
+              checked.spec.rateLimit.scope.length || this.store.kind === 'redis' ? rateLimitScope(checked.spec, checked.record, endpoint) : undefined,
+              rpm,
+            ),
+          }
+        : {}),
       ...(endpoint ? { endpoint } : {}),
       ...(this.options.timeouts ? { timeouts: this.options.timeouts } : {}),
       ...(this.options.retry ? { retry: this.options.retry } : {}),

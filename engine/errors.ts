@@ -105,6 +105,7 @@ export const REASONS = {
   itemTooLarge: 'item_too_large',
   batchResults: 'batch_results_invalid',
   internal: 'internal_error',
+  store: 'store_unavailable',
 } as const;
 
 /** The union of every outcome reason (`Outcome.reason`). */

@@ -11,3 +11,6 @@ export { SignalError, SpecError, RecordError, DeliveryError, REASONS, formatDiag
 export { BUNDLED_SPECS_DIR, packagePath } from './paths.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './policy/retry-delay.js';
 export { parseEventLine, parseJsonSafely, isBlankLine, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_DEPTH, type EventLineOptions, type EventLineResult } from './run/event-line.js';
+export type { Store, TokenStore, RateLimitStore, Limiter, CachedToken, TokenFetch } from './store/types.js';
+export { createMemoryStore } from './store/memory.js';
+export { createRedisStore, type RedisStore, type RedisStoreOptions } from './store/redis.js';

@@ -14,6 +14,7 @@ import { deadLetterJson, outcomeJson, outcomeLine, responseIdLabel, summaryText 
 import { CliError, describeFsError, displayPath, drained, EXIT, readJsonFile, resolvePath, type CliIO } from '../io.js';
 import { integerOption, secondsOption } from '../options.js';
 import { runPipeline, type LineResult, type PipelineResult } from '../pipeline.js';
+import { openStore, redisOption } from '../store.js';
 
 export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_SHUTDOWN_TIMEOUT_S = 5;
@@ -27,6 +28,7 @@ interface DeliverOptions {
   deadLetter?: string;
   maxLineBytes: number;
   shutdownTimeout: number;
+  redis?: string;
 }
 
 export function registerDeliver(program: Command, ctx: Context): void {
@@ -50,6 +52,7 @@ export function registerDeliver(program: Command, ctx: Context): void {
       secondsOption(0, 600),
       DEFAULT_SHUTDOWN_TIMEOUT_S,
     )
+    .addOption(redisOption())
     .action(async (opts: DeliverOptions, cmd: Command) => {
       ctx.exitCode = await deliver(ctx, cmd, opts);
     });
@@ -178,7 +181,14 @@ export async function deliverStream(
 async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promise<number> {
   const { io } = ctx;
   const record = await readJsonFile(io, opts.integration, 'integration record');
-  const engine = await loadEngine(ctx, cmd);
+  const store = await openStore(opts.redis);
+  let engine: Engine;
+  try {
+    engine = await loadEngine(ctx, cmd, store ? { store } : {});
+  } catch (e) {
+    await store?.close();
+    throw e;
+  }
   let source: Readable | undefined;
   let deadLetter: { stream: WriteStream; shown: string } | undefined;
   const stop = new AbortController();
@@ -197,7 +207,7 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
     if (opts.deadLetter !== undefined) deadLetter = await openDeadLetter(io, opts.deadLetter, input.ino);
     io.stderr.write(
       `delivering ${input.shown} through '${integration.name}' (${integration.vendor}), concurrency ${opts.concurrency}` +
-        `${opts.endpoint ? `, endpoint override ${opts.endpoint}` : ''}\n`,
+        `${opts.endpoint ? `, endpoint override ${opts.endpoint}` : ''}${store ? ', tokens and rate limits shared through Redis' : ''}\n`,
     );
     // Only this command reacts to signals, and only while it runs.
     process.on('SIGINT', onSignal);
@@ -220,6 +230,7 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     engine.close();
+    await store?.close();
     if (source && source !== io.stdin && !source.destroyed) source.destroy();
     if (deadLetter && !deadLetter.stream.closed) deadLetter.stream.destroy();
   }

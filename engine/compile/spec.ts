@@ -145,6 +145,8 @@ export interface CompiledSpec {
   consentCategories: string[];
   allowedHosts: string[];
   timeouts: { connect_ms: number; response_ms: number };
+  /** What the rate limit is counted by (`scope`, config fields) and the spec's default limit. */
+  rateLimit: { scope: string[]; requests_per_minute?: number };
   presets: Map<string, CompiledPreset>;
   defaultPreset: string | undefined;
   auth: CompiledAuthStage[];
@@ -330,6 +332,11 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
     if (!configFields.has(r)) c.problem(['config', 'required', i], `required config field '${r}' is not declared in config.properties`);
   });
 
+  const rateLimitScope = spec.rate_limit?.scope ?? [];
+  rateLimitScope.forEach((k, i) => {
+    if (!configFields.has(k)) c.problem(['rate_limit', 'scope', i], `rate_limit.scope names '${k}', which is not a config field`);
+  });
+
   const presetScope: ReferenceScope = { variables: new Set(['config', 'event']), configFields, authStages: new Map() };
   const presets = new Map<string, CompiledPreset>();
   let defaultPreset: string | undefined;
@@ -469,6 +476,10 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
     consentCategories: spec.consent_categories ?? [],
     allowedHosts: spec.allowed_hosts,
     timeouts: { ...DEFAULT_TIMEOUTS, ...spec.timeouts },
+    rateLimit: {
+      scope: rateLimitScope,
+      ...(spec.rate_limit?.requests_per_minute !== undefined ? { requests_per_minute: spec.rate_limit.requests_per_minute } : {}),
+    },
     presets,
     defaultPreset,
     auth,

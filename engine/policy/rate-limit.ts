@@ -55,8 +55,8 @@ interface Waiter {
  * Timers are deliberately NOT unref'd: pending deliveries must keep the process alive until sent.
  */
 export class RateLimiter {
-  private readonly rate_per_ms: number;
-  private readonly capacity: number;
+  private rate_per_ms: number;
+  private capacity: number;
   private readonly now: () => number;
   private state: BucketState;
   private readonly queue: Waiter[] = [];
@@ -71,6 +71,22 @@ export class RateLimiter {
     this.now = now;
     // Start full: the first second's worth of requests after startup need not wait.
     this.state = { tokens: this.capacity, updated_at: now() };
+  }
+
+  /** Requests per minute now allowed. */
+  get requests_per_minute(): number {
+    return this.rate_per_ms * 60_000;
+  }
+
+  /**
+   * Lower the limit to `requests_per_minute` if that is lower (several records sharing one scope: the
+   * strictest applies); a higher value changes nothing.
+   */
+  limitTo(requests_per_minute: number): void {
+    if (!(requests_per_minute > 0) || requests_per_minute >= this.requests_per_minute) return;
+    this.rate_per_ms = requests_per_minute / 60_000;
+    this.capacity = Math.max(1, requests_per_minute / 60);
+    this.state = { ...this.state, tokens: Math.min(this.state.tokens, this.capacity) };
   }
 
   /** Resolves when the caller may send one request; rejects with signal.reason if aborted first. */

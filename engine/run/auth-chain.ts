@@ -8,7 +8,7 @@ import type { CompiledAuthStage } from '../compile/spec.js';
 import type { AuthResults, Config, IntegrationContext } from './context.js';
 import { exchange, type ExchangeOptions, type ExchangeResult, type WireRequest } from './http.js';
 import { checkHost, renderRequest, value } from './requests.js';
-import type { CachedToken } from './token-cache.js';
+import type { CachedToken } from '../store/types.js';
 
 async function runAuthStage(ctx: IntegrationContext, stage: CompiledAuthStage, config: Config, prior: AuthResults): Promise<{ value: Record<string, unknown>; lifetime_s: number }> {
   const bindings = { config, auth: prior };
@@ -72,7 +72,7 @@ export async function sendWithAuth(
       ? {
           headersForRetry: async (reauth: boolean) => {
             // Drop the tokens the failed attempt used (unless another delivery already replaced them).
-            if (reauth) used.forEach((entry, i) => ctx.deps.tokens.invalidate(ctx.authKeys[i]!, entry));
+            if (reauth) await Promise.all(used.map((entry, i) => ctx.deps.tokens.invalidate(ctx.authKeys[i]!, entry)));
             ({ results, used } = await authenticate(ctx, config));
             return (await wireFor(results)).headers;
           },

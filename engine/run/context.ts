@@ -21,11 +21,13 @@ import { withTimeouts, type ExchangeResult, type WireRequest } from './http.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
 import { DeliveryLifecycle } from './lifecycle.js';
 import { applyEndpoint, parseEndpoint, value, type EndpointBase } from './requests.js';
-import type { TokenCache } from './token-cache.js';
+import type { Limiter, TokenStore } from '../store/types.js';
 
 export interface IntegrationDeps {
   client: Got;
-  tokens: TokenCache<Record<string, unknown>>;
+  tokens: TokenStore<Record<string, unknown>>;
+  /** The rate limiter this record's requests wait on (shared by its scope; engine/store); default: its own, from its record. */
+  limiter?: Limiter;
   /** Send every request to this base URL instead (local emulator, proxy); the original host goes in X-Forwarded-Host. */
   endpoint?: string;
   onOutcome?: (outcome: Outcome, detail: OutcomeDetail) => void;
@@ -50,7 +52,7 @@ export class IntegrationContext {
   readonly checked: CheckedRecord;
   readonly spec: CompiledSpec;
   readonly deps: IntegrationDeps;
-  readonly limiter: RateLimiter | undefined;
+  readonly limiter: Limiter | undefined;
   /** Token cache keys, one per auth stage: computed once, since they depend on the config only. */
   readonly authKeys: string[];
   /** The engine's client with this integration's timeouts on every request. */
@@ -69,7 +71,7 @@ export class IntegrationContext {
     this.deps = deps;
     this.spec = checked.spec;
     const rpm = checked.record.rate_limit?.requests_per_minute;
-    this.limiter = rpm ? new RateLimiter(rpm) : undefined;
+    this.limiter = deps.limiter ?? (rpm ? new RateLimiter(rpm) : undefined);
     this.client = withTimeouts(deps.client, { ...checked.spec.timeouts, ...deps.timeouts });
     this.endpoint = deps.endpoint ? parseEndpoint(deps.endpoint) : undefined;
     this.retry = { ...checked.retry, ...deps.retry, ...checked.record.retry };

@@ -12,7 +12,7 @@ import type { Bindings } from '../compile/expression.js';
 import { matchRule, type FailureFacts } from '../policy/rules.js';
 import { parseJson, responseFacts } from './response-facts.js';
 import { parseRetryAfter, retryDelay, type RetryPolicy } from '../policy/retry-delay.js';
-import type { RateLimiter } from '../policy/rate-limit.js';
+import type { Limiter } from '../store/types.js';
 
 export interface WireRequest {
   stage: string;
@@ -61,7 +61,7 @@ export interface ExchangeOptions {
   /** Bindings for the vendor_error expressions. */
   bindings: Bindings;
   policy: RetryPolicy;
-  limiter?: RateLimiter;
+  limiter?: Limiter;
   /**
    * Headers for a retry. A wait may outlive the token the first attempt used, so every retry takes the
    * current one; with `reauth` (a rule said so, at most once) the tokens the failed attempt used are
@@ -237,7 +237,14 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
         }
         for (const [k, v] of Object.entries(fresh)) headers[k.toLowerCase()] = v;
       }
-      if (opts.limiter) await opts.limiter.acquire(opts.signal);
+      if (opts.limiter) {
+        try {
+          await opts.limiter.acquire(opts.signal);
+        } catch (e) {
+          if (!opts.signal?.aborted) ctx.fatal = e; // the shared limiter failed (Redis away): its own outcome
+          throw e;
+        }
+      }
       ctx.attemptStart = now();
       ctx.inAttempt = true;
     },

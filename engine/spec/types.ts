@@ -158,6 +158,13 @@ export interface PresetSpec {
   events: Record<string, PresetEventSpec>;
 }
 
+export interface RateLimitSpec {
+  /** Config fields whose values identify the vendor's rate-limit bucket: records agreeing on them share one budget. */
+  scope?: string[];
+  /** Default limit for records that set no `rate_limit` of their own. */
+  requests_per_minute?: number;
+}
+
 export interface IntegrationSpec {
   /** Another spec file (relative path) whose keys this one inherits, merged as a JSON Merge Patch. */
   extends?: string;
@@ -170,6 +177,7 @@ export interface IntegrationSpec {
   consent_categories?: string[];
   allowed_hosts: string[];
   timeouts?: { connect_ms?: number; response_ms?: number };
+  rate_limit?: RateLimitSpec;
   presets?: Record<string, PresetSpec>;
   auth?: AuthStageSpec[];
   send: SendStageSpec;
