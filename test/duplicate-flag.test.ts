@@ -75,6 +75,13 @@ afterEach(async () => {
 const record = (vendor: string) => ({ source_id: 's', name: vendor, vendor, enabled: true, config: { client_secret: 'stub-secret-value' }, retry: { max_elapsed_ms: 5_000 } });
 
 describe('possibly_duplicated after a send of unknown fate', () => {
+  it('the only attempt allowed breaks after the request went out: failed network_error, and flagged', async () => {
+    stub.answer('/send', { destroy: true });
+    const o = await within(10_000, engine.createIntegration({ ...record('stub_single'), retry: { max_attempts: 1 } }).deliver(event()));
+    expect(stub.requests.map((r) => r.path)).toEqual(['/token', '/send']);
+    expect(o).toMatchObject({ status: 'failed', reason: 'network_error', attempts: 1, possibly_duplicated: true });
+  });
+
   for (const vendor of ['stub_single', 'stub_batch']) {
     it(`${vendor}: the token fetch for the retry fails — the token's error is reported and the flag kept`, async () => {
       const [o] = await within(10_000, engine.createIntegration(record(vendor)).deliverAll([event()]));

@@ -160,7 +160,11 @@ export class BatchSender {
         }
       }
     } catch (e) {
-      if (!(e instanceof ResultsInvalid)) throw e;
+      if (!(e instanceof ResultsInvalid)) {
+        // Anything else failing once the vendor accepted the batch (e.g. poll.when): it holds the items.
+        const failed: Result = { ...ctx.failedFrom(e), ...common, http_status: res.status, possibly_duplicated: true };
+        return { items: items.map(() => ({ ...failed })), attempts };
+      }
       // An answer that does not fit the spec says nothing reliable about any item (a shifted index
       // blames the wrong rows), so no item of the batch may read as delivered.
       const failed: Result = {
