@@ -98,16 +98,17 @@ describe('rate-limit scope', () => {
       const r = referenceRecord();
       const one = engine.createIntegration({ ...r, name: 'one', rate_limit: { requests_per_minute: 600 } });
       const two = engine.createIntegration({ ...r, name: 'two', config: { ...r.config, event_definition_key: 'lead_submitted' }, rate_limit: { requests_per_minute: 600 } });
+      // One limiter object for both records (a white-box check that holds however loaded the machine is)...
+      expect((one as unknown as { limiter: unknown }).limiter).toBe((two as unknown as { limiter: unknown }).limiter);
       const events = Array.from({ length: 15 }, () => event());
-      const outcomes = await within(20_000, Promise.all(events.flatMap((e) => [one.deliver(e), two.deliver({ ...e, event_id: `${e.event_id}-2` })])));
+      const started = Date.now();
+      const outcomes = await within(30_000, Promise.all(events.flatMap((e) => [one.deliver(e), two.deliver({ ...e, event_id: `${e.event_id}-2` })])));
+      const took = Date.now() - started;
       expect(outcomes.every((o) => o.status === 'delivered')).toBe(true);
-      const at = emu.requests.filter((q) => q.path === EVENTS_PATH).map((q) => q.at).sort((x, y) => x - y);
-      expect(at).toHaveLength(30);
-      // One shared bucket: burst 10 (less the token request), then 10/s for both records together. Two
-      // separate buckets would let all 30 out in about one second.
-      const t0 = at[0]!;
-      const excess = at.map((t, i) => ({ count: i + 1, allowed: 10 + ((t - t0) / 1000) * 10 + 1 })).filter((p) => p.count > p.allowed);
-      expect(excess).toEqual([]);
+      expect(emu.requests.filter((q) => q.path === EVENTS_PATH)).toHaveLength(30);
+      // ...and the budget is one: 31 requests (the token's and 30 sends) at 10/s after a burst of 10 need at
+      // least 2.1 s; two budgets of 600/min would let them all out in about 0.6 s. (A lower bound: load only slows.)
+      expect(took).toBeGreaterThanOrEqual(2_000);
     } finally {
       engine.close();
       await emu.close();

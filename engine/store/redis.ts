@@ -25,7 +25,7 @@
  *   <prefix>rate:<sha256>        GCRA state of one rate-limit scope
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { DeliveryError, REASONS, SignalError } from '../errors.js';
 import { refreshAt } from '../policy/token-expiry.js';
 import { parseStoreKey, seal, unseal } from './seal.js';
@@ -339,6 +339,8 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   const sealKey = keyText ? parseStoreKey(keyText) : undefined;
   const prefix = opts.keyPrefix ?? 'signal:';
   if (!/^rediss?:\/\//.test(opts.url)) throw new SignalError('store.redis', `the Redis URL must start with redis:// or rediss:// (got '${opts.url.split(':')[0]}:...')`);
+  // Loaded only when asked for: the embedded default (memory) never pays for the Redis client.
+  const { Redis } = await import('ioredis');
   const redis = new Redis(opts.url, {
     // A delivery waits at most a few seconds on a Redis that went away, then fails retryably (store_unavailable).
     maxRetriesPerRequest: 2,
