@@ -16,6 +16,8 @@ import { parseStoreKey, seal, unseal } from '../engine/store/seal.js';
 import { startMarketingCloudEmulator, type Emulator } from '../emulator/marketing-cloud.js';
 import { event, referenceRecord, within, type Json } from './helpers/fixtures.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
+import { run } from '../cli/run.js';
+import type { CliIO } from '../cli/io.js';
 
 const EVENTS_PATH = '/interaction/v1/events';
 const bearer = (h: string | string[] | undefined): string => String(h ?? '').replace(/^Bearer /, '');
@@ -293,6 +295,7 @@ describe('Redis store (real redis-server)', () => {
     expect(excess).toEqual([]);
     expect(done).toHaveLength(30);
     expect(stores[0]!.stats.rate_commands + stores[1]!.stats.rate_commands).toBe(30); // one round trip per request
+    expect(stores[0]!.stats.rate_waits + stores[1]!.stats.rate_waits).toBeGreaterThanOrEqual(20); // all but the burst waited
   });
 
   it('Redis gone mid-run: deliveries fail retryably as store_unavailable, naming no URL or secret', async () => {
@@ -318,5 +321,16 @@ describe('Redis store (real redis-server)', () => {
   it('createRedisStore fails clearly (host:port, no password) when Redis is unreachable', async () => {
     await expect(createRedisStore({ url: 'redis://:pa55word@127.0.0.1:1', redis: { retryStrategy: () => null } })).rejects.toThrow(/cannot connect to Redis at 127\.0\.0\.1:1/);
     await expect(createRedisStore({ url: 'redis://:pa55word@127.0.0.1:1', redis: { retryStrategy: () => null } })).rejects.not.toThrow(/pa55word/);
+  });
+
+  it('deliver --redis: an unreachable Redis is a configuration error (exit 2) naming host:port, never the password', async () => {
+    let out = '';
+    let err = '';
+    const io: CliIO = { stdout: { write: (t: string) => ((out += t), true) }, stderr: { write: (t: string) => ((err += t), true) } };
+    const examples = new URL('../examples/', import.meta.url).pathname;
+    const code = await run(['deliver', '--integration', `${examples}integration.json`, '--events', `${examples}events.ndjson`, '--redis', 'redis://:pa55word@127.0.0.1:1'], io);
+    expect(code).toBe(2);
+    expect(err).toMatch(/cannot connect to Redis at 127\.0\.0\.1:1: connect ECONNREFUSED/);
+    expect(err + out).not.toContain('pa55word');
   });
 });
