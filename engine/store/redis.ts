@@ -41,7 +41,7 @@ export interface RedisStoreOptions {
   encryptionKey?: string;
   /** How long a token lock lasts without its holder renewing it (the holder renews it while alive). Default 10 s. */
   lockTtlMs?: number;
-  /** Longest a process waits for another's token request before giving up on this delivery. Default 30 s. */
+  /** Longest a process waits for another's token request (which may retry for up to its retry budget, 60 s by default) before this delivery fails retryably. Default 60 s. */
   waitTimeoutMs?: number;
   /** How long a permanent token failure (bad credentials) is answered without asking again. Default 5 s. */
   tokenFailureTtlMs?: number;
@@ -392,7 +392,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     scripts,
     tokenKeys,
     sealKey,
-    { lockTtlMs: opts.lockTtlMs ?? 10_000, waitTimeoutMs: opts.waitTimeoutMs ?? 30_000, failureTtlMs },
+    { lockTtlMs: opts.lockTtlMs ?? 10_000, waitTimeoutMs: opts.waitTimeoutMs ?? 60_000, failureTtlMs },
     () => stats.token_commands++,
   );
   const tokens = new TokenCache<Record<string, unknown>>({
