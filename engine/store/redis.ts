@@ -25,7 +25,7 @@
  *   <prefix>rate:<sha256>        GCRA state of one rate-limit scope
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { DeliveryError, REASONS, SignalError, type Reason } from '../errors.js';
 import { refreshAt } from '../policy/token-expiry.js';
 import { parseStoreKey, seal, unseal } from './seal.js';
@@ -41,7 +41,7 @@ export interface RedisStoreOptions {
   encryptionKey?: string;
   /** How long a token lock lasts without its holder renewing it (the holder renews it while alive). Default 10 s. */
   lockTtlMs?: number;
-  /** Longest a process waits for another's token request before giving up on this delivery. Default 30 s. */
+  /** Longest a process waits for another's token request (which may retry for up to its retry budget, 60 s by default) before this delivery fails retryably. Default 60 s. */
   waitTimeoutMs?: number;
   /** How long a permanent token failure (bad credentials) is answered without asking again. Default 5 s. */
   tokenFailureTtlMs?: number;
@@ -53,8 +53,8 @@ export interface RedisStoreOptions {
 
 export interface RedisStore extends Store {
   readonly kind: 'redis';
-  /** Commands sent to Redis by this process, by purpose: for the round-trips-per-event measurement. */
-  readonly stats: { token_commands: number; rate_commands: number };
+  /** Commands sent to Redis by this process, by purpose (round trips per event), and rate-limit waits (metrics). */
+  readonly stats: { token_commands: number; rate_commands: number; rate_waits: number; rate_wait_ms: number };
   /** The Redis keys of one token cache key (tests, operators). */
   tokenKeys(cacheKey: string): { token: string; lock: string; fail: string };
 }
@@ -195,7 +195,9 @@ class RedisTokens implements SharedTokens {
       const [state, payload] = await this.call(() => this.scripts.acquire(k.token, k.fail, k.lock, owner, this.opts.lockTtlMs));
       if (state === 'token') {
         const entry = this.decode<T>(k.token, payload);
-        if (entry && entry.refresh_at > Date.now()) return { entry, raw: payload };
+        // Redis's expiry decides whether a shared token is still good, not this process's clock (which may
+        // be ahead of the writer's; the local cache then just keeps nothing).
+        if (entry) return { entry, raw: payload };
         // Sealed with another key, or not sealed though we have a key: drop it and fetch one we can use.
         await this.call(() => this.scripts.deleteIf(k.token, payload));
         continue;
@@ -287,7 +289,7 @@ class RedisLimiter implements Limiter {
     private readonly scripts: Scripts,
     private readonly key: string,
     private readonly intervalMs: number,
-    private readonly count: () => void,
+    private readonly count: (waitedMs?: number) => void,
   ) {}
 
   async acquire(signal?: AbortSignal): Promise<void> {
@@ -300,7 +302,10 @@ class RedisLimiter implements Limiter {
       throw storeError(e);
     }
     // The slot is reserved; an abort while waiting gives it up (the budget loses one request, never gains one).
-    if (wait > 0) await abortableSleep(Math.ceil(wait), signal);
+    if (wait > 0) {
+      this.count(wait);
+      await abortableSleep(Math.ceil(wait), signal);
+    }
   }
 }
 
@@ -308,7 +313,7 @@ class RedisRateLimits implements RateLimitStore {
   constructor(
     private readonly scripts: Scripts,
     private readonly prefix: string,
-    private readonly count: () => void,
+    private readonly count: (waitedMs?: number) => void,
   ) {}
 
   limiter(scope: string | undefined, requests_per_minute: number): Limiter {
@@ -339,6 +344,8 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   const sealKey = keyText ? parseStoreKey(keyText) : undefined;
   const prefix = opts.keyPrefix ?? 'signal:';
   if (!/^rediss?:\/\//.test(opts.url)) throw new SignalError('store.redis', `the Redis URL must start with redis:// or rediss:// (got '${opts.url.split(':')[0]}:...')`);
+  // Loaded only when asked for: the embedded default (memory) never pays for the Redis client.
+  const { Redis } = await import('ioredis');
   const redis = new Redis(opts.url, {
     // A delivery waits at most a few seconds on a Redis that went away, then fails retryably (store_unavailable).
     maxRetriesPerRequest: 2,
@@ -375,7 +382,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     del: (key) => redis.del(key),
     gcra: (...a) => r.signalGcra!(...a) as Promise<string>,
   };
-  const stats = { token_commands: 0, rate_commands: 0 };
+  const stats = { token_commands: 0, rate_commands: 0, rate_waits: 0, rate_wait_ms: 0 };
   const tokenKeys = (cacheKey: string) => {
     const h = hash(cacheKey);
     return { token: `${prefix}token:${h}`, lock: `${prefix}token-lock:${h}`, fail: `${prefix}token-fail:${h}` };
@@ -385,7 +392,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     scripts,
     tokenKeys,
     sealKey,
-    { lockTtlMs: opts.lockTtlMs ?? 10_000, waitTimeoutMs: opts.waitTimeoutMs ?? 30_000, failureTtlMs },
+    { lockTtlMs: opts.lockTtlMs ?? 10_000, waitTimeoutMs: opts.waitTimeoutMs ?? 60_000, failureTtlMs },
     () => stats.token_commands++,
   );
   const tokens = new TokenCache<Record<string, unknown>>({
@@ -396,7 +403,13 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   return {
     kind: 'redis',
     tokens,
-    rateLimits: new RedisRateLimits(scripts, prefix, () => stats.rate_commands++),
+    rateLimits: new RedisRateLimits(scripts, prefix, (waited) => {
+      if (waited === undefined) stats.rate_commands++;
+      else {
+        stats.rate_waits++;
+        stats.rate_wait_ms += waited;
+      }
+    }),
     stats,
     tokenKeys,
     close: async () => {
