@@ -20,6 +20,7 @@ import type {
 } from '../spec/types.js';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from './expression.js';
 import { SPREAD_KEY, type CompiledMapping } from './mapping.js';
+import { ajvLinearRegExp, schemaPatternProblems } from './regex.js';
 import { checkReferences, type ReferenceScope } from './references.js';
 import { parseTemplate, TemplateSyntaxError, type TemplateContext, type TemplatePart } from './template.js';
 
@@ -188,7 +189,8 @@ export function statusMatcher(match: StatusMatch | StatusMatch[]): (status: numb
 
 export function configValidatorFor(schema: JsonSchema): ValidateFunction {
   // useDefaults: a config field's `default` is what the record gets when it leaves the field out.
-  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true });
+  // Config `pattern`s are written by spec authors and run on tenants' values: linear-time engine (regex.ts).
+  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true, code: { regExp: ajvLinearRegExp } });
   addFormats(ajv);
   ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
   return ajv.compile(schema);
@@ -320,8 +322,10 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
   const { fields: configFields, secrets: secretFields } = configFieldsOf(spec.config);
 
   let validateConfig: ValidateFunction | undefined;
+  const refused = schemaPatternProblems(spec.config, ['config']);
+  for (const p of refused) c.problem(p.path, p.message);
   try {
-    validateConfig = configValidatorFor(spec.config);
+    if (!refused.length) validateConfig = configValidatorFor(spec.config);
   } catch (e) {
     c.problem(['config'], `config is not a valid JSON Schema: ${(e as Error).message}`);
   }
