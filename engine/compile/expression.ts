@@ -135,7 +135,24 @@ interface JsonataErrorLike {
   token?: string;
 }
 
+/**
+ * Compiled expressions by source. JSONata's parser costs ~0.1 ms per expression and large specs repeat
+ * the same leaves (`properties.email`) many times; a compiled expression holds no per-use state, so
+ * identical sources share one. Bounded: records keep bringing new field_mappings to a long-running process.
+ */
+const compiledBySource = new Map<string, CompiledExpr>();
+const MAX_CACHED_EXPRESSIONS = 4_096;
+
 export function compileExpression(source: string): CompiledExpr {
+  const cached = compiledBySource.get(source);
+  if (cached) return cached;
+  const compiled = compileUncached(source);
+  if (compiledBySource.size >= MAX_CACHED_EXPRESSIONS) compiledBySource.delete(compiledBySource.keys().next().value!);
+  compiledBySource.set(source, compiled);
+  return compiled;
+}
+
+function compileUncached(source: string): CompiledExpr {
   let expr: jsonata.Expression;
   try {
     expr = jsonata(source, JSONATA_OPTIONS);

@@ -177,6 +177,9 @@ export const DEFAULT_RULES: CompiledRule[] = [
   { status: () => true, action: 'fail', origin: 'default', hint: "The vendor refused the request: its message (vendor_message) says why." },
 ];
 
+/** At most this many config fields per spec (see docs/spec-language.md, "Limits"). */
+export const MAX_CONFIG_FIELDS = 1_000;
+
 export const DEFAULT_TIMEOUTS = { connect_ms: 5_000, response_ms: 30_000 };
 const DEFAULT_EXPIRES_IN_S = 3_600;
 
@@ -322,10 +325,14 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
   const { fields: configFields, secrets: secretFields } = configFieldsOf(spec.config);
 
   let validateConfig: ValidateFunction | undefined;
-  const refused = schemaPatternProblems(spec.config, ['config']);
+  const fieldCount = Object.keys(spec.config.properties ?? {}).length;
+  // ajv generates code per field: 30,000 fields took seconds to compile. Real configs have a handful.
+  const tooMany = fieldCount > MAX_CONFIG_FIELDS;
+  if (tooMany) c.problem(['config', 'properties'], `config declares ${fieldCount} fields; a spec may declare at most ${MAX_CONFIG_FIELDS}`);
+  const refused = tooMany ? [] : schemaPatternProblems(spec.config, ['config']);
   for (const p of refused) c.problem(p.path, p.message);
   try {
-    if (!refused.length) validateConfig = configValidatorFor(spec.config);
+    if (!tooMany && !refused.length) validateConfig = configValidatorFor(spec.config);
   } catch (e) {
     c.problem(['config'], `config is not a valid JSON Schema: ${(e as Error).message}`);
   }
