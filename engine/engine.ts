@@ -12,6 +12,7 @@ import { createHttpClient } from './run/http.js';
 import { Integration } from './run/integration.js';
 import type { Outcome, OutcomeDetail } from './run/outcome.js';
 import { TokenCache } from './run/token-cache.js';
+import { concealWhenPrinted, REDACTED } from './policy/redact.js';
 import { checkRecord } from './validate/record.js';
 
 export interface EngineOptions {
@@ -107,3 +108,7 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
     this.closeClient();
   }
 }
+
+// console.log(engine) must not print integrations' secrets or cached tokens.
+concealWhenPrinted(Engine, (e) => ({ specs: [...e.specs.keys()] }));
+concealWhenPrinted(TokenCache, () => ({ tokens: REDACTED }));

@@ -13,7 +13,7 @@ import { evaluateMapping, MappingError, setPath } from '../compile/mapping.js';
 import type { CompiledAuthStage, CompiledBatch, CompiledRule, CompiledSpec } from '../compile/spec.js';
 import { TemplateValueError } from '../compile/template.js';
 import { RateLimiter } from '../policy/rate-limit.js';
-import { REDACTED, redactor, redactValue } from '../policy/redact.js';
+import { concealWhenPrinted, REDACTED, redactAndCut, redactor, redactValue } from '../policy/redact.js';
 import type { CheckedRecord } from '../validate/record.js';
 import { Batcher, type Pending } from './batcher.js';
 import { eventIdOf, eventNameOf, eventProblems, type SignalEvent } from './event.js';
@@ -249,7 +249,7 @@ export class Integration {
     if (f.network) parts.push(`network error ${f.network}`);
     if (f.vendor_code !== undefined) parts.push(`vendor code ${f.vendor_code}`);
     if (res.gave_up) parts.push(`gave up: ${res.gave_up.replace(/_/g, ' ')} after ${res.attempts.length} attempt(s)`);
-    const msg = f.message ? this.redact(f.message) : undefined;
+    const msg = f.message ? redactAndCut(f.message, this.redact, 500) : undefined;
     return new DeliveryError(res.status === undefined && f.network ? REASONS.network : reason, this.redact(parts.join(', ')), {
       retryable: retryableRule(res.rule),
       ...(res.rule?.hint ? { hint: res.rule.hint } : {}),
@@ -506,6 +506,7 @@ export class Integration {
     for (const f of this.spec.secretFields) if (config[f] !== undefined) config[f] = REDACTED;
     const out: PreviewRequest[] = [];
     const push = (w: WireRequest) => {
+      checkHost(w.stage, w.url, this.spec.allowedHosts); // refuse exactly what deliver refuses
       const r = this.route(w);
       out.push({ stage: r.stage, method: r.method, url: r.url, headers: r.headers, body: r.body ?? null });
     };
@@ -550,3 +551,6 @@ export class Integration {
     return outcomes;
   }
 }
+
+// console.log(integration) must not print the record's secrets or the tokens it holds.
+concealWhenPrinted(Integration, (i) => ({ name: i.name, vendor: i.vendor }));
