@@ -9,7 +9,7 @@ import jsonata from 'jsonata';
 import { describe, expect, it } from 'vitest';
 import { checkSpecText, Engine, RecordError } from '../engine/index.js';
 import { LinearRegExp } from '../engine/compile/regex.js';
-import { compileExpression } from '../engine/compile/expression.js';
+import { compileExpression, GUARDRAILS } from '../engine/compile/expression.js';
 import { event, referenceRecord, withSetup, within, type Json } from './helpers/fixtures.js';
 
 const HOSTILE = 'a'.repeat(36) + '!';
@@ -147,5 +147,15 @@ describe('the linear engine gives JavaScript’s answers on ordinary patterns', 
   it('one documented difference: `.` and classes match a whole astral character, not half of it', async () => {
     // JavaScript without the `u` flag matches one UTF-16 half of an emoji; RE2 matches the character.
     expect(await compileExpression('$match("x😀y", /(.)(y)/)').evaluate({}, {})).toMatchObject({ match: '😀y', index: 1, groups: ['😀', 'y'] });
+  });
+});
+
+describe('documented guardrails (issue 8.17)', () => {
+  it('docs/spec-language.md quotes the timeout, stack depth and sequence length the code uses', () => {
+    const docs = readFileSync(new URL('../docs/spec-language.md', import.meta.url), 'utf8');
+    const guardrails = /\*\*Guardrails\.\*\* JSONata evaluation runs with a \*\*([\d,]+) ms timeout\*\*, a \*\*stack depth of ([\d,]+)\*\* and a \*\*maximum\s+sequence length of ([\d,]+)\*\*/.exec(docs);
+    expect(guardrails).not.toBeNull();
+    const n = (s: string) => Number(s.replace(/,/g, ''));
+    expect({ timeout: n(guardrails![1]!), stack: n(guardrails![2]!), sequence: n(guardrails![3]!) }).toEqual(GUARDRAILS);
   });
 });
