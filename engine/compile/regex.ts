@@ -37,7 +37,7 @@ export function linearProgram(re: RegExp): RE2JS {
     try {
       p = RE2JS.compile(RE2JS.translateRegExp(re));
     } catch (e) {
-      throw new RegexNotSupportedError(`regular expression /${re.source}/ is not supported by the linear-time regex engine (RE2): ${cleanMessage(e)}`);
+      throw new RegexNotSupportedError(`regular expression /${re.source}/ is not supported by the linear-time regex engine (RE2): ${cleanMessage(e)} (RE2 has no backreferences and no lookahead)`);
     }
     compiled.set(re, p);
   }
