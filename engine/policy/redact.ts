@@ -38,7 +38,10 @@ export function base64Forms(secret: string): string[] {
 
 /** The ways a secret turns up in text: as is, URL- and form-encoded, JSON-escaped, base64 inside a longer value. */
 export function secretForms(secret: string): string[] {
-  const forms = new Set([secret, encodeURIComponent(secret), new URLSearchParams({ s: secret }).toString().slice(2), JSON.stringify(secret).slice(1, -1)]);
+  const encoded = [encodeURIComponent(secret), new URLSearchParams({ s: secret }).toString().slice(2)];
+  // Percent-escapes may come back with lower-case hex (%2f) from a vendor that re-encodes.
+  const lower = encoded.map((e) => e.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()));
+  const forms = new Set([secret, ...encoded, ...lower, JSON.stringify(secret).slice(1, -1)]);
   for (const f of base64Forms(secret)) forms.add(f);
   return [...forms];
 }

@@ -80,6 +80,7 @@ describe('secret forms', () => {
   it('URL-, form- and JSON-encoded forms are redacted too', () => {
     const r = redactor([secret, 'quote"back\\slash']);
     expect(r(`a=${encodeURIComponent(secret)}&b=${new URLSearchParams({ s: secret }).toString().slice(2)}`)).toBe(`a=${REDACTED}&b=${REDACTED}`);
+    expect(r(`c=${encodeURIComponent(secret).toLowerCase()}`)).toBe(`c=${REDACTED}`);
     expect(r(JSON.stringify({ v: 'quote"back\\slash' }))).toBe(`{"v":"${REDACTED}"}`);
     expect(secretForms('plain-value')).toEqual(['plain-value', 'cGxhaW4tdmFs', 'bGFpbi12YWx1', 'YWluLXZhbHVl']);
   });
