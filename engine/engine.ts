@@ -13,6 +13,7 @@ import { Integration } from './run/integration.js';
 import { DeliveryLifecycle } from './run/lifecycle.js';
 import type { Outcome, OutcomeDetail } from './run/outcome.js';
 import type { RetryPolicy } from './policy/retry-delay.js';
+import { concealWhenPrinted } from './policy/redact.js';
 import { createMemoryStore } from './store/memory.js';
 import { rateLimitScope, requestsPerMinute } from './store/scope.js';
 import type { Store, TokenStore } from './store/types.js';
@@ -190,3 +191,6 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
     this.closeClient();
   }
 }
+
+// console.log(engine) must not print integrations' secrets or cached tokens.
+concealWhenPrinted(Engine, (e) => ({ specs: [...e.specs.keys()] }));

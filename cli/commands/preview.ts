@@ -1,6 +1,6 @@
 /** `preview`: the exact requests an event would produce for an integration record, secrets redacted; sends nothing. */
 import type { Command } from 'commander';
-import { DeliveryError, parseEventLine } from '../../engine/index.js';
+import { DeliveryError, parseEventLine, REASONS } from '../../engine/index.js';
 import { loadEngine, type Context } from '../context.js';
 import { requestBlock } from '../format.js';
 import { CliError, displayPath, EXIT, readJsonFile, readSmallFile, resolvePath } from '../io.js';
@@ -39,6 +39,8 @@ async function preview(ctx: Context, cmd: Command, opts: PreviewOptions): Promis
       requests = await integration.preview(parsed.event);
     } catch (e) {
       if (!(e instanceof DeliveryError)) throw e;
+      // A request deliver would refuse to send anywhere (host, scheme, credentials in the URL): a configuration error.
+      if (e.code === REASONS.hostNotAllowed) throw new CliError(`the request would not be sent: ${e.message}${e.hint ? `\nhint: ${e.hint}` : ''}`);
       // The event would fail before anything is sent (e.g. a check on the built body): say why, exit 1.
       io.stderr.write(`error: the event would not be sent: ${e.code}: ${e.message}\n`);
       if (e.hint) io.stderr.write(`hint: ${e.hint.replace(/\s+/g, ' ').trim()}\n`);

@@ -6,11 +6,19 @@
  */
 import jsonata from 'jsonata';
 import { SignalError } from '../errors.js';
+import { LinearRegExp, regexProblems } from './regex.js';
 
 export type Bindings = Record<string, unknown>;
 
-/** Guardrails every evaluation runs under. A regex that backtracks forever is the one thing they cannot stop. */
+/**
+ * Guardrails every evaluation runs under (docs/spec-language.md quotes these numbers). The timeout is
+ * checked between JSONata steps, so it cannot interrupt one long regex match: regexes therefore run on a
+ * linear-time engine (see regex.ts).
+ */
 export const GUARDRAILS = { timeout: 1_000, stack: 200, sequence: 100_000 } as const;
+
+/** JSONata's options: the guardrails, and the linear-time engine behind `$match`, `$contains`, `$replace`, `$split`. */
+const JSONATA_OPTIONS = { ...GUARDRAILS, RegexEngine: LinearRegExp as unknown as RegExpConstructor };
 
 /**
  * JSONata evaluates asynchronously and its timeout is wall-clock time from the start of an evaluation.
@@ -127,10 +135,27 @@ interface JsonataErrorLike {
   token?: string;
 }
 
+/**
+ * Compiled expressions by source. JSONata's parser costs ~0.1 ms per expression and large specs repeat
+ * the same leaves (`properties.email`) many times; a compiled expression holds no per-use state, so
+ * identical sources share one. Bounded: records keep bringing new field_mappings to a long-running process.
+ */
+const compiledBySource = new Map<string, CompiledExpr>();
+const MAX_CACHED_EXPRESSIONS = 4_096;
+
 export function compileExpression(source: string): CompiledExpr {
+  const cached = compiledBySource.get(source);
+  if (cached) return cached;
+  const compiled = compileUncached(source);
+  if (compiledBySource.size >= MAX_CACHED_EXPRESSIONS) compiledBySource.delete(compiledBySource.keys().next().value!);
+  compiledBySource.set(source, compiled);
+  return compiled;
+}
+
+function compileUncached(source: string): CompiledExpr {
   let expr: jsonata.Expression;
   try {
-    expr = jsonata(source, GUARDRAILS);
+    expr = jsonata(source, JSONATA_OPTIONS);
   } catch (e) {
     const err = e as JsonataErrorLike;
     // JSONata positions point just past the offending token; report its start.
@@ -138,6 +163,8 @@ export function compileExpression(source: string): CompiledExpr {
     throw new ExpressionSyntaxError(`JSONata syntax error ${err.code ?? ''}: ${err.message ?? String(e)}`.replace('  ', ' '), pos);
   }
   const ast = expr.ast() as unknown as AstNode;
+  const [refused] = regexProblems(ast);
+  if (refused) throw new ExpressionSyntaxError(refused.message, refused.position);
   const walk = fastPath(ast);
   const slow = async (input: unknown, bindings: Bindings): Promise<unknown> => {
     try {

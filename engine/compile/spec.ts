@@ -20,6 +20,7 @@ import type {
 } from '../spec/types.js';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from './expression.js';
 import { SPREAD_KEY, type CompiledMapping } from './mapping.js';
+import { ajvLinearRegExp, schemaPatternProblems } from './regex.js';
 import { checkReferences, type ReferenceScope } from './references.js';
 import { parseTemplate, TemplateSyntaxError, type TemplateContext, type TemplatePart } from './template.js';
 
@@ -178,6 +179,9 @@ export const DEFAULT_RULES: CompiledRule[] = [
   { status: () => true, action: 'fail', origin: 'default', hint: "The vendor refused the request: its message (vendor_message) says why." },
 ];
 
+/** At most this many config fields per spec (see docs/spec-language.md, "Limits"). */
+export const MAX_CONFIG_FIELDS = 1_000;
+
 export const DEFAULT_TIMEOUTS = { connect_ms: 5_000, response_ms: 30_000 };
 const DEFAULT_EXPIRES_IN_S = 3_600;
 
@@ -190,7 +194,8 @@ export function statusMatcher(match: StatusMatch | StatusMatch[]): (status: numb
 
 export function configValidatorFor(schema: JsonSchema): ValidateFunction {
   // useDefaults: a config field's `default` is what the record gets when it leaves the field out.
-  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true });
+  // Config `pattern`s are written by spec authors and run on tenants' values: linear-time engine (regex.ts).
+  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true, code: { regExp: ajvLinearRegExp } });
   addFormats(ajv);
   ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
   return ajv.compile(schema);
@@ -322,8 +327,14 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
   const { fields: configFields, secrets: secretFields } = configFieldsOf(spec.config);
 
   let validateConfig: ValidateFunction | undefined;
+  const fieldCount = Object.keys(spec.config.properties ?? {}).length;
+  // ajv generates code per field: 30,000 fields took seconds to compile. Real configs have a handful.
+  const tooMany = fieldCount > MAX_CONFIG_FIELDS;
+  if (tooMany) c.problem(['config', 'properties'], `config declares ${fieldCount} fields; a spec may declare at most ${MAX_CONFIG_FIELDS}`);
+  const refused = tooMany ? [] : schemaPatternProblems(spec.config, ['config']);
+  for (const p of refused) c.problem(p.path, p.message);
   try {
-    validateConfig = configValidatorFor(spec.config);
+    if (!tooMany && !refused.length) validateConfig = configValidatorFor(spec.config);
   } catch (e) {
     c.problem(['config'], `config is not a valid JSON Schema: ${(e as Error).message}`);
   }

@@ -4,7 +4,7 @@
  *
  * - Braces nest and quoted strings inside a placeholder may contain braces (`{$join(["a","}"])}`).
  * - In URLs every value is percent-encoded: a value can fill a host label or a path segment but can
- *   never add a `/`, `?`, `#` or `@` and change where the request goes.
+ *   never add a `/`, `?`, `#` or `@` and change where the request goes; nor make a segment `.` or `..`.
  * - In headers a value may not contain CR or LF (no header injection).
  */
 
@@ -80,12 +80,47 @@ export function renderValue(value: unknown, expr: string, context: TemplateConte
   return s;
 }
 
+/** `.` or `..`, also percent-encoded (`%2e`, `.%2E`...): URL parsers resolve these, walking the path. */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
+/**
+ * Refuse a path segment that placeholder values turn into a dot-segment: `/v1/{x}/events` with x = `..`
+ * would go to `/events`. Values cannot contain `/`, `?` or `#` (they are encoded), so segments and the
+ * path's end are where the literal text puts them.
+ */
+function checkDotSegments(url: string, filled: readonly { start: number; end: number; expr: string }[]): void {
+  const scheme = url.indexOf('://');
+  const pathStart = scheme < 0 ? 0 : url.indexOf('/', scheme + 3);
+  if (pathStart < 0) return;
+  let pathEnd = url.length;
+  for (const c of ['?', '#']) {
+    const i = url.indexOf(c, pathStart);
+    if (i >= 0 && i < pathEnd) pathEnd = i;
+  }
+  let segStart = pathStart + 1;
+  for (let i = segStart; i <= pathEnd; i++) {
+    if (i < pathEnd && url[i] !== '/') continue;
+    const seg = url.slice(segStart, i);
+    const value = filled.find((f) => f.start < i && f.end > segStart);
+    if (value && DOT_SEGMENT.test(seg)) {
+      throw new TemplateValueError(`placeholder {${value.expr}} makes the path segment '${seg}', which would change the request's path`);
+    }
+    segStart = i + 1;
+  }
+}
+
 export function renderTemplate(parts: readonly TemplatePart[], values: readonly unknown[], context: TemplateContext): string {
   let out = '';
   let v = 0;
+  const filled: { start: number; end: number; expr: string }[] = [];
   for (const part of parts) {
     if ('text' in part) out += part.text;
-    else out += renderValue(values[v++], part.expr, context);
+    else {
+      const start = out.length;
+      out += renderValue(values[v++], part.expr, context);
+      filled.push({ start, end: out.length, expr: part.expr });
+    }
   }
+  if (context === 'url') checkDotSegments(out, filled);
   return out;
 }

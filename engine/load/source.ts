@@ -2,11 +2,126 @@
  * Stage 1 of 4 (load → validate → compile → run): read a spec file and parse its YAML, keeping the node
  * ranges so that every later stage can report `file:line:col` for a key path.
  */
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
-import type { Diagnostic } from '../errors.js';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { dirname, extname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
+import { SignalError, type Diagnostic } from '../errors.js';
+
+/**
+ * The largest spec file (and file it extends) the loader reads: 1 MiB. Real specs are a few KB; the cap
+ * keeps a hostile or broken file from exhausting memory or time (docs/spec-language.md, "Limits").
+ */
+export const MAX_SPEC_BYTES = 1_048_576;
+
+/** A spec file that cannot be read as one: not a regular file, too large, not UTF-8, outside the root. */
+export class SpecReadError extends SignalError {
+  constructor(
+    message: string,
+    readonly line = 1,
+    readonly col = 1,
+    /** The line and column point at the problem inside the file (bad bytes), not at the file as a whole. */
+    readonly located = false,
+  ) {
+    super('spec.read', message);
+    this.name = 'SpecReadError';
+  }
+}
+
+/**
+ * Read a spec file's bytes, checked before anything is read: a regular file (not a device such as
+ * /dev/zero, a FIFO or a directory) of at most MAX_SPEC_BYTES. Opened non-blocking, so a FIFO cannot
+ * hang the open, and checked on the open descriptor, so the file cannot be swapped after the check.
+ */
+export function readSpecBytes(file: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new SpecReadError(err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'a folder, not a file' : err.message);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new SpecReadError(`not a regular file (${st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isSocket() ? 'a socket' : 'not a file'})`);
+    if (st.size > MAX_SPEC_BYTES) throw new SpecReadError(`${st.size} bytes; a spec file may be at most ${MAX_SPEC_BYTES} bytes (1 MiB)`);
+    // Read at most one byte past the cap: a file that grew since fstat is still refused.
+    const buf = Buffer.alloc(Math.min(st.size, MAX_SPEC_BYTES) + 1);
+    let n = 0;
+    for (;;) {
+      const r = readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n === buf.length) break;
+    }
+    if (n > MAX_SPEC_BYTES) throw new SpecReadError(`over ${MAX_SPEC_BYTES} bytes; a spec file may be at most ${MAX_SPEC_BYTES} bytes (1 MiB)`);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Offset of the first byte that is not part of well-formed UTF-8 (overlong forms and surrogates included). */
+function firstInvalidUtf8(buf: Buffer): number {
+  let i = 0;
+  while (i < buf.length) {
+    const b = buf[i]!;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    const len = (b & 0xe0) === 0xc0 ? 2 : (b & 0xf0) === 0xe0 ? 3 : (b & 0xf8) === 0xf0 ? 4 : 0;
+    if (!len || i + len > buf.length) return i;
+    let cp = b & (0x7f >> len);
+    for (let k = 1; k < len; k++) {
+      const c = buf[i + k]!;
+      if ((c & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (c & 0x3f);
+    }
+    if (cp < [0, 0, 0x80, 0x800, 0x10000][len]! || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += len;
+  }
+  return -1;
+}
+
+/**
+ * Decode a spec's bytes as UTF-8, refusing invalid bytes with their line and column rather than turning
+ * them into U+FFFD: a mangled value (a key, a secret's name, a URL) would otherwise load silently.
+ */
+export function decodeSpec(buf: Buffer): string {
+  if (isUtf8(buf)) return buf.toString('utf8');
+  const at = firstInvalidUtf8(buf);
+  const before = buf.subarray(0, Math.max(0, at)).toString('utf8');
+  const line = before.split('\n').length;
+  const col = before.length - before.lastIndexOf('\n');
+  throw new SpecReadError(`not valid UTF-8: byte 0x${buf[at]?.toString(16).padStart(2, '0') ?? '??'} (save the spec as UTF-8)`, line, col, true);
+}
+
+/** Resolve symlinks where the path exists; otherwise the path as given (the read then says it is missing). */
+function real(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+function inside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel));
+}
+
+/**
+ * Where `extends` may point: a `.yaml`/`.yml` file inside the spec root (the folder the specs were loaded
+ * from, or its subfolders), also once symlinks are resolved. Returns a reason when it may not.
+ */
+export function extendsRefusal(target: string, root: string): string | undefined {
+  if (!['.yaml', '.yml'].includes(extname(target).toLowerCase())) return `extends must name a .yaml or .yml spec file (it resolves to ${target})`;
+  if (!inside(resolve(root), target) || !inside(real(root), real(target))) {
+    return `extends must stay inside the spec folder ${resolve(root)} (it resolves to ${real(target)})`;
+  }
+  return undefined;
+}
 
 export type KeyPath = readonly (string | number)[];
 
@@ -46,32 +161,70 @@ export function formatPath(path: KeyPath): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
-export function parseSource(file: string, text: string, seen: readonly string[] = []): { source: SpecSource; diagnostics: Diagnostic[] } {
+/**
+ * Duplicate keys, found in one pass with a set per map. yaml's own `uniqueKeys` check compares every
+ * pair of keys in a map: 40,000 keys took a minute.
+ */
+function duplicateKeys(doc: Document.Parsed, lines: LineCounter, file: string): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const k = pair.key.value;
+        if (seen.has(k)) {
+          const { line, col } = lines.linePos(pair.key.range?.[0] ?? 0);
+          out.push({ file, line, col, path: '', message: `YAML: Map keys must be unique ('${String(k)}' is repeated)` });
+        }
+        seen.add(k);
+      }
+    },
+  });
+  return out;
+}
+
+export interface ParseOptions {
+  /** The spec root: `extends` may only reach files inside it. Default: the folder of `file`. */
+  root?: string;
+  /** The files extending this one (cycle detection). */
+  seen?: readonly string[];
+}
+
+export function parseSource(file: string, text: string, opts: ParseOptions = {}): { source: SpecSource; diagnostics: Diagnostic[] } {
+  const seen = opts.seen ?? [];
+  const root = opts.root ?? dirname(file);
   const lines = new LineCounter();
-  // uniqueKeys (default) reports duplicate keys; prettyErrors adds line/col to every YAML error.
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, strict: true });
+  // prettyErrors adds line/col to every YAML error; duplicate keys are checked below, in linear time.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, strict: true, uniqueKeys: false });
   const diagnostics: Diagnostic[] = [];
   for (const err of [...doc.errors, ...doc.warnings]) {
     const pos = err.linePos?.[0] ?? { line: 1, col: 1 };
     diagnostics.push({ file, line: pos.line, col: pos.col, path: '', message: `YAML: ${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}` });
   }
-  let value: unknown = doc.errors.length ? undefined : doc.toJS({ maxAliasCount: 100 });
+  const duplicates = doc.errors.length ? [] : duplicateKeys(doc, lines, file);
+  diagnostics.push(...duplicates);
+  let value: unknown = doc.errors.length || duplicates.length ? undefined : doc.toJS({ maxAliasCount: 100 });
   const source: SpecSource = { file, text, doc, lines, value, parents: [] };
   if (isObject(value) && typeof value.extends === 'string') {
     // `extends: other.yaml` inherits every key of that spec (recursively) unless this file sets it.
     const parentFile = resolve(dirname(file), value.extends);
     const here = (message: string) => diagnostics.push(diagnosticAt(source, ['extends'], message));
     let parentText: string | undefined;
-    if ([file, ...seen].includes(parentFile)) here(`extends forms a cycle: ${[parentFile, file, ...seen].join(' → ')}`);
+    const refusal = extendsRefusal(parentFile, root);
+    if (refusal) here(refusal);
+    else if ([file, ...seen].includes(parentFile)) here(`extends forms a cycle: ${[parentFile, file, ...seen].join(' → ')}`);
     else {
       try {
-        parentText = readFileSync(parentFile, 'utf8');
+        parentText = decodeSpec(readSpecBytes(parentFile));
       } catch (e) {
-        here(`cannot read the spec it extends: ${(e as Error).message}`);
+        // Bad bytes are reported where they are; any other refusal where `extends` names the file.
+        if (e instanceof SpecReadError && e.located) diagnostics.push({ file: parentFile, line: e.line, col: e.col, path: '', message: `cannot read: ${e.message}` });
+        else here(`cannot read the spec it extends, ${parentFile}: ${(e as Error).message}`);
       }
     }
     if (parentText !== undefined) {
-      const parent = parseSource(parentFile, parentText, [file, ...seen]);
+      const parent = parseSource(parentFile, parentText, { root, seen: [file, ...seen] });
       diagnostics.push(...parent.diagnostics);
       const { extends: _ignored, ...own } = value;
       value = parent.source.value === undefined ? undefined : mergePatch(parent.source.value, own);
@@ -82,8 +235,25 @@ export function parseSource(file: string, text: string, seen: readonly string[] 
   return { source, diagnostics };
 }
 
-export async function readSource(file: string): Promise<{ source: SpecSource; diagnostics: Diagnostic[] }> {
-  return parseSource(file, await readFile(file, 'utf8'));
+/** Read and parse a spec file (size, file type and UTF-8 checked first: SpecReadError otherwise). */
+export async function readSource(file: string, root: string = dirname(file)): Promise<{ source: SpecSource; diagnostics: Diagnostic[] }> {
+  return parseSource(file, decodeSpec(readSpecBytes(file)), { root });
+}
+
+const keyIndexes = new WeakMap<object, Map<string, { key: unknown; value: unknown }>>();
+
+/** A map's pairs by key, built once per map node: locating thousands of diagnostics stays linear. */
+function keyIndex(map: { items: { key: unknown; value: unknown }[] }): Map<string, { key: unknown; value: unknown }> {
+  let index = keyIndexes.get(map);
+  if (!index) {
+    index = new Map();
+    for (const it of map.items) {
+      const k = isScalar(it.key) ? String(it.key.value) : undefined;
+      if (k !== undefined && !index.has(k)) index.set(k, it);
+    }
+    keyIndexes.set(map, index);
+  }
+  return index;
 }
 
 /**
@@ -95,7 +265,7 @@ function walk(source: Layer, path: KeyPath): { node: Node | null; key: Node | nu
   let key: Node | null = null;
   for (const step of path) {
     if (isMap(node)) {
-      const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === String(step));
+      const pair = keyIndex(node).get(String(step));
       if (!pair) return { node: node as Node, key, complete: false };
       key = pair.key as Node;
       node = pair.value;

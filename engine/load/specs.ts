@@ -3,11 +3,11 @@
  * every file is collected before anything throws, so one run shows an author all of them.
  */
 import { readdir } from 'node:fs/promises';
-import { extname, join, resolve } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { SpecError, type Diagnostic } from '../errors.js';
 import { compileSpec, type CompiledSpec } from '../compile/spec.js';
 import { validateSpecShape } from '../validate/spec-schema.js';
-import { diagnosticAt, parseSource, readSource, type SpecSource } from './source.js';
+import { diagnosticAt, parseSource, readSource, SpecReadError, type SpecSource } from './source.js';
 
 export interface LoadResult {
   specs: Map<string, CompiledSpec>;
@@ -36,24 +36,31 @@ export function checkSpecText(file: string, text: string): { spec?: CompiledSpec
   return checkSource(source, diagnostics);
 }
 
-export async function checkSpecFile(file: string): Promise<{ spec?: CompiledSpec; diagnostics: Diagnostic[] }> {
+/**
+ * Check one spec file. `root` is the spec root (default: the file's folder): `extends` may only reach
+ * files inside it.
+ */
+export async function checkSpecFile(file: string, root?: string): Promise<{ spec?: CompiledSpec; diagnostics: Diagnostic[] }> {
+  let read: Awaited<ReturnType<typeof readSource>>;
   try {
-    const { source, diagnostics } = await readSource(file);
-    return checkSource(source, diagnostics);
+    read = await readSource(file, root);
   } catch (e) {
-    return { diagnostics: [{ file, line: 1, col: 1, path: '', message: `cannot read: ${(e as Error).message}` }] };
+    const at = e instanceof SpecReadError ? { line: e.line, col: e.col } : { line: 1, col: 1 };
+    return { diagnostics: [{ file, ...at, path: '', message: `cannot read: ${(e as Error).message}` }] };
   }
+  return checkSource(read.source, read.diagnostics);
 }
 
-async function specFilesIn(path: string): Promise<string[]> {
+/** The spec files at a path, with the root their `extends` must stay in: the folder given, or a file's folder. */
+async function specFilesIn(path: string): Promise<{ file: string; root: string }[]> {
   try {
     const entries = await readdir(path, { withFileTypes: true });
     return entries
       .filter((e) => e.isFile() && ['.yaml', '.yml'].includes(extname(e.name)))
-      .map((e) => join(path, e.name))
-      .sort();
+      .map((e) => ({ file: join(path, e.name), root: path }))
+      .sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return [path];
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return [{ file: path, root: dirname(path) }];
     throw e;
   }
 }
@@ -71,7 +78,7 @@ export interface SpecText {
 export async function checkSpecs(paths: readonly string[], texts: readonly SpecText[] = []): Promise<LoadResult> {
   const specs = new Map<string, CompiledSpec>();
   const diagnostics: Diagnostic[] = [];
-  const files: string[] = [];
+  const files: { file: string; root: string }[] = [];
   for (const p of paths) {
     try {
       files.push(...(await specFilesIn(resolve(p))));
@@ -80,9 +87,9 @@ export async function checkSpecs(paths: readonly string[], texts: readonly SpecT
     }
   }
   const seen = new Set<string>();
-  const inputs: { file: string; text?: string }[] = [...files.map((file) => ({ file })), ...texts.map((t) => ({ file: resolve(t.file), text: t.text }))];
-  for (const { file, text } of inputs) {
-    const r = text === undefined ? await checkSpecFile(file) : checkSpecText(file, text);
+  const inputs: { file: string; root?: string; text?: string }[] = [...files, ...texts.map((t) => ({ file: resolve(t.file), text: t.text }))];
+  for (const { file, root, text } of inputs) {
+    const r = text === undefined ? await checkSpecFile(file, root) : checkSpecText(file, text);
     // A problem in a shared partial would otherwise be reported once per spec that extends it (its
     // wording may differ slightly per spec, e.g. the list of declared fields): one report per place.
     for (const d of r.diagnostics) {
@@ -93,7 +100,7 @@ export async function checkSpecs(paths: readonly string[], texts: readonly SpecT
     if (!r.spec) continue;
     const other = specs.get(r.spec.vendor);
     if (other) {
-      const { source } = text === undefined ? await readSource(file) : parseSource(file, text);
+      const { source } = text === undefined ? await readSource(file, root) : parseSource(file, text);
       diagnostics.push(diagnosticAt(source, ['vendor'], `vendor '${r.spec.vendor}' is already defined by ${other.file}`));
       continue;
     }

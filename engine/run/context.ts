@@ -13,7 +13,7 @@ import { evaluateMapping, MappingError, setPath } from '../compile/mapping.js';
 import type { CompiledRule, CompiledSpec } from '../compile/spec.js';
 import { TemplateValueError } from '../compile/template.js';
 import { RateLimiter } from '../policy/rate-limit.js';
-import { redactor } from '../policy/redact.js';
+import { concealWhenPrinted, redactAndCut, redactor } from '../policy/redact.js';
 import type { RetryPolicy } from '../policy/retry-delay.js';
 import type { CheckedRecord } from '../validate/record.js';
 import type { SignalEvent } from './event.js';
@@ -162,7 +162,7 @@ export class IntegrationContext {
     if (f.network) parts.push(`network error ${f.network}`);
     if (f.vendor_code !== undefined) parts.push(`vendor code ${f.vendor_code}`);
     if (res.gave_up) parts.push(`gave up: ${res.gave_up.replace(/_/g, ' ')} after ${res.attempts.length} attempt(s)`);
-    const msg = f.message ? this.redact(f.message) : undefined;
+    const msg = f.message ? redactAndCut(f.message, this.redact, 500) : undefined;
     return new DeliveryError(res.status === undefined && f.network ? REASONS.network : reason, this.redact(parts.join(', ')), {
       retryable: retryableRule(res.rule),
       ...(res.rule?.hint ? { hint: res.rule.hint } : {}),
@@ -194,3 +194,6 @@ export class IntegrationContext {
     return { status: 'failed', reason: REASONS.internal, message: this.redact(String((e as Error)?.message ?? e)), retryable: true, attempts: 0 };
   }
 }
+
+// console.log(ctx) must not print the record's secrets or the tokens it holds.
+concealWhenPrinted(IntegrationContext, (c) => ({ integration: c.checked.record.name }));

@@ -10,6 +10,7 @@
 import { REASONS } from '../errors.js';
 import type { CompiledSpec } from '../compile/spec.js';
 import type { CheckedRecord } from '../validate/record.js';
+import { concealWhenPrinted } from '../policy/redact.js';
 import { BatchSender } from './batch-send.js';
 import { IntegrationContext, type IntegrationDeps, type Result } from './context.js';
 import { eventIdOf, eventNameOf, eventProblems, type SignalEvent } from './event.js';
@@ -144,3 +145,6 @@ export class Integration {
     return outcomes;
   }
 }
+
+// console.log(integration) must not print the record's secrets or the tokens it holds.
+concealWhenPrinted(Integration, (i) => ({ name: i.name, vendor: i.vendor }));

@@ -5,7 +5,7 @@ import { REDACTED } from '../policy/redact.js';
 import type { AuthResults, Config, IntegrationContext } from './context.js';
 import { eventProblems, type SignalEvent } from './event.js';
 import type { WireRequest } from './http.js';
-import { renderRequest } from './requests.js';
+import { checkHost, renderRequest } from './requests.js';
 
 export interface PreviewRequest {
   stage: string;
@@ -25,6 +25,7 @@ export async function previewRequests(ctx: IntegrationContext, raw: unknown): Pr
   for (const f of spec.secretFields) if (config[f] !== undefined) config[f] = REDACTED;
   const out: PreviewRequest[] = [];
   const push = (w: WireRequest) => {
+    checkHost(w.stage, w.url, ctx.spec.allowedHosts); // refuse exactly what deliver refuses
     const r = ctx.route(w);
     out.push({ stage: r.stage, method: r.method, url: r.url, headers: r.headers, body: r.body ?? null });
   };

@@ -36,7 +36,8 @@ export async function responseFacts(
   const facts: FailureFacts = { status };
   if (typeof code === 'string' || typeof code === 'number') facts.vendor_code = code;
   if (typeof message === 'string') facts.message = message;
-  else if (body) facts.message = body.slice(0, 500);
+  // Bounded, not cut to size: the caller redacts secrets first, then cuts (redactAndCut).
+  else if (body) facts.message = body.slice(0, 65_536);
   const out: { facts: FailureFacts; retry_after_s?: number } = { facts };
   if (typeof retryAfter === 'number' && Number.isFinite(retryAfter) && retryAfter >= 0) out.retry_after_s = retryAfter;
   return out;

@@ -14,6 +14,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { refreshAt } from '../policy/token-expiry.js';
+import { concealWhenPrinted } from '../policy/redact.js';
 import type { CachedToken, TokenFetch, TokenStore } from './types.js';
 
 export type { CachedToken } from './types.js';
@@ -144,3 +145,6 @@ export class TokenCache<T = Record<string, unknown>> implements TokenStore<T> {
     this.failures.clear();
   }
 }
+
+// console.log(cache) must not print tokens.
+concealWhenPrinted(TokenCache, (c) => ({ fetches: c.fetches }));

@@ -9,6 +9,7 @@ import { RecordError } from '../errors.js';
 import type { CompiledPreset, CompiledSpec } from '../compile/spec.js';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from '../compile/expression.js';
 import { checkReferences } from '../compile/references.js';
+import { ajvLinearRegExp } from '../compile/regex.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../policy/retry-delay.js';
 
 export interface IntegrationRecord {
@@ -61,7 +62,8 @@ export const RECORD_SCHEMA = {
   },
 } as const;
 
-const ajv = new Ajv2020({ allErrors: true, strict: true });
+// Its patterns run on tenant-supplied field_mappings keys: linear-time engine, like every pattern.
+const ajv = new Ajv2020({ allErrors: true, strict: true, code: { regExp: ajvLinearRegExp } });
 const validateRecordShape = ajv.compile(RECORD_SCHEMA);
 
 /** `config.account_id: must match pattern "^[0-9]+$"`: the place and the rule, never the value. */

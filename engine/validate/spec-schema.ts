@@ -7,6 +7,7 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import type { Diagnostic } from '../errors.js';
 import { packagePath } from '../paths.js';
 import { diagnosticAt, type KeyPath, type SpecSource } from '../load/source.js';
+import { ajvLinearRegExp } from '../compile/regex.js';
 
 let validator: ValidateFunction | undefined;
 
@@ -15,7 +16,8 @@ export const SPEC_SCHEMA_FILE = packagePath('schemas', 'integration-spec.schema.
 function specValidator(): ValidateFunction {
   if (!validator) {
     const schema = JSON.parse(readFileSync(SPEC_SCHEMA_FILE, 'utf8')) as object;
-    const ajv = new Ajv2020({ allErrors: true, strict: true });
+    // The schema's patterns run on whatever a spec file holds: linear-time engine, like every other pattern.
+    const ajv = new Ajv2020({ allErrors: true, strict: true, code: { regExp: ajvLinearRegExp } });
     validator = ajv.compile(schema);
   }
   return validator;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { REDACTED, redactValue, redactor } from '../../engine/policy/redact.js';
+import { REDACTED, base64Forms, redactAndCut, redactValue, redactor, secretForms } from '../../engine/policy/redact.js';
 
 describe('redactor', () => {
   it.each<[string, (string | undefined | null)[], string, string]>([
@@ -71,5 +71,40 @@ describe('redactValue', () => {
     const out = redactValue(input, r) as Record<string, unknown>;
     expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
     expect(Object.getOwnPropertyDescriptor(out, '__proto__')?.value).toEqual({ x: REDACTED });
+  });
+});
+
+describe('secret forms', () => {
+  const secret = 'p@ss w/rd+secret';
+
+  it('URL-, form- and JSON-encoded forms are redacted too', () => {
+    const r = redactor([secret, 'quote"back\\slash']);
+    expect(r(`a=${encodeURIComponent(secret)}&b=${new URLSearchParams({ s: secret }).toString().slice(2)}`)).toBe(`a=${REDACTED}&b=${REDACTED}`);
+    expect(r(`c=${encodeURIComponent(secret).toLowerCase()}`)).toBe(`c=${REDACTED}`);
+    expect(r(JSON.stringify({ v: 'quote"back\\slash' }))).toBe(`{"v":"${REDACTED}"}`);
+    expect(secretForms('plain-value')).toEqual(['plain-value', 'cGxhaW4tdmFs', 'bGFpbi12YWx1', 'YWluLXZhbHVl']);
+  });
+
+  it('base64 of a longer value holding the secret at any offset is redacted, leaving no 3 bytes of it', () => {
+    const r = redactor([secret]);
+    for (const prefix of ['', 'u', 'us', 'use', 'user:', 'client-id:']) {
+      const encoded = Buffer.from(`${prefix}${secret}:tail`).toString('base64');
+      const out = r(`Basic ${encoded}`);
+      expect(out, prefix).toContain(REDACTED);
+      const left = out.slice('Basic '.length).split(REDACTED).map((p) => Buffer.from(p, 'base64').toString('latin1')).join('|');
+      for (let i = 0; i + 3 <= secret.length; i++) expect(left, `${prefix}: ${secret.slice(i, i + 3)}`).not.toContain(secret.slice(i, i + 3));
+    }
+  });
+
+  it('base64Forms: one run per alignment, standard and url-safe, none shorter than 4 characters', () => {
+    expect(base64Forms('abcd')).toEqual(['YWJj', 'YmNk']);
+    expect(base64Forms('ab?>ab?>')).toContain('YWI_PmFi');
+  });
+
+  it('redactAndCut redacts first: a secret across the cut leaves no prefix', () => {
+    const text = `${'x'.repeat(495)}s3cr3t-token-value`;
+    expect(text.slice(0, 500)).toContain('s3cr3'); // what cutting first used to leave
+    expect(redactAndCut(text, redactor(['s3cr3t-token-value']), 500)).toBe(`${'x'.repeat(495)}[reda…`);
+    expect(redactAndCut('short', redactor([]), 500)).toBe('short');
   });
 });
