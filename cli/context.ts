@@ -1,6 +1,6 @@
 /** State shared by the commands of one `run()`: the injected streams, the exit code, the global options. */
 import type { Command } from 'commander';
-import { BUNDLED_SPECS_DIR, Engine } from '../engine/index.js';
+import { BUNDLED_SPECS_DIR, Engine, type EngineOptions } from '../engine/index.js';
 import { resolvePath, type CliIO } from './io.js';
 
 export interface Context {
@@ -16,6 +16,6 @@ export function specsDirs(ctx: Context, cmd: Command): string[] {
 }
 
 /** Load every spec (a SpecError, listing every problem, ends the command with exit 2). */
-export function loadEngine(ctx: Context, cmd: Command): Promise<Engine> {
-  return Engine.load({ specs: specsDirs(ctx, cmd) });
+export function loadEngine(ctx: Context, cmd: Command, options: Omit<EngineOptions, 'specs'> = {}): Promise<Engine> {
+  return Engine.load({ ...options, specs: specsDirs(ctx, cmd) });
 }
