@@ -143,7 +143,10 @@ export async function deliverStream(
   let committing: Promise<void> | undefined;
   const commit = (): Promise<void> => {
     if (!cp) return Promise.resolve();
-    committing ??= flushed(io.stdout).then(() => {
+    // After the current turn (so one save covers every outcome it printed) and once stdout has them.
+    committing ??= new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => flushed(io.stdout))
+      .then(() => {
       for (const line of pendingDone.splice(0)) cp.markDone(line);
       const err = cp.save();
       if (err !== undefined && checkpointError === undefined) {
@@ -300,6 +303,8 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
     const resume = checkpoint?.resume;
     if (opts.fromLine !== undefined) {
       io.stderr.write(`starting at line ${opts.fromLine} (--from-line): lines before it are read past without an outcome${checkpoint ? ` (overrides what checkpoint ${checkpoint.shown} said)` : ''}\n`);
+    } else if (resume && checkpoint && resume.from === 1 && !resume.doneAbove && !resume.window) {
+      io.stderr.write(safe(`resuming from checkpoint ${checkpoint.shown}: no line has an outcome yet, starting at line 1`) + '\n');
     } else if (resume && checkpoint) {
       io.stderr.write(
         safe(
