@@ -13,7 +13,7 @@
  * over; lines below sent_before that are not done were in flight when the run stopped — they are sent
  * again and their outcomes flagged possibly_duplicated.
  */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, statSync, type Stats, writeFileSync } from 'node:fs';
 import { CliError, describeFsError, displayPath, resolvePath, type CliIO } from './io.js';
 
 export const CHECKPOINT_VERSION = 1;
@@ -27,6 +27,14 @@ interface CheckpointFile {
   sent_before: number;
   complete: boolean;
   updated_at: string;
+}
+
+function statOrUndefined(p: string): Stats | undefined {
+  try {
+    return statSync(p);
+  } catch {
+    return undefined;
+  }
 }
 
 const isLine = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
@@ -90,18 +98,26 @@ export class Checkpoint {
    * Open FILE: resume from it when it exists (it must be for the same events and integration), else
    * start at line 1 — or at `fromLine` when given, which overrides what the file says.
    */
-  static open(io: CliIO, file: string, meta: { events: string; integration: string }, fromLine?: number): Checkpoint {
+  static open(io: CliIO, file: string, meta: { events: string; integration: string }, fromLine?: number, others: { path: string; option: string }[] = []): Checkpoint {
     const abs = resolvePath(io, file);
     const shown = displayPath(io, abs);
+    // The checkpoint is replaced wholesale: never over the events or the dead letters.
+    const here = statOrUndefined(abs);
+    for (const o of others) {
+      const there = statOrUndefined(o.path);
+      if (o.path === abs || (here && there && here.dev === there.dev && here.ino === there.ino)) {
+        throw new CliError(`--checkpoint '${shown}' is the ${o.option} file: the checkpoint must be a file of its own`);
+      }
+    }
     let prior: CheckpointFile | undefined;
-    if (existsSync(abs)) {
+    if (here) {
       let parsed: unknown;
       try {
         const text = readFileSync(abs, 'utf8');
         if (text.length > 1024 * 1024) throw Object.assign(new Error('too large'), { code: 'larger than 1 MiB: not a checkpoint' });
         parsed = JSON.parse(text);
       } catch (e) {
-        throw new CliError(`checkpoint '${shown}' cannot be read: ${e instanceof SyntaxError ? 'not valid JSON' : describeFsError(e)} (delete it to start over)`);
+        throw new CliError(`checkpoint '${shown}' cannot be read: ${e instanceof SyntaxError ? 'not valid JSON' : describeFsError(e)} (left as it is: give another --checkpoint path, or delete it if it is a stale checkpoint)`);
       }
       prior = Checkpoint.check(parsed, shown);
       if (prior.events !== meta.events || prior.integration !== meta.integration) {
@@ -117,14 +133,14 @@ export class Checkpoint {
     }
     const cp = new Checkpoint(abs, shown, meta, prior);
     const err = cp.save();
-    if (err) throw new CliError(`cannot write checkpoint '${shown}': ${err}`);
+    if (err) throw new CliError(`cannot write checkpoint '${shown}': ${err === 'file not found' ? 'its folder does not exist' : err}`);
     return cp;
   }
 
   private static check(v: unknown, shown: string): CheckpointFile {
     const o = v as Partial<CheckpointFile> | null;
     const bad = (what: string): never => {
-      throw new CliError(`checkpoint '${shown}' is not a deliver checkpoint: ${what} (delete it to start over)`);
+      throw new CliError(`checkpoint '${shown}' is not a deliver checkpoint: ${what} (left as it is: give another --checkpoint path, or delete it if it is a stale checkpoint)`);
     };
     if (typeof o !== 'object' || o === null || Array.isArray(o)) return bad('not a JSON object');
     if (o.checkpoint_version !== CHECKPOINT_VERSION) bad(`checkpoint_version is not ${CHECKPOINT_VERSION}`);
@@ -160,6 +176,11 @@ export class Checkpoint {
     return this.save();
   }
 
+  /** The run is over and read no further than `lastLine`: nothing past it was sent. */
+  settle(lastLine: number): void {
+    this.sentBefore = Math.min(this.sentBefore, lastLine + 1);
+  }
+
   /** Every line read so far is done and the input is at its end. */
   finish(lastLine: number): boolean {
     this.complete = this.doneThrough >= lastLine && this.doneAbove.size === 0;
@@ -181,7 +202,7 @@ export class Checkpoint {
       integration: this.meta.integration,
       done_through: this.doneThrough,
       done_after: ranges(this.doneAbove),
-      sent_before: this.sentBefore,
+      sent_before: Math.max(this.sentBefore, this.doneThrough + 1),
       complete: this.complete,
       updated_at: new Date().toISOString(),
     };

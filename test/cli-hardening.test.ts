@@ -282,6 +282,12 @@ describe('resume after kill -9 (issue 8.7)', () => {
     const cpFile = join(dir, 'other.checkpoint.json');
     rmSync(cpFile, { force: true });
     expect((await runCli(['deliver', '--integration', record, '--events', events, '--endpoint', emu.url, '--checkpoint', cpFile])).code).toBe(0);
+    // Complete; lines appended later are the only ones a rerun delivers, and nothing is flagged.
+    writeFileSync(events, readFileSync(events, 'utf8') + JSON.stringify(ev('evt_f_7')) + '\n' + JSON.stringify(ev('evt_f_8')) + '\n');
+    const appended = await runCli(['deliver', '--integration', record, '--events', events, '--endpoint', emu.url, '--json', '--checkpoint', cpFile]);
+    expect(appended.code).toBe(0);
+    expect(jsonLines(appended.out).map((o) => [o.line, o.possibly_duplicated ?? false]).sort()).toEqual([[7, false], [8, false]]);
+    expect(appended.err).toMatch(/resumed: 6 lines passed over/);
     const other = write('other.ndjson', JSON.stringify(ev('evt_o')) + '\n');
     const refused = await runCli(['deliver', '--integration', record, '--events', other, '--endpoint', emu.url, '--checkpoint', cpFile]);
     expect(refused.code).toBe(2);

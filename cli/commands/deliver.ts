@@ -211,6 +211,7 @@ export async function deliverStream(
   const elapsedMs = Date.now() - started;
   if (cp) {
     while (pendingDone.length || committing) await commit();
+    cp.settle(result.lastLine);
     if (!result.interrupted && result.readError === undefined && checkpointError === undefined && dl?.error === undefined) cp.finish(result.lastLine);
     const err = cp.save();
     if (err !== undefined) checkpointError ??= err;
@@ -219,7 +220,11 @@ export async function deliverStream(
 
   const notes: string[] = [];
   const errors: string[] = [];
-  if (result.passed) notes.push(`resumed: ${result.passed} ${result.passed === 1 ? 'line' : 'lines'} passed over (an earlier run gave them their outcome)`);
+  const some = (n: number): string => `${n} ${n === 1 ? 'line' : 'lines'}`;
+  if (fromLine !== undefined) {
+    if (result.passed) notes.push(`--from-line ${fromLine}: ${some(result.passed)} before it read past, without an outcome`);
+    if (result.lastLine < fromLine - 1 && !result.interrupted && result.readError === undefined) notes.push(`note: the input ended at line ${result.lastLine}, before line ${fromLine}: nothing was delivered`);
+  } else if (result.passed) notes.push(`resumed: ${some(result.passed)} passed over (an earlier run gave them their outcome)`);
   if (dl?.error !== undefined) {
     errors.push(
       `error: writing dead letters to ${dl.shown} failed: ${dl.error}; reading stopped. ${dl.missing.length} failed ` +
@@ -290,7 +295,12 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
     source = input.source;
     if (opts.deadLetter !== undefined) deadLetter = DeadLetterFile.open(io, opts.deadLetter, input.ino);
     const checkpoint =
-      opts.checkpoint !== undefined ? Checkpoint.open(io, opts.checkpoint, { events: input.abs ?? 'stdin', integration: integration.name }, opts.fromLine) : undefined;
+      opts.checkpoint !== undefined
+        ? Checkpoint.open(io, opts.checkpoint, { events: input.abs ?? 'stdin', integration: integration.name }, opts.fromLine, [
+            ...(input.abs ? [{ path: input.abs, option: 'events' }] : []),
+            ...(opts.deadLetter !== undefined ? [{ path: resolvePath(io, opts.deadLetter), option: 'dead-letter' }] : []),
+          ])
+        : undefined;
     io.stderr.write(
       safe(
         `delivering ${input.shown} through '${integration.name}' (${integration.vendor}), concurrency ${opts.concurrency}` +
