@@ -6,7 +6,8 @@
  * written to a temporary file, then renamed over it) says:
  *   done_through  every line up to here has its outcome printed (and its dead letter written);
  *   done_after    ranges of lines above done_through that have theirs too;
- *   sent_before   no line from here on was sent: written before a delivery past it starts;
+ *   sent_before   no line from here on was sent or given an outcome: written before a delivery (or an
+ *                 outcome) past it;
  *   complete      the input was read to its end and every line has an outcome.
  * A line counts as done only once its outcome has been handed to stdout and its dead letter (when it
  * failed) is in the dead-letter file. Running the same command again resumes: done lines are passed
@@ -169,7 +170,7 @@ export class Checkpoint {
     while (this.doneAbove.delete(this.doneThrough + 1)) this.doneThrough++;
   }
 
-  /** Before `line` is sent: make sure the file says it may have been (reserving `ahead` lines at a time). */
+  /** Before `line` is sent or printed: make sure the file says it may have been (reserving `ahead` lines at a time). */
   reserve(line: number, ahead: number): string | undefined {
     if (line < this.sentBefore) return undefined;
     this.sentBefore = line + Math.max(1, ahead);

@@ -159,7 +159,17 @@ export async function deliverStream(
     return committing;
   };
 
+  const reserve = (line: number): void => {
+    const err = cp?.reserve(line, window);
+    if (err !== undefined && checkpointError === undefined) {
+      checkpointError = err;
+      halt.abort('a checkpoint write error');
+    }
+  };
   const emit = (r: LineResult): void => {
+    // A line decided without a send (blank, not an event) is printed now: the checkpoint must already
+    // say this line may have an outcome, or a kill before the next save would print it twice unflagged.
+    reserve(r.outcome.line);
     // The dead letter first (a synchronous append), then the outcome: a failure shown is never one whose
     // dead letter a crash could lose.
     let kept = true;
@@ -189,13 +199,7 @@ export async function deliverStream(
       ? {
           pass: (line: number) => cp.passes(line),
           maybeSentBefore: (line: number) => cp.maybeSent(line),
-          beforeStart: (line: number) => {
-            const err = cp.reserve(line, window);
-            if (err !== undefined && checkpointError === undefined) {
-              checkpointError = err;
-              halt.abort('a checkpoint write error');
-            }
-          },
+          beforeStart: reserve,
         }
       : fromLine !== undefined
         ? { pass: (line: number) => line < fromLine }
