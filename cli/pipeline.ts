@@ -175,7 +175,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     });
 
   /** A line that did not become an event: failed, not retryable, kept for its dead letter when it fits the cap. */
-  const invalid = (line: number, message: string, bytes: Uint8Array | undefined, length: number, event_id?: string): void =>
+  const invalid = (line: number, message: string, bytes: Uint8Array | undefined, length: number | undefined, event_id?: string): void =>
     emit({
       outcome: local(line, {
         ...(event_id !== undefined ? { event_id } : {}),
@@ -185,7 +185,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         retryable: false,
       }),
       ...(bytes !== undefined && bytes.length <= cap ? { rawBytes: bytes } : {}),
-      rawLength: length,
+      ...(length !== undefined ? { rawLength: length } : {}),
     });
   const tooLong = (n: number): string => `line is ${n} bytes, over the limit of ${maxLine} bytes (--max-line-bytes)`;
   const notKept = (line: number): string => `; too long to keep in the dead letter (over ${cap} bytes): take it from line ${line} of the input`;
@@ -210,7 +210,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     // base64), which is checked again exactly as when it was first read.
     const env = deadLetterEntry(bytes);
     if (env?.lost !== undefined) {
-      invalid(line, `dead-letter entry without its original line (${env.lost}): take it from the original input`, undefined, bytes.length);
+      invalid(line, `dead-letter entry without its original line (${env.lost}): take it from the original input`, undefined, undefined);
       return;
     }
     if (env) bytes = env.bytes;
