@@ -103,6 +103,21 @@ describe('text output a value cannot forge (issue 8.11)', () => {
   });
 });
 
+describe('mock: what a client sends cannot forge the request log (issue 8.11)', () => {
+  it('a body with a newline and an escape sequence prints as one escaped line', async () => {
+    const child = startCli(['mock', '--port', '0']);
+    await child.waitFor((out) => /listening on http:\/\/127\.0\.0\.1:\d+/.test(out));
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(child.out())![1]!;
+    await fetch(`${url}/interaction/v1/events`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x\n#99 POST /interaction/v1/events forged \u001b[31m' });
+    await child.waitFor((out) => /^#1 POST/m.test(out));
+    child.proc.kill('SIGTERM');
+    expect(await child.exit).toBe(0);
+    expect(child.out()).not.toMatch(/^#99/m);
+    expect(child.out()).toContain('x\\n#99 POST /interaction/v1/events forged \\u001b[31m');
+    expect(child.out()).not.toContain('\u001b');
+  });
+});
+
 describe('dead letters keep the input (issue 8.12)', () => {
   it('an over-long line and invalid UTF-8 read from stdin are kept byte for byte; past the cap, the line is named; fed back, they are checked again', async () => {
     const big = JSON.stringify(ev('evt_big', { properties: { ...leadSubmitted().properties, note: 'x'.repeat(5000) } }));
