@@ -79,6 +79,14 @@ function describeFsError(e: unknown): string {
       return 'permission denied';
     case 'EISDIR':
       return 'is a directory, not a file';
+    case 'ENOSPC':
+      return 'no space left on device (ENOSPC)';
+    case 'EDQUOT':
+      return 'disk quota exceeded (EDQUOT)';
+    case 'EROFS':
+      return 'read-only file system (EROFS)';
+    case 'EIO':
+      return 'input/output error (EIO)';
     default:
       return code ?? (e instanceof Error ? e.message : String(e));
   }

@@ -5,8 +5,27 @@
  * line read ends as one outcome, so the counts always add up to the lines read.
  */
 import type { Readable } from 'node:stream';
-import { isBlankLine, parseEventLine, REASONS, type Integration, type Outcome, type SignalEvent } from '../engine/index.js';
+import { DEFAULT_MAX_DEPTH, isBlankLine, parseEventLine, parseJsonSafely, REASONS, type Integration, type Outcome, type SignalEvent } from '../engine/index.js';
 import { readLines, type RawLine } from './ndjson.js';
+
+/**
+ * A line that does not become an event is kept in its dead letter, byte for byte, when it is at most
+ * this long (or --max-line-bytes, when that is larger); a longer one is named by its line number only.
+ */
+export const DEAD_LETTER_KEEP_BYTES = 4 * 1024 * 1024;
+
+/** The keep cap for a --max-line-bytes. */
+export function keepCap(maxLineBytes: number): number {
+  return Math.max(maxLineBytes, DEAD_LETTER_KEEP_BYTES);
+}
+
+/**
+ * How much of one physical line is read: a dead-letter entry fed back holds its line as text or base64
+ * plus the reason, so it may be up to about twice the line it keeps.
+ */
+export function readLimit(maxLineBytes: number): number {
+  return 2 * keepCap(maxLineBytes) + 64 * 1024;
+}
 
 export const BLANK_LINE = REASONS.blankLine;
 
@@ -16,8 +35,10 @@ export interface LineResult {
   outcome: LineOutcome;
   /** The event object, when the line parsed into one. */
   event?: unknown;
-  /** The line's text, when it did not parse into an event. */
-  raw?: string;
+  /** The line's exact bytes, when it did not parse into an event and is kept (see DEAD_LETTER_KEEP_BYTES). */
+  rawBytes?: Uint8Array;
+  /** The line's length, when it did not parse into an event (also when it was too long to keep). */
+  rawLength?: number;
 }
 
 export interface PipelineOptions {
@@ -36,10 +57,21 @@ export interface PipelineOptions {
   graceMs: number;
   /** Resolves when the outputs can take more; read no further until it does. */
   writable?: () => Promise<void> | undefined;
+  /** Lines an earlier run already gave an outcome (resume): read past, not counted, no outcome. */
+  pass?: (line: number) => boolean;
+  /** Lines an earlier run may have sent (resume): a send of theirs is flagged possibly_duplicated. */
+  maybeSentBefore?: (line: number) => boolean;
+  /** Called (synchronously) just before a line's delivery starts. */
+  beforeStart?: (line: number) => void;
 }
 
 export interface PipelineResult {
+  /** Lines read and given an outcome (lines passed over on a resume are not counted). */
   linesRead: number;
+  /** The number of the last line read (absolute: passed-over lines count). */
+  lastLine: number;
+  /** Lines passed over (an earlier run gave them an outcome). */
+  passed: number;
   delivered: number;
   skipped: number;
   failed: number;
@@ -91,7 +123,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const abandon = new AbortController();
   let flushed = false;
   const readAhead = Math.max(1, opts.readAhead ?? opts.concurrency);
-  const result: PipelineResult = { linesRead: 0, delivered: 0, skipped: 0, failed: 0, possiblyDuplicated: 0 };
+  const result: PipelineResult = { linesRead: 0, lastLine: 0, passed: 0, delivered: 0, skipped: 0, failed: 0, possiblyDuplicated: 0 };
+  const maxLine = opts.maxLineBytes;
+  const cap = keepCap(maxLine);
   const wake = new Wake();
   const queue: Item[] = [];
   const inflight = new Set<Item>();
@@ -110,7 +144,14 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   });
 
   const emit = (r: LineResult): void => {
-    const o = r.outcome;
+    let o = r.outcome;
+    // Resumed after a crash: an earlier run may have sent this event already, so whatever this run's
+    // send did, the vendor may now hold it twice. (Not for outcomes decided without sending: those are
+    // the same in every run.)
+    if (!o.possibly_duplicated && r.event !== undefined && opts.maybeSentBefore?.(o.line) && (o.attempts > 0 || o.reason === REASONS.interrupted)) {
+      o = { ...o, possibly_duplicated: true };
+      r = { ...r, outcome: o };
+    }
     if (o.status === 'delivered') result.delivered++;
     else if (o.status === 'skipped') result.skipped++;
     else result.failed++;
@@ -133,41 +174,60 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       event: item.event,
     });
 
+  /** A line that did not become an event: failed, not retryable, kept for its dead letter when it fits the cap. */
+  const invalid = (line: number, message: string, bytes: Uint8Array | undefined, length: number | undefined, event_id?: string): void =>
+    emit({
+      outcome: local(line, {
+        ...(event_id !== undefined ? { event_id } : {}),
+        status: 'failed',
+        reason: REASONS.invalidEvent,
+        message: `line ${line}: ${message}`,
+        retryable: false,
+      }),
+      ...(bytes !== undefined && bytes.length <= cap ? { rawBytes: bytes } : {}),
+      ...(length !== undefined ? { rawLength: length } : {}),
+    });
+  const tooLong = (n: number): string => `line is ${n} bytes, over the limit of ${maxLine} bytes (--max-line-bytes)`;
+  const notKept = (line: number): string => `; too long to keep in the dead letter (over ${cap} bytes): take it from line ${line} of the input`;
+
   const handleLine = (raw: RawLine): void => {
-    const line = ++result.linesRead;
-    if (raw.bytes === undefined) {
-      emit({
-        outcome: local(line, {
-          status: 'failed',
-          reason: REASONS.invalidEvent,
-          message: `line ${line}: line is ${raw.oversized} bytes, over the limit of ${opts.maxLineBytes} bytes (--max-line-bytes); its content was not kept`,
-          retryable: false,
-        }),
-      });
+    const line = ++result.lastLine;
+    if (opts.pass?.(line)) {
+      result.passed++;
       return;
     }
-    if (isBlankLine(raw.bytes)) {
+    result.linesRead++;
+    if (raw.bytes === undefined) {
+      invalid(line, tooLong(raw.oversized) + notKept(line), undefined, raw.oversized);
+      return;
+    }
+    let bytes = raw.bytes;
+    if (isBlankLine(bytes)) {
       emit({ outcome: local(line, { status: 'skipped', reason: BLANK_LINE, message: `line ${line} is blank` }) });
       return;
     }
-    const parsed = parseEventLine(raw.bytes, { maxBytes: opts.maxLineBytes, unwrapDeadLetter: true });
+    // A dead-letter entry fed back stands for what it keeps: its event, or its original line (text or
+    // base64), which is checked again exactly as when it was first read.
+    const env = deadLetterEntry(bytes);
+    if (env?.lost !== undefined) {
+      invalid(line, `dead-letter entry without its original line (${env.lost}): take it from the original input`, undefined, undefined);
+      return;
+    }
+    if (env) bytes = env.bytes;
+    if (bytes.length > maxLine) {
+      invalid(line, tooLong(bytes.length) + (bytes.length > cap ? notKept(line) : ''), bytes, bytes.length);
+      return;
+    }
+    const parsed = parseEventLine(bytes, { maxBytes: maxLine });
     if (!parsed.ok) {
-      emit({
-        outcome: local(line, {
-          ...(parsed.event_id !== undefined ? { event_id: parsed.event_id } : {}),
-          status: 'failed',
-          reason: REASONS.invalidEvent,
-          message: `line ${line}: ${parsed.message}`,
-          retryable: false,
-        }),
-        ...(parsed.raw !== undefined ? { raw: parsed.raw } : {}),
-      });
+      invalid(line, parsed.message, bytes, bytes.length, parsed.event_id);
       return;
     }
     queue.push({ line, event: parsed.event, abandoned: false });
   };
 
   const start = (item: Item): void => {
+    opts.beforeStart?.(item.line);
     inflight.add(item);
     integration
       .deliver(item.event, { signal: abandon.signal })
@@ -193,7 +253,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   };
 
   // ---- reading ----
-  const it = readLines(opts.source, opts.maxLineBytes)[Symbol.asyncIterator]();
+  const it = readLines(opts.source, readLimit(opts.maxLineBytes))[Symbol.asyncIterator]();
   let eof = false;
   let reading = false;
   let waitingForOutput = false;
@@ -297,4 +357,34 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     }
   }
   return result;
+}
+
+const fatalDecoder = new TextDecoder('utf-8', { fatal: true });
+const MARK = Buffer.from('"dead_letter"');
+
+/**
+ * When the line is a dead-letter entry (an object with a `dead_letter` key): the bytes of the line it
+ * stands for — its event as JSON, or its kept raw line — or, when it kept none, what it says was lost.
+ * Anything else (not JSON, no such key): undefined, the line is read as it is.
+ */
+export function deadLetterEntry(bytes: Uint8Array): { bytes: Uint8Array; lost?: undefined } | { lost: string; bytes?: undefined } | undefined {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.indexOf(MARK) === -1) return undefined;
+  let text: string;
+  try {
+    text = fatalDecoder.decode(buf);
+  } catch {
+    return undefined;
+  }
+  const parsed = parseJsonSafely(text, { maxDepth: DEFAULT_MAX_DEPTH + 1 }); // the envelope adds one level
+  if (!parsed.ok) return undefined;
+  const v = parsed.value as Record<string, unknown>;
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !('dead_letter' in v)) return undefined;
+  if (typeof v.event === 'object' && v.event !== null && !Array.isArray(v.event)) return { bytes: Buffer.from(JSON.stringify(v.event), 'utf8') };
+  if (typeof v.raw_line_base64 === 'string') return { bytes: Buffer.from(v.raw_line_base64, 'base64') };
+  if (typeof v.raw_line === 'string') return { bytes: Buffer.from(v.raw_line, 'utf8') };
+  const dl = v.dead_letter as Record<string, unknown> | null;
+  const was = typeof dl === 'object' && dl !== null && typeof dl.line === 'number' ? `it was line ${dl.line}` : 'no raw_line';
+  const size = typeof v.raw_line_bytes === 'number' ? `, ${v.raw_line_bytes} bytes` : '';
+  return { lost: was + size };
 }

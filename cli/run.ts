@@ -14,6 +14,7 @@ import { formatDiagnostic, RecordError, SignalError, SpecError } from '../engine
 import { packagePath } from '../engine/paths.js';
 import type { Context } from './context.js';
 import { CliError, displayPath, EXIT, resolvePath, type CliIO } from './io.js';
+import { safe } from './text.js';
 
 export type { CliIO } from './io.js';
 
@@ -32,22 +33,22 @@ function report(io: CliIO, e: unknown): number {
     return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
   }
   if (e instanceof CliError) {
-    io.stderr.write(`error: ${e.message}\n`);
+    io.stderr.write(safe(`error: ${e.message}`) + '\n');
     return e.exitCode;
   }
   if (e instanceof SpecError) {
     io.stderr.write(`error: the integration specs are invalid (run 'signal-integrations validate' for details):\n`);
-    for (const d of e.diagnostics) io.stderr.write(`  ${formatDiagnostic({ ...d, file: displayPath(io, resolvePath(io, d.file)) })}\n`);
+    for (const d of e.diagnostics) io.stderr.write(safe(`  ${formatDiagnostic({ ...d, file: displayPath(io, resolvePath(io, d.file)) })}`) + '\n');
     return EXIT.usage;
   }
   if (e instanceof RecordError || e instanceof SignalError) {
     // RecordError names fields and rules, never values; other SignalErrors here are configuration (e.g. the endpoint).
-    io.stderr.write(`error: ${e.message}\n`);
+    io.stderr.write(safe(`error: ${e.message}`) + '\n');
     return EXIT.usage;
   }
   const name = e instanceof Error ? e.name : 'error';
   const message = e instanceof Error ? e.message : String(e);
-  io.stderr.write(`error: unexpected ${name}: ${message}\n`);
+  io.stderr.write(safe(`error: unexpected ${name}: ${message}`) + '\n');
   return EXIT.failed;
 }
 

@@ -308,9 +308,12 @@ describe('deliver', () => {
     const dead = jsonLines(readFileSync(deadFile, 'utf8'));
     expect(dead).toHaveLength(12);
     const deadByLine = new Map(dead.map((d) => [d.dead_letter.line as number, d]));
-    expect(deadByLine.get(2)).toEqual({ dead_letter: expect.objectContaining({ reason: 'invalid_event' }), raw_line: '{not json' });
-    expect(deadByLine.get(11)!.raw_line).toContain('\ufffd'); // lossily decoded
-    expect(deadByLine.get(5)!.raw_line).toBeNull(); // an oversized line is not kept
+    expect(deadByLine.get(2)).toEqual({ dead_letter: expect.objectContaining({ reason: 'invalid_event' }), raw_line: '{not json', raw_line_bytes: 9 });
+    // Not UTF-8: kept byte for byte in base64, never decoded lossily.
+    expect(deadByLine.get(11)!.raw_line).toBeNull();
+    expect(Buffer.from(deadByLine.get(11)!.raw_line_base64, 'base64').equals(lines[10]!)).toBe(true);
+    // Over --max-line-bytes but under the keep cap: kept as it was.
+    expect(deadByLine.get(5)!.raw_line).toBe(lines[4]!.toString('utf8'));
     expect(deadByLine.get(4)!.raw_line).toBe('{"type":"track","event":"Lead Submitted"}');
   });
 

@@ -2,22 +2,27 @@
  * `deliver`: stream NDJSON events through an integration. Every line read ends as exactly one outcome
  * (delivered, skipped or failed); failures can go to a dead-letter file that `--events` accepts back.
  * SIGINT/SIGTERM: stop reading, give in-flight deliveries a grace period, dead-letter the rest as
- * `interrupted`, exit 130.
+ * `interrupted`, exit 130. A dead-letter or checkpoint write error stops reading the same way, exit 2.
+ * `--checkpoint FILE` records where the run stands, so the same command resumes after a kill -9.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { DEFAULT_MAX_LINE_BYTES, type Engine, type Integration } from '../../engine/index.js';
+import { Checkpoint } from '../checkpoint.js';
 import { loadEngine, type Context } from '../context.js';
-import { deadLetterJson, outcomeJson, outcomeLine, responseIdLabel, summaryText } from '../format.js';
-import { CliError, describeFsError, displayPath, drained, EXIT, readJsonFile, resolvePath, type CliIO } from '../io.js';
+import { DeadLetterFile } from '../dead-letters.js';
+import { outcomeJson, outcomeLine, responseIdLabel, summaryText } from '../format.js';
+import { CliError, describeFsError, displayPath, drained, EXIT, readJsonFile, resolvePath, type CliIO, type Output } from '../io.js';
 import { integerOption, secondsOption } from '../options.js';
 import { runPipeline, type LineResult, type PipelineResult } from '../pipeline.js';
 import { openStore, redisOption } from '../store.js';
+import { safe } from '../text.js';
 
 export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_SHUTDOWN_TIMEOUT_S = 5;
+/** The engine's default connection pool per host; `deliver` raises it to --concurrency when that is larger. */
+export const DEFAULT_MAX_SOCKETS = 128;
 
 interface DeliverOptions {
   integration: string;
@@ -29,6 +34,8 @@ interface DeliverOptions {
   maxLineBytes: number;
   shutdownTimeout: number;
   redis?: string;
+  checkpoint?: string;
+  fromLine?: number;
 }
 
 export function registerDeliver(program: Command, ctx: Context): void {
@@ -38,7 +45,7 @@ export function registerDeliver(program: Command, ctx: Context): void {
     .requiredOption('--integration <file>', 'integration record (JSON)')
     .requiredOption('--events <file>', "NDJSON events, or '-' for stdin (a dead-letter file is accepted too)")
     .option('--endpoint <url>', 'send every request to this base URL instead of the spec hosts (e.g. a local emulator)')
-    .option('--concurrency <n>', 'deliveries in flight at once', integerOption(1, 1024), DEFAULT_CONCURRENCY)
+    .option('--concurrency <n>', 'requests in flight at once (above 128, the connection pool is raised to match)', integerOption(1, 1024), DEFAULT_CONCURRENCY)
     .option('--json', 'print one JSON outcome per line instead of text')
     .option('--dead-letter <file>', 'append every failed line to this NDJSON file (feed it back with --events to retry)')
     .addOption(
@@ -53,13 +60,15 @@ export function registerDeliver(program: Command, ctx: Context): void {
       DEFAULT_SHUTDOWN_TIMEOUT_S,
     )
     .addOption(redisOption())
+    .option('--checkpoint <file>', 'record which lines have an outcome; when the file exists, resume from it (same events and integration)')
+    .option('--from-line <n>', 'start at this line: the lines before it are read past, without an outcome', integerOption(1, Number.MAX_SAFE_INTEGER))
     .action(async (opts: DeliverOptions, cmd: Command) => {
       ctx.exitCode = await deliver(ctx, cmd, opts);
     });
 }
 
 /** Open the events input: a file (checked now, streamed later) or stdin. */
-async function openEvents(io: CliIO, events: string): Promise<{ source: Readable; shown: string; ino?: [number, number] }> {
+async function openEvents(io: CliIO, events: string): Promise<{ source: Readable; shown: string; abs?: string; ino?: [number, number] }> {
   if (events === '-') {
     if (!io.stdin) throw new CliError("--events -: no standard input available");
     return { source: io.stdin, shown: 'stdin' };
@@ -73,26 +82,23 @@ async function openEvents(io: CliIO, events: string): Promise<{ source: Readable
       await fh.close();
       throw Object.assign(new Error('directory'), { code: 'EISDIR' });
     }
-    return { source: fh.createReadStream({ highWaterMark: 64 * 1024 }), shown, ino: [s.dev, s.ino] };
+    return { source: fh.createReadStream({ highWaterMark: 64 * 1024 }), shown, abs, ino: [s.dev, s.ino] };
   } catch (e) {
     throw new CliError(`cannot read events file '${shown}': ${describeFsError(e)}`);
   }
 }
 
-/** Open the dead-letter file for appending, now: an unwritable path is a configuration error, not a late surprise. */
-async function openDeadLetter(io: CliIO, file: string, input?: [number, number]): Promise<{ stream: WriteStream; shown: string }> {
-  const abs = resolvePath(io, file);
-  const shown = displayPath(io, abs);
-  if (input) {
-    const s = await stat(abs).catch(() => undefined);
-    if (s && s.dev === input[0] && s.ino === input[1]) throw new CliError(`--dead-letter '${shown}' is the events file: dead letters must go to another file`);
-  }
-  const stream = createWriteStream(abs, { flags: 'a' });
-  await new Promise<void>((resolve, reject) => {
-    stream.once('open', () => resolve());
-    stream.once('error', (e) => reject(new CliError(`cannot write dead-letter file '${shown}': ${describeFsError(e)}`)));
-  });
-  return { stream, shown };
+/** Resolves once everything written to `out` so far is in the kernel's hands (at once for a test collector). */
+function flushed(out: Output): Promise<void> {
+  const w = out as Output & { writableLength?: number; write(chunk: string, cb: () => void): boolean };
+  if (typeof w.writableLength !== 'number') return Promise.resolve();
+  return new Promise((resolve) => w.write('', () => resolve()));
+}
+
+/** At most `n` line numbers, then how many more. */
+function lineList(lines: readonly number[], n = 20): string {
+  const sorted = [...lines].sort((a, b) => a - b);
+  return sorted.slice(0, n).join(', ') + (sorted.length > n ? `, … (${sorted.length - n} more)` : '');
 }
 
 export interface DeliveryRun {
@@ -111,7 +117,10 @@ export async function deliverStream(
     json?: boolean;
     concurrency: number;
     maxLineBytes: number;
-    deadLetter?: { stream: WriteStream; shown: string };
+    deadLetter?: DeadLetterFile;
+    checkpoint?: Checkpoint;
+    /** Lines before this one are read past (--from-line without a checkpoint). */
+    fromLine?: number;
     endpoint?: string;
     /** Whether to say in the summary that the endpoint was an operator option (not for the demo's own emulator). */
     endpointIsOverride?: boolean;
@@ -123,19 +132,62 @@ export async function deliverStream(
   },
 ): Promise<DeliveryRun> {
   const idLabel = responseIdLabel(p.integration);
-  let deadLettered = 0;
-  let deadLetterError: string | undefined;
-  p.deadLetter?.stream.on('error', (e) => {
-    deadLetterError ??= describeFsError(e);
-  });
+  const dl = p.deadLetter;
+  const cp = p.checkpoint;
+  // A dead-letter or checkpoint write error stops the run as a signal would: reading stops, in-flight
+  // deliveries get the grace period, and every line read still gets its outcome.
+  const halt = new AbortController();
+  const stop = p.stop ? AbortSignal.any([p.stop, halt.signal]) : halt.signal;
+  let checkpointError: string | undefined;
+  const window = p.integration.inFlightWindow(p.concurrency);
+
+  // Checkpoint: outcomes printed since the last save; saved once stdout has them (group commit).
+  const pendingDone: number[] = [];
+  let committing: Promise<void> | undefined;
+  const commit = (): Promise<void> => {
+    if (!cp) return Promise.resolve();
+    // After the current turn (so one save covers every outcome it printed) and once stdout has them.
+    committing ??= new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => flushed(io.stdout))
+      .then(() => {
+      for (const line of pendingDone.splice(0)) cp.markDone(line);
+      const err = cp.save();
+      if (err !== undefined && checkpointError === undefined) {
+        checkpointError = err;
+        halt.abort('a checkpoint write error');
+      }
+      committing = undefined;
+      if (pendingDone.length) void commit();
+    });
+    return committing;
+  };
+
+  const reserve = (line: number): void => {
+    const err = cp?.reserve(line, window);
+    if (err !== undefined && checkpointError === undefined) {
+      checkpointError = err;
+      halt.abort('a checkpoint write error');
+    }
+  };
   const emit = (r: LineResult): void => {
+    // A line decided without a send (blank, not an event) is printed now: the checkpoint must already
+    // say this line may have an outcome, or a kill before the next save would print it twice unflagged.
+    reserve(r.outcome.line);
+    // The dead letter first (a synchronous append), then the outcome: a failure shown is never one whose
+    // dead letter a crash could lose.
+    let kept = true;
+    if (r.outcome.status === 'failed' && dl) {
+      kept = dl.write(r);
+      if (!kept && !halt.signal.aborted) halt.abort('a dead-letter write error');
+    }
     io.stdout.write((p.json ? outcomeJson(r.outcome) : outcomeLine(r.outcome, idLabel)) + '\n');
-    if (r.outcome.status === 'failed' && p.deadLetter && deadLetterError === undefined) {
-      p.deadLetter.stream.write(deadLetterJson(r, new Date()) + '\n');
-      deadLettered++;
+    if (cp && kept) {
+      pendingDone.push(r.outcome.line);
+      void commit();
     }
     p.observe?.(r);
   };
+  const fromLine = p.fromLine;
   const started = Date.now();
   const result = await runPipeline({
     integration: p.integration,
@@ -143,54 +195,105 @@ export async function deliverStream(
     concurrency: p.concurrency,
     maxLineBytes: p.maxLineBytes,
     emit,
-    ...(p.stop ? { stop: p.stop } : {}),
+    stop,
     ...(p.hurry ? { hurry: p.hurry } : {}),
     graceMs: p.graceMs,
+    ...(cp
+      ? {
+          pass: (line: number) => cp.passes(line),
+          maybeSentBefore: (line: number) => cp.maybeSent(line),
+          beforeStart: reserve,
+        }
+      : fromLine !== undefined
+        ? { pass: (line: number) => line < fromLine }
+        : {}),
     writable: () => {
-      const waits = [drained(io.stdout)];
-      if (p.deadLetter?.stream.writableNeedDrain) waits.push(new Promise((r) => p.deadLetter!.stream.once('drain', r)));
-      return io.stdout.writableNeedDrain || p.deadLetter?.stream.writableNeedDrain ? Promise.all(waits).then(() => undefined) : undefined;
+      const waits: Promise<unknown>[] = [];
+      if (io.stdout.writableNeedDrain) waits.push(drained(io.stdout));
+      // Bound what a kill -9 can leave without a recorded outcome: wait for the checkpoint to catch up.
+      if (cp && pendingDone.length >= window) waits.push(commit());
+      return waits.length ? Promise.all(waits).then(() => undefined) : undefined;
     },
   });
   const elapsedMs = Date.now() - started;
-  if (p.deadLetter) {
-    const s = p.deadLetter.stream;
-    await new Promise<void>((resolve) => {
-      if (s.destroyed) return resolve();
-      s.end(() => resolve());
-      s.once('error', () => resolve());
-    });
+  if (cp) {
+    while (pendingDone.length || committing) await commit();
+    cp.settle(result.lastLine);
+    if (!result.interrupted && result.readError === undefined && checkpointError === undefined && dl?.error === undefined) cp.finish(result.lastLine);
+    const err = cp.save();
+    if (err !== undefined) checkpointError ??= err;
+  }
+  dl?.close();
+
+  const notes: string[] = [];
+  const errors: string[] = [];
+  const some = (n: number): string => `${n} ${n === 1 ? 'line' : 'lines'}`;
+  if (fromLine !== undefined) {
+    if (result.passed) notes.push(`--from-line ${fromLine}: ${some(result.passed)} before it read past, without an outcome`);
+    if (result.lastLine < fromLine - 1 && !result.interrupted && result.readError === undefined) notes.push(`note: the input ended at line ${result.lastLine}, before line ${fromLine}: nothing was delivered`);
+  } else if (result.passed) notes.push(`resumed: ${some(result.passed)} passed over (an earlier run gave them their outcome)`);
+  if (dl?.error !== undefined) {
+    errors.push(
+      `error: writing dead letters to ${dl.shown} failed: ${dl.error}; reading stopped. ${dl.missing.length} failed ` +
+        `${dl.missing.length === 1 ? 'line has' : 'lines have'} no dead letter (their outcomes are on stdout): line ${lineList(dl.missing)}`,
+    );
+  }
+  if (checkpointError !== undefined && cp) errors.push(`error: writing checkpoint ${cp.shown} failed: ${checkpointError}; reading stopped`);
+  if (cp) {
+    if (checkpointError === undefined && cp.through >= result.lastLine && cp.above === 0 && !result.interrupted && dl?.error === undefined && result.readError === undefined) {
+      notes.push(`checkpoint ${cp.shown}: complete, every line through ${cp.through} has an outcome (the same command again reads only lines added after it)`);
+    } else {
+      notes.push(
+        `checkpoint ${cp.shown}: every line through ${cp.through} has an outcome${cp.above ? `, and ${cp.above} above it` : ''}; ` +
+          `run the same command again to resume from line ${cp.through + 1}`,
+      );
+    }
+  } else if (dl?.error !== undefined) {
+    notes.push(`to resume once dead letters can be written: the same command with --from-line ${result.lastLine + 1}; send the lines listed above again from the input`);
+  } else if (result.interrupted) {
+    notes.push(`to resume: the same command with --from-line ${result.lastLine + 1}${dl ? `; feed ${dl.shown} back with --events for the failed lines` : ''}`);
   }
   const readError = result.readError === undefined ? undefined : describeFsError(result.readError);
   io.stderr.write(
     summaryText({
       result,
-      deadLettered,
+      deadLettered: dl?.written ?? 0,
       elapsedMs,
       ...(p.endpoint && p.endpointIsOverride !== false ? { endpoint: p.endpoint } : {}),
-      ...(p.deadLetter ? { deadLetterFile: p.deadLetter.shown } : {}),
-      ...(deadLetterError ? { deadLetterError } : {}),
+      ...(dl ? { deadLetterFile: dl.shown } : {}),
       ...(readError ? { readError } : {}),
       ...(p.endpointIsOverride === false ? { suggestDeadLetter: false } : {}),
+      errors,
+      notes,
     }),
   );
-  const exitCode = result.interrupted ? EXIT.interrupted : result.failed || readError || deadLetterError ? EXIT.failed : EXIT.ok;
-  return { result, deadLettered, exitCode };
+  const exitCode =
+    dl?.error !== undefined || checkpointError !== undefined
+      ? EXIT.usage
+      : result.interrupted
+        ? EXIT.interrupted
+        : result.failed || readError
+          ? EXIT.failed
+          : EXIT.ok;
+  return { result, deadLettered: dl?.written ?? 0, exitCode };
 }
 
 async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promise<number> {
   const { io } = ctx;
   const record = await readJsonFile(io, opts.integration, 'integration record');
+  // The engine's pool holds 128 connections per host; a larger --concurrency would wait for a free
+  // connection inside the request timeout. Size the pool to what the operator asked for, and say so.
+  const maxSockets = Math.max(DEFAULT_MAX_SOCKETS, opts.concurrency);
   const store = await openStore(opts.redis);
   let engine: Engine;
   try {
-    engine = await loadEngine(ctx, cmd, store ? { store } : {});
+    engine = await loadEngine(ctx, cmd, { ...(store ? { store } : {}), ...(maxSockets > DEFAULT_MAX_SOCKETS ? { maxSockets } : {}) });
   } catch (e) {
     await store?.close();
     throw e;
   }
   let source: Readable | undefined;
-  let deadLetter: { stream: WriteStream; shown: string } | undefined;
+  let deadLetter: DeadLetterFile | undefined;
   const stop = new AbortController();
   const hurry = new AbortController();
   const graceMs = Math.round(opts.shutdownTimeout * 1000);
@@ -204,11 +307,38 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
     const integration = engine.createIntegration(record, opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {});
     const input = await openEvents(io, opts.events);
     source = input.source;
-    if (opts.deadLetter !== undefined) deadLetter = await openDeadLetter(io, opts.deadLetter, input.ino);
+    if (opts.deadLetter !== undefined) deadLetter = DeadLetterFile.open(io, opts.deadLetter, input.ino);
+    const checkpoint =
+      opts.checkpoint !== undefined
+        ? Checkpoint.open(io, opts.checkpoint, { events: input.abs ?? 'stdin', integration: integration.name }, opts.fromLine, [
+            ...(input.abs ? [{ path: input.abs, option: 'events' }] : []),
+            ...(opts.deadLetter !== undefined ? [{ path: resolvePath(io, opts.deadLetter), option: 'dead-letter' }] : []),
+          ])
+        : undefined;
     io.stderr.write(
-      `delivering ${input.shown} through '${integration.name}' (${integration.vendor}), concurrency ${opts.concurrency}` +
-        `${opts.endpoint ? `, endpoint override ${opts.endpoint}` : ''}${store ? ', tokens and rate limits shared through Redis' : ''}\n`,
+      safe(
+        `delivering ${input.shown} through '${integration.name}' (${integration.vendor}), concurrency ${opts.concurrency}` +
+          `${opts.endpoint ? `, endpoint override ${opts.endpoint}` : ''}${store ? ', tokens and rate limits shared through Redis' : ''}`,
+      ) + '\n',
     );
+    if (opts.concurrency > DEFAULT_MAX_SOCKETS) {
+      io.stderr.write(`note: --concurrency ${opts.concurrency} is above the default pool of ${DEFAULT_MAX_SOCKETS} connections per host: the pool is raised to ${opts.concurrency}\n`);
+    }
+    const resume = checkpoint?.resume;
+    if (opts.fromLine !== undefined) {
+      io.stderr.write(`starting at line ${opts.fromLine} (--from-line): lines before it are read past without an outcome${checkpoint ? ` (overrides what checkpoint ${checkpoint.shown} said)` : ''}\n`);
+    } else if (resume && checkpoint && resume.from === 1 && !resume.doneAbove && !resume.window) {
+      io.stderr.write(safe(`resuming from checkpoint ${checkpoint.shown}: no line has an outcome yet, starting at line 1`) + '\n');
+    } else if (resume && checkpoint) {
+      io.stderr.write(
+        safe(
+          `resuming from checkpoint ${checkpoint.shown}: lines through ${resume.from - 1}${resume.doneAbove ? ` and ${resume.doneAbove} above` : ''} already have an outcome and are read past` +
+            (resume.window
+              ? `; lines ${resume.window[0]}–${resume.window[1] - 1} without one may have been sent by the stopped run: sent again, flagged possibly_duplicated`
+              : ''),
+        ) + '\n',
+      );
+    }
     // Only this command reacts to signals, and only while it runs.
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
@@ -220,6 +350,8 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
       concurrency: opts.concurrency,
       maxLineBytes: opts.maxLineBytes,
       ...(deadLetter ? { deadLetter } : {}),
+      ...(checkpoint ? { checkpoint } : {}),
+      ...(opts.fromLine !== undefined ? { fromLine: opts.fromLine } : {}),
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
       stop: stop.signal,
       hurry: hurry.signal,
@@ -232,6 +364,6 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
     engine.close();
     await store?.close();
     if (source && source !== io.stdin && !source.destroyed) source.destroy();
-    if (deadLetter && !deadLetter.stream.closed) deadLetter.stream.destroy();
+    deadLetter?.close();
   }
 }

@@ -1,5 +1,6 @@
 /** `mock`: run the local Marketing Cloud emulator until SIGINT/SIGTERM, for `deliver --endpoint`. */
 import type { Command } from 'commander';
+import { safe } from '../text.js';
 import { formatReceived, startMarketingCloudEmulator, type Emulator } from '../../emulator/marketing-cloud.js';
 import type { Context } from '../context.js';
 import { CliError, EXIT } from '../io.js';
@@ -50,10 +51,10 @@ async function mock(ctx: Context, opts: MockOptions): Promise<number> {
   // Echo what arrives, one line per request (secrets and tokens redacted by formatReceived).
   let shown = 0;
   const tick = setInterval(() => {
-    const n = emu.requests.length - shown;
-    if (n > 0) {
-      io.stdout.write(formatReceived(emu, { last: n }) + '\n');
-      shown += n;
+    // One request at a time, each made one safe line: a client's body cannot print a fake request line.
+    const upTo = emu.requests.length;
+    for (; shown < upTo; shown++) {
+      io.stdout.write(safe(formatReceived({ requests: emu.requests.slice(shown, shown + 1), clients: emu.clients })).replace(/^#1 /, `#${shown + 1} `) + '\n');
     }
   }, 200);
   const sig = await new Promise<NodeJS.Signals>((resolve) => {

@@ -4,6 +4,7 @@ import { DeliveryError, parseEventLine, REASONS } from '../../engine/index.js';
 import { loadEngine, type Context } from '../context.js';
 import { requestBlock } from '../format.js';
 import { CliError, displayPath, EXIT, readJsonFile, readSmallFile, resolvePath } from '../io.js';
+import { safe } from '../text.js';
 
 interface PreviewOptions {
   integration: string;
@@ -42,15 +43,15 @@ async function preview(ctx: Context, cmd: Command, opts: PreviewOptions): Promis
       // A request deliver would refuse to send anywhere (host, scheme, credentials in the URL): a configuration error.
       if (e.code === REASONS.hostNotAllowed) throw new CliError(`the request would not be sent: ${e.message}${e.hint ? `\nhint: ${e.hint}` : ''}`);
       // The event would fail before anything is sent (e.g. a check on the built body): say why, exit 1.
-      io.stderr.write(`error: the event would not be sent: ${e.code}: ${e.message}\n`);
-      if (e.hint) io.stderr.write(`hint: ${e.hint.replace(/\s+/g, ' ').trim()}\n`);
+      io.stderr.write(safe(`error: the event would not be sent: ${e.code}: ${e.message}`) + '\n');
+      if (e.hint) io.stderr.write(safe(`hint: ${e.hint.replace(/\s+/g, ' ').trim()}`) + '\n');
       return EXIT.failed;
     }
     if (opts.json) {
       io.stdout.write(JSON.stringify(requests, null, 2) + '\n');
     } else {
       io.stdout.write(requests.map(requestBlock).join('\n'));
-      if (opts.endpoint) io.stderr.write(`note: --endpoint ${opts.endpoint}: requests shown as routed there (original host in X-Forwarded-Host)\n`);
+      if (opts.endpoint) io.stderr.write(safe(`note: --endpoint ${opts.endpoint}: requests shown as routed there (original host in X-Forwarded-Host)`) + '\n');
     }
     return EXIT.ok;
   } finally {

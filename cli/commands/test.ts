@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { loadEngine, specsDirs, type Context } from '../context.js';
 import { displayPath, EXIT, resolvePath } from '../io.js';
 import { pinFiles, runPin } from '../pins.js';
+import { safe, safeLines } from '../text.js';
 
 interface TestOptions {
   update?: boolean;
@@ -20,7 +21,7 @@ export function registerTest(program: Command, ctx: Context): void {
       const targets = paths.length ? paths.map((p) => resolvePath(io, p)) : specsDirs(ctx, cmd).map((d) => join(d, 'tests'));
       const files = await pinFiles(targets);
       if (!files.length) {
-        io.stderr.write(`error: no pin files (*.yaml) found in ${targets.map((t) => displayPath(io, t)).join(', ')}\n`);
+        io.stderr.write(safe(`error: no pin files (*.yaml) found in ${targets.map((t) => displayPath(io, t)).join(', ')}`) + '\n');
         ctx.exitCode = EXIT.failed;
         return;
       }
@@ -30,12 +31,13 @@ export function registerTest(program: Command, ctx: Context): void {
         for (const file of files) {
           const r = await runPin(engine, file, opts.update ? { update: true } : {});
           const shown = displayPath(io, file);
-          if (r.updated) io.stdout.write(`updated  ${shown}\n`);
-          else if (r.ok) io.stdout.write(`ok       ${shown}\n`);
+          if (r.updated) io.stdout.write(safe(`updated  ${shown}`) + '\n');
+          else if (r.ok) io.stdout.write(safe(`ok       ${shown}`) + '\n');
           else {
             failed++;
-            io.stdout.write(`FAIL     ${shown}${r.description ? ` — ${r.description}` : ''}\n`);
-            for (const p of r.problems) io.stdout.write(`         ${p}\n`);
+            io.stdout.write(safe(`FAIL     ${shown}${r.description ? ` — ${r.description}` : ''}`) + '\n');
+            // A problem may span lines (expected / got): each line escaped, the breaks kept.
+            for (const p of r.problems) io.stdout.write(safeLines(`         ${p}`) + '\n');
           }
         }
       } finally {

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { checkSpecs, formatDiagnostic } from '../../engine/index.js';
 import { displayPath, EXIT, resolvePath, type CliIO } from '../io.js';
 import { specsDirs, type Context } from '../context.js';
+import { safe } from '../text.js';
 
 export function registerValidate(program: Command, ctx: Context): void {
   program
@@ -17,18 +18,18 @@ export function registerValidate(program: Command, ctx: Context): void {
 export async function validate(io: CliIO, paths: string[]): Promise<number> {
   const { specs, diagnostics } = await checkSpecs(paths);
   const shown = (f: string): string => displayPath(io, resolvePath(io, f));
-  for (const d of diagnostics) io.stdout.write(formatDiagnostic({ ...d, file: shown(d.file) }) + '\n');
+  for (const d of diagnostics) io.stdout.write(safe(formatDiagnostic({ ...d, file: shown(d.file) })) + '\n');
   const badFiles = new Set(diagnostics.map((d) => d.file));
   const valid = [...specs.values()].filter((s) => !badFiles.has(s.file)).length;
   const checked = valid + badFiles.size;
   const where = paths.map(shown).join(', ');
   if (checked === 0) {
-    io.stderr.write(`error: no spec files (*.yaml, *.yml) found in ${where}\n`);
+    io.stderr.write(safe(`error: no spec files (*.yaml, *.yml) found in ${where}`) + '\n');
     return EXIT.failed;
   }
   const s = (n: number, w: string): string => `${n} ${w}${n === 1 ? '' : 's'}`;
   if (diagnostics.length === 0) {
-    io.stdout.write(`ok: ${s(checked, 'spec file')} valid (${[...specs.keys()].join(', ')})\n`);
+    io.stdout.write(safe(`ok: ${s(checked, 'spec file')} valid (${[...specs.keys()].join(', ')})`) + '\n');
     return EXIT.ok;
   }
   io.stdout.write(`invalid: ${s(diagnostics.length, 'problem')} in ${s(badFiles.size, 'file')}; ${valid} of ${s(checked, 'spec file')} valid\n`);
