@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import got, { type Got, type RequestError, type RetryObject } from 'got';
+import got, { type Got, type NormalizedOptions, type RequestError, type RetryObject } from 'got';
 import type { CompiledRule, CompiledVendorError } from '../compile/spec.js';
 import type { Bindings } from '../compile/expression.js';
 import { matchRule, type FailureFacts } from '../policy/rules.js';
@@ -53,11 +53,12 @@ export interface ExchangeOptions {
   policy: RetryPolicy;
   limiter?: RateLimiter;
   /**
-   * Headers for a retry. A wait may outlive the token the first attempt used, so every retry takes the
-   * current one; with `reauth` (a rule said so, at most once) the tokens the failed attempt used are
-   * dropped first. Throws when the token stage fails.
+   * The request for a retry, rendered again. A wait may outlive the token the first attempt used, so every
+   * retry takes the current one (and a URL built from an auth result follows it); with `reauth` (a rule
+   * said so, at most once) the tokens the failed attempt used are dropped first. Throws when the token
+   * stage fails.
    */
-  headersForRetry?: (reauth: boolean) => Promise<Record<string, string>>;
+  requestForRetry?: (reauth: boolean) => Promise<{ url: string; headers: Record<string, string> }>;
   signal?: AbortSignal;
   now?: () => number;
 }
@@ -99,7 +100,7 @@ export function createHttpClient(opts: { maxSockets?: number } = {}): { client: 
     hooks: {
       beforeRequest: [
         async (options) => {
-          await stateOf(options.context)?.beforeAttempt(options.headers);
+          await stateOf(options.context)?.beforeAttempt(options);
         },
       ],
       beforeRetry: [
@@ -181,7 +182,7 @@ interface Ctx {
 
 interface State {
   calculateDelay(retry: RetryObject): Promise<number>;
-  beforeAttempt(headers: Record<string, string | string[] | undefined>): Promise<void>;
+  beforeAttempt(options: NormalizedOptions): Promise<void>;
   attemptFailed(error: RequestError): void;
 }
 
@@ -216,7 +217,7 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
       ctx.rule = rule;
       if (!rule || rule.action === 'fail') return 0;
       if (rule.action === 'reauth') {
-        if (ctx.reauthDone || !opts.headersForRetry) {
+        if (ctx.reauthDone || !opts.requestForRetry) {
           ctx.gave_up = 'reauth_once';
           return 0;
         }
@@ -247,19 +248,20 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
 
   const state: State = {
     calculateDelay,
-    beforeAttempt: async (headers) => {
-      if (ctx.retrying && opts.headersForRetry) {
+    beforeAttempt: async (options) => {
+      if (ctx.retrying && opts.requestForRetry) {
         const reauth = ctx.reauthPending;
         ctx.reauthPending = false;
         if (reauth) ctx.reauthDone = true;
-        let fresh: Record<string, string>;
+        let fresh: { url: string; headers: Record<string, string> };
         try {
-          fresh = await opts.headersForRetry(reauth);
+          fresh = await opts.requestForRetry(reauth);
         } catch (e) {
           ctx.fatal = e; // the token stage failed: its own outcome, not this request's
           throw e;
         }
-        for (const [k, v] of Object.entries(fresh)) headers[k.toLowerCase()] = v;
+        for (const [k, v] of Object.entries(fresh.headers)) options.headers[k.toLowerCase()] = v;
+        if (fresh.url !== options.url?.toString()) options.url = new URL(fresh.url);
       }
       if (opts.limiter) await opts.limiter.acquire(opts.signal);
       ctx.attemptStart = now();

@@ -52,7 +52,8 @@ export class TokenCache<T = Record<string, unknown>> {
       try {
         const { value, lifetime_s } = await fetch();
         const obtained_at = this.now();
-        const entry = { value, obtained_at, refresh_at: refreshAt(obtained_at, lifetime_s) };
+        // Infinity: the response stated no lifetime and the spec set none, so it is kept until invalidated.
+        const entry = { value, obtained_at, refresh_at: lifetime_s === Infinity ? Infinity : refreshAt(obtained_at, lifetime_s) };
         this.entries.set(key, entry);
         this.failures.delete(key);
         return entry;
@@ -66,6 +67,12 @@ export class TokenCache<T = Record<string, unknown>> {
     })();
     this.inflight.set(key, p);
     return p;
+  }
+
+  /** The cached token for `key` when it is still valid; never fetches. */
+  peek(key: string): CachedToken<T> | undefined {
+    const hit = this.entries.get(key);
+    return hit && this.now() < hit.refresh_at ? hit : undefined;
   }
 
   /** Drop the token for `key`, but only if it is still `seen`: a token another delivery just refreshed stays. */

@@ -63,11 +63,13 @@ export interface VendorErrorSpec {
 export interface AuthStageSpec {
   name: string;
   request: RequestSpec;
-  /** Named outputs, expressions over the response body; available to later stages as $auth.<name>.<output>. All are secrets. */
+  /** Named outputs, expressions over the response body; available to later stages as $auth.<name>.<output>. Secrets unless listed in `public`. */
   result: Record<string, Expr>;
+  /** Outputs that are not secrets (an instance URL, a region host): shown in previews, outcomes and errors. */
+  public?: string[];
   /** Token lifetime in seconds, an expression over the response body. */
   expires_in?: Expr;
-  /** Lifetime to assume when the response states none. */
+  /** Lifetime to assume when the response states none; without it such a result is kept until a `reauth` drops it. */
   default_expires_in?: number;
   /** Config fields whose values key the token cache (tokens are never shared across different keys). */
   cache_key: string[];
@@ -117,8 +119,22 @@ export interface BatchPollSpec {
   hint?: string;
 }
 
+/** Batch answers that list only the rejected items, each with the index of the item it is about. */
+export interface BatchItemErrorsSpec {
+  /** Over the response body: the list of rejected items (absent or null: none). */
+  list: Expr;
+  /** Over one entry: the 0-based index of the item it is about. */
+  index: Expr;
+  code?: Expr;
+  message?: Expr;
+  hint?: string;
+  /** Statuses that are not a success but whose answer is read for the list (the other items were accepted). */
+  status?: StatusMatch[];
+}
+
 export interface BatchSpec {
-  max_items: number;
+  /** Default: no count limit (only `max_bytes`). */
+  max_items?: number;
   max_bytes?: number;
   max_wait_ms?: number;
   /** Batch requests in flight at once per integration (default 4). */
@@ -128,7 +144,10 @@ export interface BatchSpec {
   /** The request body; `$items` is the array of items. */
   body: Mapping;
   results?: BatchResultsSpec;
+  item_errors?: BatchItemErrorsSpec;
   poll?: BatchPollSpec;
+  /** Over each event (with $config, $event, $fields): events with different values go in different requests; bound as $group in `body`. */
+  group_by?: Expr;
 }
 
 export interface SendStageSpec {
