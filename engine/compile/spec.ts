@@ -31,6 +31,8 @@ const addFormats: FormatsPlugin = typeof formatsModule.default === 'function' ? 
 export interface CompiledTemplate {
   source: string;
   context: TemplateContext;
+  /** A URL template whose first placeholder is a whole origin (`{$auth.login.instance_url}/path`). */
+  origin: boolean;
   parts: TemplatePart[];
   exprs: CompiledExpr[];
 }
@@ -63,6 +65,8 @@ export interface CompiledVendorError {
   code?: CompiledExpr;
   message?: CompiledExpr;
   retryAfter?: CompiledExpr;
+  /** The response header that carries the retry delay (lowercase name). */
+  retryAfterHeader?: { name: string; format: 'seconds' | 'epoch' };
 }
 
 export interface CompiledAuthStage {
@@ -249,7 +253,20 @@ class Compiler {
       if (c) exprs.push(c);
       else ok = false;
     }
-    return ok ? { source: src, context, parts, exprs } : undefined;
+    // A URL starts with its scheme, or with a placeholder that yields a whole origin followed by the path.
+    const origin = context === 'url' && parts[0] !== undefined && 'expr' in parts[0];
+    if (context === 'url' && !origin && !/^https?:\/\//i.test(src)) {
+      this.problem(path, 'a URL starts with https:// (or http://), or with a placeholder that yields a whole origin such as {$auth.login.instance_url}');
+      ok = false;
+    }
+    if (origin) {
+      const next = parts[1];
+      if (next && !('text' in next && /^[/?]/.test(next.text))) {
+        this.problem(path, 'an origin placeholder at the start of a URL must be followed by the path (/...) or nothing', 'text' in parts[0]! ? 0 : (parts[0] as { offset: number }).offset);
+        ok = false;
+      }
+    }
+    return ok ? { source: src, context, origin, parts, exprs } : undefined;
   }
 
   mapping(path: KeyPath, m: Mapping | Mapping[string], scope: ReferenceScope): CompiledMapping | undefined {
@@ -292,8 +309,11 @@ class Compiler {
     return { method, url, headers, body, encoding: r.encoding ?? 'json', hasContentType };
   }
 
-  vendorError(path: KeyPath, v: VendorErrorSpec | undefined, scope: ReferenceScope): CompiledVendorError {
+  vendorError(path: KeyPath, v: VendorErrorSpec | undefined, bodyScope: ReferenceScope): CompiledVendorError {
+    // Vendor error expressions read the answer's headers too, as $headers.
+    const scope: ReferenceScope = { ...bodyScope, variables: new Set([...bodyScope.variables, 'headers']) };
     const out: CompiledVendorError = {};
+    if (v?.retry_after_header) out.retryAfterHeader = { name: v.retry_after_header.name.toLowerCase(), format: v.retry_after_header.format ?? 'seconds' };
     if (v?.code) out.code = this.expr([...path, 'code'], v.code, scope);
     if (v?.message) out.message = this.expr([...path, 'message'], v.message, scope);
     if (v?.retry_after) out.retryAfter = this.expr([...path, 'retry_after'], v.retry_after, scope);

@@ -80,11 +80,36 @@ export function renderValue(value: unknown, expr: string, context: TemplateConte
   return s;
 }
 
-export function renderTemplate(parts: readonly TemplatePart[], values: readonly unknown[], context: TemplateContext): string {
+/**
+ * An origin placeholder's value: `http(s)://host[:port]` and nothing else (one trailing `/` allowed) — no
+ * user info, path, query or fragment, so the value can choose the server but never smuggle in a path or
+ * credentials. Returns the normalised origin; the host is then checked against allowed_hosts.
+ */
+export function renderOrigin(value: unknown, expr: string): string {
+  if (value === undefined || value === null || value === '') throw new TemplateValueError(`placeholder {${expr}} has no value`);
+  if (typeof value !== 'string') throw new TemplateValueError(`placeholder {${expr}} is an origin and must be a string`);
+  let u: URL | undefined;
+  try {
+    u = /^https?:\/\/[^/?#@\\\s]+\/?$/i.test(value) ? new URL(value) : undefined;
+  } catch {
+    u = undefined;
+  }
+  if (!u || u.username || u.password || u.pathname !== '/' || u.search || u.hash) {
+    throw new TemplateValueError(`placeholder {${expr}} must be an origin (https://host or https://host:port, nothing after it); got a value that is not`);
+  }
+  return u.origin;
+}
+
+/**
+ * `origin`: the template starts with a placeholder that yields a whole origin (see renderOrigin); 'as-is'
+ * inserts it unchecked (preview, where the value is a stand-in for an answer never fetched).
+ */
+export function renderTemplate(parts: readonly TemplatePart[], values: readonly unknown[], context: TemplateContext, origin?: 'check' | 'as-is'): string {
   let out = '';
   let v = 0;
-  for (const part of parts) {
+  for (const [i, part] of parts.entries()) {
     if ('text' in part) out += part.text;
+    else if (i === 0 && origin) out += origin === 'check' ? renderOrigin(values[v++], part.expr) : String(values[v++]);
     else out += renderValue(values[v++], part.expr, context);
   }
   return out;

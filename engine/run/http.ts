@@ -10,7 +10,7 @@ import got, { type Got, type NormalizedOptions, type RequestError, type RetryObj
 import type { CompiledRule, CompiledVendorError } from '../compile/spec.js';
 import type { Bindings } from '../compile/expression.js';
 import { matchRule, type FailureFacts } from '../policy/rules.js';
-import { parseRetryAfter, retryDelay, type RetryPolicy } from '../policy/retry-delay.js';
+import { parseNamedRetryHeader, parseRetryAfter, retryDelay, type RetryPolicy } from '../policy/retry-delay.js';
 import type { RateLimiter } from '../policy/rate-limit.js';
 
 export interface WireRequest {
@@ -129,7 +129,7 @@ export function parseJson(text: string | undefined): unknown {
 }
 
 async function evalOptional(expr: CompiledVendorError['code'], input: unknown, bindings: Bindings): Promise<unknown> {
-  if (!expr || input === undefined) return undefined;
+  if (!expr) return undefined;
   try {
     const v = expr.evaluate(input, bindings);
     return v instanceof Promise ? await v : v;
@@ -144,8 +144,11 @@ export async function responseFacts(
   body: string | undefined,
   vendorError: CompiledVendorError,
   bindings: Bindings,
+  headers?: Record<string, string | string[] | undefined>,
 ): Promise<{ facts: FailureFacts; retry_after_s?: number }> {
   const json = parseJson(body);
+  // `$headers`: the answer's headers by lowercase name (a rate-limit reset, a request id).
+  if (headers) bindings = { ...bindings, headers };
   const code = await evalOptional(vendorError.code, json, bindings);
   const message = await evalOptional(vendorError.message, json, bindings);
   const retryAfter = await evalOptional(vendorError.retryAfter, json, bindings);
@@ -198,9 +201,11 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
       let facts: FailureFacts;
       let retryAfterMs: number | undefined;
       if (response) {
-        const r = await responseFacts(response.statusCode, typeof response.body === 'string' ? response.body : undefined, opts.vendorError, opts.bindings);
+        const r = await responseFacts(response.statusCode, typeof response.body === 'string' ? response.body : undefined, opts.vendorError, opts.bindings, response.headers);
         facts = r.facts;
-        const header = parseRetryAfter(response.headers['retry-after'], now());
+        const named = opts.vendorError.retryAfterHeader;
+        const header =
+          (named ? parseNamedRetryHeader(response.headers[named.name], named.format, now()) : undefined) ?? parseRetryAfter(response.headers['retry-after'], now());
         retryAfterMs = header ?? (r.retry_after_s !== undefined ? r.retry_after_s * 1000 : retryAfter);
       } else {
         const code = networkCode(error);
@@ -290,7 +295,7 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
     };
     if (!ok) {
       // A final answer that is not a success: the rule that stopped the retries, or the first that matches now.
-      const r = ctx.facts?.status === response.statusCode && ctx.facts ? { facts: ctx.facts } : await responseFacts(response.statusCode, response.body, opts.vendorError, opts.bindings);
+      const r = ctx.facts?.status === response.statusCode && ctx.facts ? { facts: ctx.facts } : await responseFacts(response.statusCode, response.body, opts.vendorError, opts.bindings, response.headers);
       result.facts = r.facts;
       const rule = ctx.rule ?? matchRule(opts.rules, r.facts);
       if (rule) result.rule = rule;

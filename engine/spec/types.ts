@@ -58,6 +58,8 @@ export interface VendorErrorSpec {
   message?: Expr;
   /** Seconds to wait, from the body (wins over backoff, like Retry-After). */
   retry_after?: Expr;
+  /** The response header carrying the delay: `seconds` to wait (default) or `epoch`, the Unix time the limit resets. */
+  retry_after_header?: { name: string; format?: 'seconds' | 'epoch' };
 }
 
 export interface AuthStageSpec {
