@@ -136,8 +136,11 @@ export async function sendWithAuth(
     ...(ctx.spec.auth.length
       ? {
           requestForRetry: async (reauth: boolean) => {
-            // Drop the tokens the failed attempt used (unless another delivery already replaced them).
-            if (reauth) used.forEach((entry, i) => entry && ctx.deps.tokens.invalidate(ctx.authKeys[i]!, entry));
+            // Drop the tokens the failed attempt sent (unless another delivery already replaced them): the last
+            // stage's and any the request reads itself. An earlier stage is dropped only when its own successor
+            // is refused (its `reauth` rule), so a chain re-runs no further back than it must.
+            const last = ctx.spec.auth.length - 1;
+            if (reauth) used.forEach((entry, i) => entry && (i === last || ctx.spec.auth[i]!.readBySend) && ctx.deps.tokens.invalidate(ctx.authKeys[i]!, entry));
             ({ results, used } = await authenticate(ctx, config));
             const again = await checked();
             return { url: again.url, headers: again.headers };

@@ -143,8 +143,8 @@ export interface BatchSpec {
   max_in_flight?: number;
   /** Reshapes each event's body (`send.request.body`, the input here) into one item; default: the body as it is. */
   item?: Mapping;
-  /** The request body; `$items` is the array of items. */
-  body: Mapping;
+  /** The request body; `$items` is the array of items, `$group` the group_by value. An expression (`$items`) sends the bare list. */
+  body: Mapping | Expr;
   results?: BatchResultsSpec;
   item_errors?: BatchItemErrorsSpec;
   poll?: BatchPollSpec;

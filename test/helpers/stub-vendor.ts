@@ -9,11 +9,13 @@ export interface StubAnswer {
   status?: number;
   body?: unknown;
   delay_ms?: number;
+  /** Extra response headers. */
+  headers?: Record<string, string>;
 }
 
 export interface StubVendor {
   url: string;
-  requests: { method: string; path: string; body: string }[];
+  requests: { method: string; path: string; body: string; headers: Record<string, string | string[] | undefined> }[];
   /** Set the answer for a path (without query), or a function of the request's JSON body. */
   answer(path: string, a: StubAnswer | ((json: any) => StubAnswer)): void;
   close(): Promise<void>;
@@ -28,7 +30,7 @@ export async function startStubVendor(): Promise<StubVendor> {
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
       const path = (req.url ?? '/').split('?')[0]!;
-      requests.push({ method: req.method ?? 'GET', path, body });
+      requests.push({ method: req.method ?? 'GET', path, body, headers: req.headers });
       const a = answers.get(path);
       let json: unknown;
       try {
@@ -39,7 +41,7 @@ export async function startStubVendor(): Promise<StubVendor> {
       const answer = typeof a === 'function' ? a(json) : (a ?? { status: 404, body: { error: 'no answer set' } });
       const send = () => {
         if (res.destroyed) return;
-        res.writeHead(answer.status ?? 200, { 'content-type': 'application/json' });
+        res.writeHead(answer.status ?? 200, { 'content-type': 'application/json', ...answer.headers });
         res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
       };
       if (answer.delay_ms) setTimeout(send, answer.delay_ms);
