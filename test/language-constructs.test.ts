@@ -88,7 +88,14 @@ describe('load-time checks of the new constructs', async () => {
       expect.stringMatching(/^acme\.yaml:\d+:\d+: a URL starts with https:\/\/ .* \(at auth\[0\]\.request\.url\)$/),
       expect.stringMatching(/^acme\.yaml:\d+:\d+: reauth is for requests made with a token: .*the first stage has none \(at auth\[0\]\.errors\[0\]\.action\)$/),
       expect.stringMatching(/^acme\.yaml:\d+:\d+: public names 'instance_uri', which is not an output in result \(at auth\[1\]\.public\[0\]\)$/),
+      expect.stringMatching(/^acme\.yaml:\d+:\d+: the origin comes from \$auth\.access\.instance_url, a secret output: .* \(at send\.request\.url\)$/),
       expect.stringMatching(/^acme\.yaml:\d+:\d+: an origin placeholder at the start of a URL must be followed by the path .* \(at send\.request\.url\)$/),
+    ]);
+  });
+
+  it('an origin from a secret auth output is refused: it would be written into URLs', () => {
+    expect(check(fixture.replace('    public: [instance_url]\n', ''))).toEqual([
+      expect.stringMatching(/the origin comes from \$auth\.access\.instance_url, a secret output: list 'instance_url' in that stage's public outputs \(at send\.request\.url\)$/),
     ]);
   });
 

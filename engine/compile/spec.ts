@@ -434,6 +434,21 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
     }
   });
 
+  // An origin taken from an auth output must come from a public one: a secret would be written into URLs.
+  const publicOf = new Map((spec.auth ?? []).map((st) => [st.name, new Set(st.public ?? [])]));
+  const urls: [KeyPath, RequestSpec | undefined][] = [
+    ...(spec.auth ?? []).map((st, i): [KeyPath, RequestSpec] => [['auth', i, 'request', 'url'], st.request]),
+    [['send', 'request', 'url'], spec.send.request],
+    [['send', 'batch', 'poll', 'status', 'url'], spec.send.batch?.poll?.status],
+    [['send', 'batch', 'poll', 'results', 'url'], spec.send.batch?.poll?.results],
+  ];
+  for (const [path, r] of urls) {
+    const m = r && /^\{\s*\$auth\s*\.\s*([A-Za-z_]\w*)\s*\.\s*([A-Za-z_]\w*)\s*\}/.exec(r.url);
+    if (m && publicOf.get(m[1]!) && !publicOf.get(m[1]!)!.has(m[2]!)) {
+      c.problem(path, `the origin comes from $auth.${m[1]}.${m[2]}, a secret output: list '${m[2]}' in that stage's public outputs`);
+    }
+  }
+
   const send = spec.send;
   const scope = (variables: string[], auth = false, noInput = false): ReferenceScope => ({ variables: new Set(variables), configFields, authStages: auth ? visible : new Map(), ...(noInput ? { noInput } : {}) });
   const batched = send.batch !== undefined;

@@ -9,7 +9,8 @@
  *   bindings are `$config` (the record's config), `$event`, `$auth` (results of earlier auth stages, by
  *   stage name), `$fields` (the preset's fields for this event), and in batches `$items` / `$response`.
  * - `Template`: literal text with `{expression}` placeholders (URLs, header values). In URLs every
- *   placeholder value is percent-encoded, so a value can never change the URL's structure.
+ *   placeholder value is percent-encoded, so a value can never change the URL's structure — except a
+ *   placeholder that starts the URL, which must yield a whole origin (checked, then matched to allowed_hosts).
  * - `Mapping`: an ordered object whose string leaves are `Expr`s, numbers/booleans/null are constants,
  *   nested objects are mappings, and a `"..."` key spreads the object its expression returns.
  *   Keys whose expression yields nothing (undefined) are left out.
