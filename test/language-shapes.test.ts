@@ -3,7 +3,9 @@
  * local stub vendor — the example specs in examples/specs (Mixpanel import, Klaviyo bulk events) and an
  * illustrative fixture (chained tokens, an origin from an auth answer, header-borne errors and delays).
  */
-import { join } from 'node:path';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { pinFiles, runPin } from '../cli/pins.js';
 import { BUNDLED_SPECS_DIR, Engine, type Integration } from '../engine/index.js';
@@ -81,6 +83,37 @@ describe('Mixpanel import: per-item errors by index (item_errors)', () => {
     stub.answer('/import', { status: 400, body: { code: 400, failed_records: failed } });
     const outcomes = await mixpanel().deliverAll(three());
     for (const o of outcomes) expect(o).toMatchObject({ status: 'failed', reason: 'batch_results_invalid', message, possibly_duplicated: true });
+  });
+
+  it('without max_items, only max_bytes cuts the batches (a file extending the example drops it)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mixpanel-bytes-'));
+    await writeFile(join(dir, 'mixpanel_bytes.yaml'), [
+      `extends: ${relative(dir, join(EXAMPLES, 'mixpanel_import.yaml'))}`,
+      'vendor: mixpanel_bytes',
+      'send:',
+      '  batch:',
+      '    max_items: null',
+      '    max_bytes: 1000',
+      '    max_wait_ms: 50',
+    ].join('\n'));
+    const bytesEngine = await Engine.load({ specs: dir, endpoint: stub.url });
+    try {
+      expect(bytesEngine.specs.get('mixpanel_bytes')!.spec.send.batch!.max_items).toBeUndefined();
+      stub.answer('/import', { status: 200, body: { code: 200, status: 'OK' } });
+      const mp = bytesEngine.createIntegration({
+        source_id: 'src_1', vendor: 'mixpanel_bytes', name: 'mixpanel', enabled: true,
+        config: { project_id: '3141592', service_account_username: 'sa.user', service_account_secret: 'mp-sa-secret-value' },
+      });
+      const outcomes = await mp.deliverAll(Array.from({ length: 12 }, () => event()));
+      expect(outcomes.every((o) => o.status === 'delivered')).toBe(true);
+      const bodies = sent('/import').map((r) => r.body);
+      expect(bodies.length).toBeGreaterThan(1);
+      expect(bodies.map((b) => JSON.parse(b).length).reduce((a, b) => a + b, 0)).toBe(12);
+      for (const b of bodies) expect(Buffer.byteLength(b)).toBeLessThanOrEqual(1000);
+      expect(sent('/import')[0]!.headers['x-forwarded-host']).toBe('api.mixpanel.com'); // residency defaults to us
+    } finally {
+      bytesEngine.close();
+    }
   });
 
   it('a 200 with no failed records delivers all; a 400 that lists none fails all by the error rules', async () => {
@@ -162,14 +195,14 @@ describe('chained auth stages, an origin from the answer, headers (illustrative 
     // The vendor drops every session and token, and moves the account to another region.
     validSession = 'gone';
     validAccess = 'gone';
-    host = 'eu2.api.acme.example';
+    host = 'eu2.west.api.acme.example'; // two labels below the suffix: allowed by **.api.acme.example
     stub.requests.splice(0);
     const o = await a.deliver(event());
     expect(o).toMatchObject({ status: 'delivered', attempts: 2 });
     // send 401 → exchange with the cached session 401 → chain re-run: one new session, one new exchange.
     expect(sent('/oauth/session')).toHaveLength(1);
     expect(sent('/oauth/exchange').map((r) => r.headers.authorization)).toEqual(['Session s1', 'Session s2']);
-    expect(sent('/v1/events').map((r) => r.headers['x-forwarded-host'])).toEqual(['eu1.api.acme.example', 'eu2.api.acme.example']);
+    expect(sent('/v1/events').map((r) => r.headers['x-forwarded-host'])).toEqual(['eu1.api.acme.example', 'eu2.west.api.acme.example']);
     host = 'eu1.api.acme.example';
   });
 
