@@ -79,9 +79,9 @@ describe('load-time checks of the new constructs', async () => {
 
   it('each mistake is reported at its place', () => {
     const bad = fixture
-      .replace("url: '{$auth.access.instance_url}/v1/events'", "url: '{$auth.access.instance_url}.evil.example/v1'")
+      .replace("url: '{$auth.access.instance_url}/v1/events?account={$auth.access.account}'", "url: '{$auth.access.instance_url}.evil.example/v1'")
       .replace('url: https://login.acme.example/oauth/session', 'url: login.acme.example/oauth/session')
-      .replace('public: [instance_url]', 'public: [instance_uri]')
+      .replace('public: [instance_url, account]', 'public: [instance_uri, account]')
       .replace('    result: { session_token: session_token }\n', '    result: { session_token: session_token }\n    errors:\n      - when: { status: 401 }\n        action: reauth\n');
     const lines = check(bad);
     expect(lines).toEqual([
@@ -94,7 +94,7 @@ describe('load-time checks of the new constructs', async () => {
   });
 
   it('an origin from a secret auth output is refused: it would be written into URLs', () => {
-    expect(check(fixture.replace('    public: [instance_url]\n', ''))).toEqual([
+    expect(check(fixture.replace('public: [instance_url, account]', 'public: [account]'))).toEqual([
       expect.stringMatching(/the origin comes from \$auth\.access\.instance_url, a secret output: list 'instance_url' in that stage's public outputs \(at send\.request\.url\)$/),
     ]);
   });

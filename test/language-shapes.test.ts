@@ -178,7 +178,7 @@ describe('chained auth stages, an origin from the answer, headers (illustrative 
       const got = sent('/oauth/exchange').at(-1)!.headers.authorization;
       if (got !== `Session ${validSession}`) return { status: 401, body: { message: 'session expired' } };
       validAccess = `a${++access}`;
-      return { status: 200, body: { access_token: validAccess, instance_url: `https://${host}` } };
+      return { status: 200, body: { access_token: validAccess, instance_url: `https://${host}`, account: `acct-${access}` } };
     });
     stub.answer('/v1/events', () => {
       const got = sent('/v1/events').at(-1)!.headers.authorization;
@@ -203,6 +203,8 @@ describe('chained auth stages, an origin from the answer, headers (illustrative 
     expect(sent('/oauth/session')).toHaveLength(1);
     expect(sent('/oauth/exchange').map((r) => r.headers.authorization)).toEqual(['Session s1', 'Session s2']);
     expect(sent('/v1/events').map((r) => r.headers['x-forwarded-host'])).toEqual(['eu1.api.acme.example', 'eu2.west.api.acme.example']);
+    // The whole request is rendered again for the retry, not only its headers.
+    expect(sent('/v1/events').map((r) => r.url)).toEqual(['/v1/events?account=acct-1', '/v1/events?account=acct-2']);
     host = 'eu1.api.acme.example';
   });
 
@@ -233,12 +235,12 @@ describe('chained auth stages, an origin from the answer, headers (illustrative 
   });
 
   it('an origin that is not allowed is refused and named (it is public, not redacted); one with a path is refused as not an origin', async () => {
-    stub.answer('/oauth/exchange', { status: 200, body: { access_token: 'tok-1234', instance_url: 'https://evil.example' } });
+    stub.answer('/oauth/exchange', { status: 200, body: { access_token: 'tok-1234', instance_url: 'https://evil.example', account: 'a' } });
     const o = await acme().deliver(event());
     expect(o).toMatchObject({ status: 'failed', reason: 'host_not_allowed' });
     expect(o.message).toContain("host 'evil.example'");
     engine.tokens.clear();
-    stub.answer('/oauth/exchange', { status: 200, body: { access_token: 'tok-1234', instance_url: 'https://eu1.api.acme.example/x?y=' } });
+    stub.answer('/oauth/exchange', { status: 200, body: { access_token: 'tok-1234', instance_url: 'https://eu1.api.acme.example/x?y=', account: 'a' } });
     const p = await acme().deliver(event());
     expect(p).toMatchObject({ status: 'failed', reason: 'mapping_error' });
     expect(p.message).toMatch(/must be an origin/);
@@ -267,7 +269,7 @@ describe('chained auth stages, an origin from the answer, headers (illustrative 
     expect(requests.map((r) => `${r.stage} ${r.url}`)).toEqual([
       `auth.login ${stub.url}/oauth/session`,
       `auth.access ${stub.url}/oauth/exchange`,
-      'send [access.instance_url]/v1/events',
+      'send [access.instance_url]/v1/events?account=%5Baccess.account%5D',
     ]);
     expect(requests[2]!.headers.Authorization).toBe('Bearer [redacted]');
   });

@@ -15,7 +15,8 @@ export interface StubAnswer {
 
 export interface StubVendor {
   url: string;
-  requests: { method: string; path: string; body: string; headers: Record<string, string | string[] | undefined> }[];
+  /** `url` is the path with its query. */
+  requests: { method: string; path: string; url: string; body: string; headers: Record<string, string | string[] | undefined> }[];
   /** Set the answer for a path (without query), or a function of the request's JSON body. */
   answer(path: string, a: StubAnswer | ((json: any) => StubAnswer)): void;
   close(): Promise<void>;
@@ -30,7 +31,7 @@ export async function startStubVendor(): Promise<StubVendor> {
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
       const path = (req.url ?? '/').split('?')[0]!;
-      requests.push({ method: req.method ?? 'GET', path, body, headers: req.headers });
+      requests.push({ method: req.method ?? 'GET', path, url: req.url ?? '/', body, headers: req.headers });
       const a = answers.get(path);
       let json: unknown;
       try {
