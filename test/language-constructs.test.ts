@@ -38,6 +38,7 @@ describe('origin placeholders', () => {
     const parts = parseTemplate('{a}/v1/{b}');
     expect(renderTemplate(parts, ['https://h.example', 'x/y'], 'url', 'check')).toBe('https://h.example/v1/x%2Fy');
     expect(renderTemplate(parts, ['[a.b]', 'x'], 'url', 'as-is')).toBe('[a.b]/v1/x');
+    expect(() => renderTemplate(parts, ['https://h.example/path', 'x'], 'url', 'as-is')).toThrow(/must be an origin/);
   });
 });
 

@@ -100,16 +100,22 @@ export function renderOrigin(value: unknown, expr: string): string {
   return u.origin;
 }
 
+/** A preview's stand-in for an auth output it never fetched: `[stage.output]` or `[redacted]`. */
+const STAND_IN = /^\[[A-Za-z0-9_.]+\]$/;
+
 /**
  * `origin`: the template starts with a placeholder that yields a whole origin (see renderOrigin); 'as-is'
- * inserts it unchecked (preview, where the value is a stand-in for an answer never fetched).
+ * inserts a preview's stand-in (`[access.instance_url]`, for an answer never fetched) unchecked.
  */
 export function renderTemplate(parts: readonly TemplatePart[], values: readonly unknown[], context: TemplateContext, origin?: 'check' | 'as-is'): string {
   let out = '';
   let v = 0;
   for (const [i, part] of parts.entries()) {
     if ('text' in part) out += part.text;
-    else if (i === 0 && origin) out += origin === 'check' ? renderOrigin(values[v++], part.expr) : String(values[v++]);
+    else if (i === 0 && origin) {
+      const value = values[v++];
+      out += origin === 'as-is' && typeof value === 'string' && STAND_IN.test(value) ? value : renderOrigin(value, part.expr);
+    }
     else out += renderValue(values[v++], part.expr, context);
   }
   return out;
