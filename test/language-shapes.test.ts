@@ -174,14 +174,14 @@ describe('chained auth stages, an origin from the answer, headers (illustrative 
   });
   // The exchange and the API check the tokens they are given, as the vendor would.
   const serve = () => {
-    stub.answer('/oauth/exchange', () => {
-      const got = sent('/oauth/exchange').at(-1)!.headers.authorization;
+    stub.answer('/oauth/exchange', (_json, req) => {
+      const got = req.headers.authorization;
       if (got !== `Session ${validSession}`) return { status: 401, body: { message: 'session expired' } };
       validAccess = `a${++access}`;
       return { status: 200, body: { access_token: validAccess, instance_url: `https://${host}`, account: `acct-${access}` } };
     });
-    stub.answer('/v1/events', () => {
-      const got = sent('/v1/events').at(-1)!.headers.authorization;
+    stub.answer('/v1/events', (_json, req) => {
+      const got = req.headers.authorization;
       return got === `Bearer ${validAccess}` ? { status: 202, body: { id: 'e-1' } } : { status: 401, body: { message: 'token revoked' } };
     });
   };
@@ -206,6 +206,19 @@ describe('chained auth stages, an origin from the answer, headers (illustrative 
     // The whole request is rendered again for the retry, not only its headers.
     expect(sent('/v1/events').map((r) => r.url)).toEqual(['/v1/events?account=acct-1', '/v1/events?account=acct-2']);
     host = 'eu1.api.acme.example';
+  });
+
+  it('concurrent deliveries behind a stale chain share one re-run: one new session, one new access token, all delivered', async () => {
+    serve();
+    const a = acme();
+    expect((await a.deliver(event())).status).toBe('delivered');
+    const before = { session, access };
+    validSession = 'gone';
+    validAccess = 'gone';
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => a.deliver(event())));
+    expect(outcomes.filter((o) => o.status !== 'delivered')).toEqual([]);
+    expect(session - before.session).toBe(1);
+    expect(access - before.access).toBe(1);
   });
 
   it('an access token with no lifetime is kept, and the expired session is not refreshed while it is valid', async () => {

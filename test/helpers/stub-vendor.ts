@@ -17,13 +17,13 @@ export interface StubVendor {
   url: string;
   /** `url` is the path with its query. */
   requests: { method: string; path: string; url: string; body: string; headers: Record<string, string | string[] | undefined> }[];
-  /** Set the answer for a path (without query), or a function of the request's JSON body. */
-  answer(path: string, a: StubAnswer | ((json: any) => StubAnswer)): void;
+  /** Set the answer for a path (without query), or a function of the request's JSON body (and the request). */
+  answer(path: string, a: StubAnswer | ((json: any, req: IncomingMessage) => StubAnswer)): void;
   close(): Promise<void>;
 }
 
 export async function startStubVendor(): Promise<StubVendor> {
-  const answers = new Map<string, StubAnswer | ((json: any) => StubAnswer)>();
+  const answers = new Map<string, StubAnswer | ((json: any, req: IncomingMessage) => StubAnswer)>();
   const requests: StubVendor['requests'] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -39,7 +39,7 @@ export async function startStubVendor(): Promise<StubVendor> {
       } catch {
         json = undefined;
       }
-      const answer = typeof a === 'function' ? a(json) : (a ?? { status: 404, body: { error: 'no answer set' } });
+      const answer = typeof a === 'function' ? a(json, req) : (a ?? { status: 404, body: { error: 'no answer set' } });
       const send = () => {
         if (res.destroyed) return;
         res.writeHead(answer.status ?? 200, { 'content-type': 'application/json', ...answer.headers });
