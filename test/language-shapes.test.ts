@@ -146,6 +146,24 @@ describe('Klaviyo bulk events: batches grouped by profile (group_by, $group)', (
     expect(outcomes[1]).toMatchObject({ batch_size: 2 });
   });
 
+  it('max_in_flight holds across groups, and a group that is done holds nothing afterwards', async () => {
+    let now = 0;
+    let most = 0;
+    stub.answer('/api/event-bulk-create-jobs', () => {
+      most = Math.max(most, ++now);
+      setTimeout(() => now--, 40);
+      return { status: 202, body: {}, delay_ms: 40 };
+    });
+    const k = klaviyo();
+    const outcomes = await k.deliverAll(Array.from({ length: 12 }, (_, i) => event({ user_id: `u-${i}` })));
+    expect(outcomes.every((o) => o.status === 'delivered')).toBe(true);
+    expect(sent('/api/event-bulk-create-jobs')).toHaveLength(12);
+    expect(most).toBeLessThanOrEqual(4); // the spec's default max_in_flight, for all 12 groups together
+    await new Promise((r) => setImmediate(r));
+    // Internal, on purpose: twelve user ids seen once must not leave twelve batchers behind.
+    expect((k as unknown as { batch: { batchers: Map<string, unknown> } }).batch.batchers.size).toBe(0);
+  });
+
   it('an event the group cannot be computed for fails alone with a mapping error naming group_by', async () => {
     stub.answer('/api/event-bulk-create-jobs', { status: 202, body: {} });
     const { user_id: _drop, ...anonymous } = event() as Record<string, unknown>;

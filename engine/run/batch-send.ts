@@ -50,6 +50,9 @@ export class BatchSender {
   /** One batcher per `group_by` value ('' when the spec does not group). */
   private readonly batchers = new Map<string, Batcher<BatchEntry, Result>>();
   private readonly envelopes = new Map<string, Promise<number>>();
+  /** With group_by, `max_in_flight` holds across all groups: slots shared by every group's batcher. */
+  private inFlight = 0;
+  private readonly slotWaiters: (() => void)[] = [];
 
   constructor(ctx: IntegrationContext, batch: CompiledBatch) {
     this.ctx = ctx;
@@ -95,16 +98,40 @@ export class BatchSender {
     }
     let batcher = this.batchers.get(key);
     if (!batcher) {
-      batcher = new Batcher<BatchEntry, Result>(
+      const grouped = batch.groupBy !== undefined;
+      const b: Batcher<BatchEntry, Result> = new Batcher<BatchEntry, Result>(
         { max_items: batch.max_items, max_bytes: batch.max_bytes, max_wait_ms: batch.max_wait_ms, envelope_bytes: envelope, max_in_flight: batch.max_in_flight },
-        (entries) => this.sendBatch(entries, group),
+        grouped ? (entries) => this.sendGrouped(key, b, entries, group) : (entries) => this.sendBatch(entries, group),
       );
+      batcher = b;
       this.batchers.set(key, batcher);
     }
     const done = batcher.add({ event, item, detail }, bytes);
     detail.queued = true;
     parked?.();
     return done;
+  }
+
+  /**
+   * A group's batch: waits for one of the slots all groups share, and once its group has nothing left
+   * the group's batcher is dropped, so a key seen once (a user id) holds no memory afterwards.
+   */
+  private async sendGrouped(key: string, batcher: Batcher<BatchEntry, Result>, entries: Pending<BatchEntry, Result>[], group: unknown): Promise<void> {
+    while (this.inFlight >= this.batch.max_in_flight) await new Promise<void>((r) => this.slotWaiters.push(r));
+    this.inFlight++;
+    try {
+      await this.sendBatch(entries, group);
+    } finally {
+      this.inFlight--;
+      this.slotWaiters.shift()?.();
+      // After the batcher has counted this batch done (its own bookkeeping runs when this promise settles).
+      setImmediate(() => {
+        if (batcher.idle && this.batchers.get(key) === batcher) {
+          this.batchers.delete(key);
+          this.envelopes.delete(key);
+        }
+      });
+    }
   }
 
   private async sendBatch(entries: Pending<BatchEntry, Result>[], group: unknown): Promise<void> {
