@@ -32,6 +32,8 @@ const addFormats: FormatsPlugin = typeof formatsModule.default === 'function' ? 
 export interface CompiledTemplate {
   source: string;
   context: TemplateContext;
+  /** A URL template whose first placeholder is a whole origin (`{$auth.login.instance_url}/path`). */
+  origin: boolean;
   parts: TemplatePart[];
   exprs: CompiledExpr[];
 }
@@ -64,14 +66,21 @@ export interface CompiledVendorError {
   code?: CompiledExpr;
   message?: CompiledExpr;
   retryAfter?: CompiledExpr;
+  /** The response header that carries the retry delay (lowercase name). */
+  retryAfterHeader?: { name: string; format: 'seconds' | 'epoch' };
 }
 
 export interface CompiledAuthStage {
   name: string;
   request: CompiledRequest;
   result: { name: string; expr: CompiledExpr }[];
+  /** Outputs that are not secrets. */
+  publicOutputs: ReadonlySet<string>;
   expiresIn?: CompiledExpr;
+  /** Lifetime when the response states none; Infinity: kept until a `reauth` drops it. */
   defaultExpiresIn: number;
+  /** The send or poll requests read this stage's outputs themselves (not only through a later stage). */
+  readBySend: boolean;
   cacheKey: string[];
   success: (status: number) => boolean;
   vendorError: CompiledVendorError;
@@ -99,6 +108,16 @@ export interface CompiledBatch {
     code?: CompiledExpr;
     hint?: string;
   };
+  itemErrors?: {
+    list: CompiledExpr;
+    index: CompiledExpr;
+    code?: CompiledExpr;
+    message?: CompiledExpr;
+    hint?: string;
+    /** Non-success statuses whose answer is still read for the list; undefined: none. */
+    status?: (status: number) => boolean;
+  };
+  groupBy?: CompiledExpr;
   poll?: {
     when?: CompiledExpr;
     status: CompiledRequest;
@@ -183,7 +202,6 @@ export const DEFAULT_RULES: CompiledRule[] = [
 export const MAX_CONFIG_FIELDS = 1_000;
 
 export const DEFAULT_TIMEOUTS = { connect_ms: 5_000, response_ms: 30_000 };
-const DEFAULT_EXPIRES_IN_S = 3_600;
 
 export function statusMatcher(match: StatusMatch | StatusMatch[]): (status: number) => boolean {
   const list = Array.isArray(match) ? match : [match];
@@ -242,7 +260,20 @@ class Compiler {
       if (c) exprs.push(c);
       else ok = false;
     }
-    return ok ? { source: src, context, parts, exprs } : undefined;
+    // A URL starts with its scheme, or with a placeholder that yields a whole origin followed by the path.
+    const origin = context === 'url' && parts[0] !== undefined && 'expr' in parts[0];
+    if (context === 'url' && !origin && !/^https?:\/\//i.test(src)) {
+      this.problem(path, 'a URL starts with https:// (or http://), or with a placeholder that yields a whole origin such as {$auth.login.instance_url}');
+      ok = false;
+    }
+    if (origin) {
+      const next = parts[1];
+      if (next && !('text' in next && /^[/?]/.test(next.text))) {
+        this.problem(path, 'an origin placeholder at the start of a URL must be followed by the path (/...) or nothing', 'text' in parts[0]! ? 0 : (parts[0] as { offset: number }).offset);
+        ok = false;
+      }
+    }
+    return ok ? { source: src, context, origin, parts, exprs } : undefined;
   }
 
   mapping(path: KeyPath, m: Mapping | Mapping[string], scope: ReferenceScope): CompiledMapping | undefined {
@@ -285,8 +316,11 @@ class Compiler {
     return { method, url, headers, body, encoding: r.encoding ?? 'json', hasContentType };
   }
 
-  vendorError(path: KeyPath, v: VendorErrorSpec | undefined, scope: ReferenceScope): CompiledVendorError {
+  vendorError(path: KeyPath, v: VendorErrorSpec | undefined, bodyScope: ReferenceScope): CompiledVendorError {
+    // Vendor error expressions read the answer's headers too, as $headers.
+    const scope: ReferenceScope = { ...bodyScope, variables: new Set([...bodyScope.variables, 'headers']) };
     const out: CompiledVendorError = {};
+    if (v?.retry_after_header) out.retryAfterHeader = { name: v.retry_after_header.name.toLowerCase(), format: v.retry_after_header.format ?? 'seconds' };
     if (v?.code) out.code = this.expr([...path, 'code'], v.code, scope);
     if (v?.message) out.message = this.expr([...path, 'message'], v.message, scope);
     if (v?.retry_after) out.retryAfter = this.expr([...path, 'retry_after'], v.retry_after, scope);
@@ -300,7 +334,7 @@ class Compiler {
         this.problem([...path, i, 'when'], 'a rule matches either a network error or a vendor answer (status, code), not both: split it in two');
       }
       if (r.when.network === false) this.problem([...path, i, 'when', 'network'], 'network: false matches nothing; leave it out');
-      if (r.action === 'reauth' && !opts.reauth) this.problem([...path, i, 'action'], 'reauth is for requests made with a token; an auth stage cannot re-authenticate itself');
+      if (r.action === 'reauth' && !opts.reauth) this.problem([...path, i, 'action'], 'reauth is for requests made with a token: on an auth stage it re-runs the earlier stages, and the first stage has none');
       const rule: CompiledRule = { action: r.action, origin: `${path.join('.')}[${i}]` };
       if (r.when.status !== undefined) rule.status = statusMatcher(r.when.status);
       if (r.when.code !== undefined) rule.codes = new Set((Array.isArray(r.when.code) ? r.when.code : [r.when.code]).map(String));
@@ -311,6 +345,19 @@ class Compiler {
       return rule;
     });
   }
+}
+
+/**
+ * Whether the send or poll requests read `$auth.<stage>` themselves. Conservative: any `$auth` not followed
+ * by a plain `.name` counts as reading every stage.
+ */
+function readsStage(spec: IntegrationSpec, stage: string): boolean {
+  const reqs: (RequestSpec | undefined)[] = [spec.send.request, spec.send.batch?.poll?.status, spec.send.batch?.poll?.results];
+  const text = JSON.stringify(reqs.map((r) => r && { method: r.method, url: r.url, headers: r.headers }));
+  for (const m of text.matchAll(/\$auth\b(\s*\.\s*([A-Za-z_][A-Za-z0-9_]*))?/g)) {
+    if (!m[2] || m[2] === stage) return true;
+  }
+  return false;
 }
 
 function configFieldsOf(schema: JsonSchema): { fields: Set<string>; secrets: Set<string> } {
@@ -381,7 +428,11 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
     stage.cache_key.forEach((k, j) => {
       if (!configFields.has(k)) c.problem([...path, 'cache_key', j], `cache_key names '${k}', which is not a config field`);
     });
-    const rules = c.rules([...path, 'errors'], stage.errors, { reauth: false });
+    // On a later stage, reauth drops the earlier stages' results and runs the chain again (its token may be stale).
+    const rules = c.rules([...path, 'errors'], stage.errors, { reauth: i > 0 });
+    (stage.public ?? []).forEach((o, j) => {
+      if (!(o in stage.result)) c.problem([...path, 'public', j], `public names '${o}', which is not an output in result`);
+    });
     const vendorError = c.vendorError([...path, 'vendor_error'], stage.vendor_error, responseScope);
     visible.set(stage.name, new Set(Object.keys(stage.result)));
     if (request && result.every((r) => r.expr)) {
@@ -389,8 +440,10 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
         name: stage.name,
         request,
         result: result as { name: string; expr: CompiledExpr }[],
+        publicOutputs: new Set(stage.public ?? []),
         ...(expiresIn ? { expiresIn } : {}),
-        defaultExpiresIn: stage.default_expires_in ?? DEFAULT_EXPIRES_IN_S,
+        defaultExpiresIn: stage.default_expires_in ?? Infinity,
+        readBySend: readsStage(spec, stage.name),
         cacheKey: stage.cache_key,
         success: statusMatcher(stage.success?.status ?? ['2xx']),
         vendorError,
@@ -398,6 +451,21 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
       });
     }
   });
+
+  // An origin taken from an auth output must come from a public one: a secret would be written into URLs.
+  const publicOf = new Map((spec.auth ?? []).map((st) => [st.name, new Set(st.public ?? [])]));
+  const urls: [KeyPath, RequestSpec | undefined][] = [
+    ...(spec.auth ?? []).map((st, i): [KeyPath, RequestSpec] => [['auth', i, 'request', 'url'], st.request]),
+    [['send', 'request', 'url'], spec.send.request],
+    [['send', 'batch', 'poll', 'status', 'url'], spec.send.batch?.poll?.status],
+    [['send', 'batch', 'poll', 'results', 'url'], spec.send.batch?.poll?.results],
+  ];
+  for (const [path, r] of urls) {
+    const m = r && /^\{\s*\$auth\s*\.\s*([A-Za-z_]\w*)\s*\.\s*([A-Za-z_]\w*)\s*\}/.exec(r.url);
+    if (m && publicOf.get(m[1]!) && !publicOf.get(m[1]!)!.has(m[2]!)) {
+      c.problem(path, `the origin comes from $auth.${m[1]}.${m[2]}, a secret output: list '${m[2]}' in that stage's public outputs`);
+    }
+  }
 
   const send = spec.send;
   const scope = (variables: string[], auth = false, noInput = false): ReferenceScope => ({ variables: new Set(variables), configFields, authStages: auth ? visible : new Map(), ...(noInput ? { noInput } : {}) });
@@ -412,7 +480,7 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
     const b = send.batch;
     const bp = ['send', 'batch'];
     const itemMapping = b.item ? c.mapping([...bp, 'item'], b.item, bodyScope) : undefined;
-    const envelope = c.mapping([...bp, 'body'], b.body, scope(['config', 'items'], false, true));
+    const envelope = c.mapping([...bp, 'body'], b.body, scope(b.group_by === undefined ? ['config', 'items'] : ['config', 'items', 'group'], false, true));
     const r = b.results;
     const opt = (path: KeyPath, src: string | undefined, sc: ReferenceScope) => (src === undefined ? undefined : c.expr(path, src, sc));
     const results = r && {
@@ -423,6 +491,24 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
       code: opt([...bp, 'results', 'code'], r.code, scope(['config'])),
       ...(r.hint ? { hint: r.hint } : {}),
     };
+    let itemErrors: CompiledBatch['itemErrors'];
+    if (b.item_errors) {
+      const e = b.item_errors;
+      const ep = [...bp, 'item_errors'];
+      const list = c.expr([...ep, 'list'], e.list, scope(['config']));
+      const index = c.expr([...ep, 'index'], e.index, scope(['config']));
+      if (list && index) {
+        itemErrors = {
+          list,
+          index,
+          ...(e.code ? { code: opt([...ep, 'code'], e.code, scope(['config']))! } : {}),
+          ...(e.message ? { message: opt([...ep, 'message'], e.message, scope(['config']))! } : {}),
+          ...(e.hint ? { hint: e.hint } : {}),
+          ...(e.status ? { status: statusMatcher(e.status) } : {}),
+        };
+      }
+    }
+    const groupBy = b.group_by === undefined ? undefined : c.expr([...bp, 'group_by'], b.group_by, bodyScope);
     let poll: CompiledBatch['poll'];
     if (b.poll) {
       const p = b.poll;
@@ -452,13 +538,15 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
     }
     if (envelope) {
       batch = {
-        max_items: b.max_items,
+        max_items: b.max_items ?? Number.MAX_SAFE_INTEGER,
         max_bytes: b.max_bytes ?? 5_000_000,
         max_wait_ms: b.max_wait_ms ?? 1_000,
         max_in_flight: b.max_in_flight ?? 4,
         ...(itemMapping ? { item: itemMapping } : {}),
         body: envelope,
         ...(results ? { results: Object.fromEntries(Object.entries(results).filter(([, v]) => v !== undefined)) as CompiledBatch['results'] } : {}),
+        ...(itemErrors ? { itemErrors } : {}),
+        ...(groupBy ? { groupBy } : {}),
         ...(poll ? { poll } : {}),
       };
     }

@@ -109,13 +109,43 @@ function checkDotSegments(url: string, filled: readonly { start: number; end: nu
   }
 }
 
-export function renderTemplate(parts: readonly TemplatePart[], values: readonly unknown[], context: TemplateContext): string {
+/**
+ * An origin placeholder's value: `http(s)://host[:port]` and nothing else (one trailing `/` allowed) — no
+ * user info, path, query or fragment, so the value can choose the server but never smuggle in a path or
+ * credentials. Returns the normalised origin; the host is then checked against allowed_hosts.
+ */
+export function renderOrigin(value: unknown, expr: string): string {
+  if (value === undefined || value === null || value === '') throw new TemplateValueError(`placeholder {${expr}} has no value`);
+  if (typeof value !== 'string') throw new TemplateValueError(`placeholder {${expr}} is an origin and must be a string`);
+  let u: URL | undefined;
+  try {
+    u = /^https?:\/\/[^/?#@\\\s]+\/?$/i.test(value) ? new URL(value) : undefined;
+  } catch {
+    u = undefined;
+  }
+  if (!u || u.username || u.password || u.pathname !== '/' || u.search || u.hash) {
+    throw new TemplateValueError(`placeholder {${expr}} must be an origin (https://host or https://host:port, nothing after it); got a value that is not`);
+  }
+  return u.origin;
+}
+
+/** A preview's stand-in for an auth output it never fetched: `[stage.output]` or `[redacted]`. */
+const STAND_IN = /^\[[A-Za-z0-9_.]+\]$/;
+
+/**
+ * `origin`: the template starts with a placeholder that yields a whole origin (see renderOrigin); 'as-is'
+ * inserts a preview's stand-in (`[access.instance_url]`, for an answer never fetched) unchecked.
+ */
+export function renderTemplate(parts: readonly TemplatePart[], values: readonly unknown[], context: TemplateContext, origin?: 'check' | 'as-is'): string {
   let out = '';
   let v = 0;
   const filled: { start: number; end: number; expr: string }[] = [];
-  for (const part of parts) {
+  for (const [i, part] of parts.entries()) {
     if ('text' in part) out += part.text;
-    else {
+    else if (i === 0 && origin) {
+      const value = values[v++];
+      out += origin === 'as-is' && typeof value === 'string' && STAND_IN.test(value) ? value : renderOrigin(value, part.expr);
+    } else {
       const start = out.length;
       out += renderValue(values[v++], part.expr, context);
       filled.push({ start, end: out.length, expr: part.expr });

@@ -14,6 +14,7 @@ function normalize(name: string): string {
  * extra DNS label: `*.a.com` matches `x.a.com` but not `a.com` nor `y.x.a.com` — deeper matching would
  * let anyone who can create sub-subdomains (e.g. tenant subdomains on a shared platform) receive data.
  * Case-insensitive; a trailing dot is ignored. `host` is a bare hostname (no port).
+ * `**.suffix` opts in to one or more extra labels (`**.a.com` matches `x.a.com` and `y.x.a.com`, not `a.com`).
  * A bare `*`, or `*` anywhere but the leading label, never matches: allowing everything must not be a
  * one-character typo away.
  */
@@ -22,7 +23,12 @@ export function hostAllowed(host: string, patterns: string[]): boolean {
   if (h === '') return false;
   for (const raw of patterns) {
     const p = normalize(raw);
-    if (p.startsWith('*.')) {
+    if (p.startsWith('**.')) {
+      // Opt-in: one or more extra labels (a vendor's many regional hosts), still never the suffix itself.
+      const suffix = p.slice(3);
+      if (suffix === '' || suffix.includes('*')) continue;
+      if (h.endsWith('.' + suffix) && h.length > suffix.length + 1 && !h.slice(0, h.length - suffix.length - 1).split('.').includes('')) return true;
+    } else if (p.startsWith('*.')) {
       const suffix = p.slice(2);
       if (suffix === '' || suffix.includes('*')) continue;
       if (!h.endsWith('.' + suffix)) continue;

@@ -188,3 +188,17 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   const delta = at - now;
   return delta >= 0 ? delta : undefined;
 }
+
+/**
+ * A vendor's own rate-limit header, as the spec names it: `seconds` to wait, or `epoch` — the Unix time
+ * (seconds) at which the limit resets. Returns ms to wait, or undefined when the value is not a number.
+ * A reset time already past means no wait (0).
+ */
+export function parseNamedRetryHeader(value: string | string[] | undefined, format: 'seconds' | 'epoch', now: number): number | undefined {
+  const raw = Array.isArray(value) ? value[0] : value;
+  if (typeof raw !== 'string' || !/^\s*\d+(\.\d+)?\s*$/.test(raw)) return undefined;
+  const n = Number(raw);
+  if (format === 'seconds') return Math.ceil(n * 1000);
+  if (!Number.isFinite(now)) return undefined;
+  return Math.max(0, Math.ceil(n * 1000 - now));
+}

@@ -39,3 +39,14 @@ export function refreshAt(obtained_at: number, lifetime_s: number): number {
   const lifetime_ms = lifetime_s * 1000;
   return obtained_at + lifetime_ms - refreshMarginMs(lifetime_ms);
 }
+
+/**
+ * Like refreshAt, except for a result the spec says has no lifetime at all (`lifetime_s` Infinity: no
+ * `expires_in` in the answer and no `default_expires_in`): it is kept until a `reauth` rule drops it.
+ */
+export function keepUntil(obtained_at: number, lifetime_s: number): number {
+  return lifetime_s === Infinity && Number.isFinite(obtained_at) ? Infinity : refreshAt(obtained_at, lifetime_s);
+}
+
+/** Longest a token without lifetime stays in a shared store (Redis needs an expiry to never leak keys). */
+export const MAX_SHARED_KEEP_MS = 7 * 24 * 3_600_000;

@@ -1,6 +1,11 @@
 /**
  * The auth chain: run each auth stage (or take its result from the shared token cache), and send a
  * request that needs those results, dropping and fetching the tokens again once when a rule says `reauth`.
+ *
+ * A chain of stages (a token exchanged for another) recovers as a chain: when a later stage is refused
+ * with a `reauth` rule (the earlier token went stale), the earlier stages' cached results are dropped and
+ * the chain runs again, once. An earlier stage is only fetched when a later one must be, or when the
+ * send request reads it itself: a valid later token does not need a fresh earlier one.
  */
 import { DeliveryError, REASONS } from '../errors.js';
 import { evaluateMapping } from '../compile/mapping.js';
@@ -9,6 +14,9 @@ import type { AuthResults, Config, IntegrationContext } from './context.js';
 import { exchange, type ExchangeOptions, type ExchangeResult, type WireRequest } from './http.js';
 import { checkHost, renderRequest, value } from './requests.js';
 import type { CachedToken } from '../store/types.js';
+
+/** A later stage was refused by a `reauth` rule: the earlier stages' results must be fetched again. */
+class ChainStale extends DeliveryError {}
 
 async function runAuthStage(ctx: IntegrationContext, stage: CompiledAuthStage, config: Config, prior: AuthResults): Promise<{ value: Record<string, unknown>; lifetime_s: number }> {
   const bindings = { config, auth: prior };
@@ -25,7 +33,19 @@ async function runAuthStage(ctx: IntegrationContext, stage: CompiledAuthStage, c
   }
   if (res.error) throw res.error;
   if (res.aborted) throw new DeliveryError(REASONS.interrupted, `auth stage '${stage.name}' was interrupted`, { retryable: true });
-  if (res.status === undefined || !stage.success(res.status)) throw ctx.failure(REASONS.auth, `auth stage '${stage.name}' failed`, res);
+  if (res.status === undefined || !stage.success(res.status)) {
+    const e = ctx.failure(REASONS.auth, `auth stage '${stage.name}' failed`, res);
+    if (res.rule?.action === 'reauth') {
+      throw new ChainStale(e.code, e.message, {
+        retryable: true,
+        ...(e.hint ? { hint: e.hint } : {}),
+        ...(e.http_status !== undefined ? { http_status: e.http_status } : {}),
+        ...(e.vendor_code !== undefined ? { vendor_code: e.vendor_code } : {}),
+        ...(e.vendor_message ? { vendor_message: e.vendor_message } : {}),
+      });
+    }
+    throw e;
+  }
   const out: Record<string, unknown> = {};
   for (const r of stage.result) {
     const v = await value(r.expr, res.json, { config });
@@ -34,47 +54,109 @@ async function runAuthStage(ctx: IntegrationContext, stage: CompiledAuthStage, c
     }
     out[r.name] = v;
   }
-  const lifetime = stage.expiresIn ? Number(await value(stage.expiresIn, res.json, { config })) : stage.defaultExpiresIn;
+  const stated = stage.expiresIn ? await value(stage.expiresIn, res.json, { config }) : undefined;
+  const lifetime = stated === undefined || stated === null || stated === '' ? NaN : Number(stated);
   return { value: out, lifetime_s: Number.isFinite(lifetime) && lifetime > 0 ? lifetime : stage.defaultExpiresIn };
 }
 
-/** Results of every auth stage, from the shared cache or one shared fetch per stage. */
-export async function authenticate(ctx: IntegrationContext, config: Config): Promise<{ results: AuthResults; used: CachedToken<Record<string, unknown>>[] }> {
+type Used = (CachedToken<Record<string, unknown>> | undefined)[];
+
+/** Results of every auth stage, from the shared cache or one shared fetch per stage; `used[i]` is stage i's entry. */
+export async function authenticate(ctx: IntegrationContext, config: Config): Promise<{ results: AuthResults; used: Used }> {
+  try {
+    return await authenticateOnce(ctx, config, false);
+  } catch (e) {
+    if (!(e instanceof ChainStale)) throw e;
+    // Dropped in authenticateOnce; the chain runs again from its first stage, once.
+    try {
+      return await authenticateOnce(ctx, config, true);
+    } catch (e2) {
+      if (e2 instanceof ChainStale) {
+        throw new DeliveryError(e2.code, `${e2.message} (again after the auth chain ran again)`, {
+          retryable: true,
+          ...(e2.hint ? { hint: e2.hint } : {}),
+          ...(e2.http_status !== undefined ? { http_status: e2.http_status } : {}),
+          ...(e2.vendor_code !== undefined ? { vendor_code: e2.vendor_code } : {}),
+          ...(e2.vendor_message ? { vendor_message: e2.vendor_message } : {}),
+        });
+      }
+      throw e2;
+    }
+  }
+}
+
+async function authenticateOnce(ctx: IntegrationContext, config: Config, whole: boolean): Promise<{ results: AuthResults; used: Used }> {
+  const stages = ctx.spec.auth;
+  const { tokens } = ctx.deps;
+  // Which stages must be valid now: the last; one the send reads itself; every stage before one that must be fetched.
+  const needed = stages.map((s, i) => whole || s.readBySend || i === stages.length - 1);
+  for (let i = stages.length - 1; i > 0; i--) {
+    if (needed[i] && !tokens.peek(ctx.authKeys[i]!)) needed.fill(true, 0, i);
+  }
   const results: AuthResults = {};
-  const used: CachedToken<Record<string, unknown>>[] = [];
-  for (const [i, stage] of ctx.spec.auth.entries()) {
-    const prior = { ...results };
-    const entry = await ctx.deps.tokens.get(
-      ctx.authKeys[i]!,
-      () => runAuthStage(ctx, stage, config, prior),
-      (e) => e instanceof DeliveryError && !e.retryable,
-    );
-    results[stage.name] = entry.value;
-    for (const v of Object.values(entry.value)) ctx.rememberSecret(v);
+  const used: Used = [];
+  for (const [i, stage] of stages.entries()) {
+    let entry: CachedToken<Record<string, unknown>> | undefined;
+    if (needed[i]) {
+      const prior = { ...results };
+      try {
+        entry = await tokens.get(
+          ctx.authKeys[i]!,
+          () => runAuthStage(ctx, stage, config, prior),
+          (e) => e instanceof DeliveryError && !e.retryable,
+        );
+      } catch (e) {
+        if (e instanceof ChainStale && !whole) {
+          // The earlier results this stage was given are stale: drop them (unless another delivery already did).
+          await Promise.all(used.slice(0, i).map((u, j) => tokens.invalidate(ctx.authKeys[j]!, u)));
+        }
+        throw e;
+      }
+    } else {
+      entry = tokens.peek(ctx.authKeys[i]!);
+    }
     used.push(entry);
+    if (!entry) continue;
+    results[stage.name] = entry.value;
+    for (const [k, v] of Object.entries(entry.value)) if (!stage.publicOutputs.has(k)) ctx.rememberSecret(v);
   }
   return { results, used };
 }
 
-/** Send a request that needs auth: on a `reauth` rule the tokens it used are dropped and fetched again, once. */
+/**
+ * Send a request that needs auth: on a `reauth` rule the tokens it used are dropped and fetched again,
+ * once. Every retry re-renders the whole request (URL and headers) from the current auth results.
+ */
 export async function sendWithAuth(
   ctx: IntegrationContext,
   wireFor: (auth: AuthResults) => Promise<WireRequest>,
-  opts: Omit<ExchangeOptions, 'headersForRetry'>,
+  opts: Omit<ExchangeOptions, 'requestForRetry'>,
 ): Promise<{ res: ExchangeResult; auth: AuthResults }> {
   const config = ctx.config;
   let { results, used } = await authenticate(ctx, config);
-  const wire = await wireFor(results);
-  checkHost(wire.stage, wire.url, ctx.spec.allowedHosts);
-  const res = await exchange(ctx.client, ctx.route(wire), {
+  const checked = async () => {
+    const wire = await wireFor(results);
+    checkHost(wire.stage, wire.url, ctx.spec.allowedHosts);
+    return ctx.route(wire);
+  };
+  const wire = await checked();
+  const res = await exchange(ctx.client, wire, {
     ...opts,
     ...(ctx.spec.auth.length
       ? {
-          headersForRetry: async (reauth: boolean) => {
-            // Drop the tokens the failed attempt used (unless another delivery already replaced them).
-            if (reauth) await Promise.all(used.map((entry, i) => ctx.deps.tokens.invalidate(ctx.authKeys[i]!, entry)));
+          requestForRetry: async (reauth: boolean) => {
+            // Drop the tokens the failed attempt sent (unless another delivery already replaced them): the last
+            // stage's and any the request reads itself. An earlier stage is dropped only when its own successor
+            // is refused (its `reauth` rule), so a chain re-runs no further back than it must.
+            const last = ctx.spec.auth.length - 1;
+            if (reauth) {
+              await Promise.all(
+                used.map((entry, i) => (entry && (i === last || ctx.spec.auth[i]!.readBySend) ? ctx.deps.tokens.invalidate(ctx.authKeys[i]!, entry) : undefined)),
+              );
+            }
             ({ results, used } = await authenticate(ctx, config));
-            return (await wireFor(results)).headers;
+            const again = await checked();
+            return { url: again.url, headers: again.headers };
           },
         }
       : {}),

@@ -4,7 +4,8 @@
  * result per event, partial failures included.
  */
 import { REASONS } from '../errors.js';
-import { evaluateMapping } from '../compile/mapping.js';
+import { evaluateMapping, MappingError } from '../compile/mapping.js';
+import type { CompiledExpr } from '../compile/expression.js';
 import type { CompiledBatch } from '../compile/spec.js';
 import { sendWithAuth } from './auth-chain.js';
 import { Batcher, type Pending } from './batcher.js';
@@ -47,8 +48,12 @@ async function evaluated(key: string, expr: Parameters<typeof value>[0], input: 
 export class BatchSender {
   private readonly ctx: IntegrationContext;
   private readonly batch: CompiledBatch;
-  private batcher: Batcher<BatchEntry, Result> | undefined;
-  private envelopeBytes: Promise<number> | undefined;
+  /** One batcher per `group_by` value ('' when the spec does not group). */
+  private readonly batchers = new Map<string, Batcher<BatchEntry, Result>>();
+  private readonly envelopes = new Map<string, Promise<number>>();
+  /** With group_by, `max_in_flight` holds across all groups: slots shared by every group's batcher. */
+  private inFlight = 0;
+  private readonly slotWaiters: (() => void)[] = [];
 
   constructor(ctx: IntegrationContext, batch: CompiledBatch) {
     this.ctx = ctx;
@@ -57,12 +62,14 @@ export class BatchSender {
 
   /** Events waiting in batches not yet sent. */
   get pending(): number {
-    return this.batcher?.pending ?? 0;
+    let n = 0;
+    for (const b of this.batchers.values()) n += b.pending;
+    return n;
   }
 
   /** Send whatever is still held, and wait for it. */
   async flush(): Promise<void> {
-    await this.batcher?.flush();
+    await Promise.all([...this.batchers.values()].map((b) => b.flush()));
   }
 
   /** Queue one event's item; resolves with its result once its batch is done. */
@@ -70,29 +77,70 @@ export class BatchSender {
     const batch = this.batch;
     const config = this.ctx.config;
     const item = batch.item ? await evaluateMapping(batch.item, body, { config, event, fields }) : body;
+    let group: string | number | boolean | undefined;
+    if (batch.groupBy) {
+      const g = await value(batch.groupBy, event, { config, event, fields });
+      if (typeof g !== 'string' && typeof g !== 'number' && typeof g !== 'boolean') {
+        throw new MappingError(`send.batch.group_by must yield a string, number or boolean for every event, got ${kindOf(g)}`, 'send.batch.group_by');
+      }
+      group = g;
+    }
+    const key = group === undefined ? '' : JSON.stringify(group);
     const bytes = Buffer.byteLength(JSON.stringify(item));
-    // The envelope (the body with no items) depends on the config only: measured once.
-    this.envelopeBytes ??= evaluateMapping(batch.body, undefined, { config, items: [] }).then((b) => Buffer.byteLength(JSON.stringify(b)));
-    const envelope = await this.envelopeBytes;
+    // The envelope (the body with no items) depends on the config and the group only: measured once each.
+    let envelopeP = this.envelopes.get(key);
+    if (!envelopeP) {
+      envelopeP = evaluateMapping(batch.body, undefined, { config, items: [], ...(group !== undefined ? { group } : {}) }).then((b) => Buffer.byteLength(JSON.stringify(b)));
+      this.envelopes.set(key, envelopeP);
+    }
+    const envelope = await envelopeP;
     if (envelope + bytes > batch.max_bytes) {
       return { status: 'failed', reason: REASONS.itemTooLarge, message: `the event's item is ${bytes} bytes; a batch request may carry at most ${batch.max_bytes}`, retryable: false, attempts: 0 };
     }
-    this.batcher ??= new Batcher<BatchEntry, Result>(
-      { max_items: batch.max_items, max_bytes: batch.max_bytes, max_wait_ms: batch.max_wait_ms, envelope_bytes: envelope, max_in_flight: batch.max_in_flight },
-      (entries) => this.sendBatch(entries),
-    );
-    const done = this.batcher.add({ event, item, detail }, bytes);
+    let batcher = this.batchers.get(key);
+    if (!batcher) {
+      const grouped = batch.groupBy !== undefined;
+      const b: Batcher<BatchEntry, Result> = new Batcher<BatchEntry, Result>(
+        { max_items: batch.max_items, max_bytes: batch.max_bytes, max_wait_ms: batch.max_wait_ms, envelope_bytes: envelope, max_in_flight: batch.max_in_flight },
+        grouped ? (entries) => this.sendGrouped(key, b, entries, group) : (entries) => this.sendBatch(entries, group),
+      );
+      batcher = b;
+      this.batchers.set(key, batcher);
+    }
+    const done = batcher.add({ event, item, detail }, bytes);
     detail.queued = true;
     parked?.();
     // The engine is stopping: nothing else will join this batch, so do not wait for its timer.
-    if (!this.ctx.lifecycle.accepting) void this.batcher.flush();
+    if (!this.ctx.lifecycle.accepting) void batcher.flush();
     return done;
   }
 
-  private async sendBatch(entries: Pending<BatchEntry, Result>[]): Promise<void> {
+  /**
+   * A group's batch: waits for one of the slots all groups share, and once its group has nothing left
+   * the group's batcher is dropped, so a key seen once (a user id) holds no memory afterwards.
+   */
+  private async sendGrouped(key: string, batcher: Batcher<BatchEntry, Result>, entries: Pending<BatchEntry, Result>[], group: unknown): Promise<void> {
+    while (this.inFlight >= this.batch.max_in_flight) await new Promise<void>((r) => this.slotWaiters.push(r));
+    this.inFlight++;
+    try {
+      await this.sendBatch(entries, group);
+    } finally {
+      this.inFlight--;
+      this.slotWaiters.shift()?.();
+      // After the batcher has counted this batch done (its own bookkeeping runs when this promise settles).
+      setImmediate(() => {
+        if (batcher.idle && this.batchers.get(key) === batcher) {
+          this.batchers.delete(key);
+          this.envelopes.delete(key);
+        }
+      });
+    }
+  }
+
+  private async sendBatch(entries: Pending<BatchEntry, Result>[], group: unknown): Promise<void> {
     const settle = (i: number, r: Result) => entries[i]!.resolve(r);
     try {
-      const results = await this.runBatch(entries.map((e) => e.item.item));
+      const results = await this.runBatch(entries.map((e) => e.item.item), group);
       entries.forEach((e, i) => {
         e.item.detail.attempts.push(...results.attempts);
         settle(i, results.items[i]!);
@@ -104,11 +152,11 @@ export class BatchSender {
   }
 
   /** Send one batch and map the answer back to one result per item, in order. */
-  private async runBatch(items: unknown[]): Promise<{ items: Result[]; attempts: OutcomeDetail['attempts'] }> {
+  private async runBatch(items: unknown[], group: unknown): Promise<{ items: Result[]; attempts: OutcomeDetail['attempts'] }> {
     const { ctx, batch } = this;
     const config = ctx.config;
     const send = ctx.spec.send;
-    const body = await evaluateMapping(batch.body, undefined, { config, items });
+    const body = await evaluateMapping(batch.body, undefined, { config, items, ...(group !== undefined ? { group } : {}) });
     const link = ctx.lifecycle.signal();
     let sent;
     try {
@@ -131,7 +179,15 @@ export class BatchSender {
       const failed = { ...ctx.failedFrom(res.error), ...common };
       return { items: items.map(() => failed), attempts };
     }
-    if (res.status === undefined || !send.success(res.status)) {
+    // Some vendors answer a partly rejected batch with an error status and the list of rejected items:
+    // the others were accepted. Without such a list the status means what the error rules say.
+    let partialList: unknown;
+    const ie = batch.itemErrors;
+    if (res.status !== undefined && !send.success(res.status) && ie?.status?.(res.status)) {
+      partialList = await value(ie.list, res.json, { config }).catch(() => undefined);
+      if (Array.isArray(partialList) && partialList.length === 0) partialList = undefined;
+    }
+    if (res.status === undefined || (!send.success(res.status) && partialList === undefined)) {
       const failed = { ...ctx.failedFrom(ctx.failure(REASONS.http, 'the vendor did not accept the batch', res)), ...common };
       return { items: items.map(() => failed), attempts };
     }
@@ -147,6 +203,11 @@ export class BatchSender {
     try {
       // Per-item results in the immediate answer, aligned with the items sent.
       if (batch.results?.items) await this.readResults(batch.results, res.json, out, common, res.status);
+      // Only the rejected items, each naming its item by index.
+      if (ie) {
+        const list = partialList ?? (await evaluated('send.batch.item_errors.list', ie.list, res.json, rb));
+        await this.readItemErrors(ie, list, out, common, res.status);
+      }
       // Vendors that work asynchronously: wait for processing, then read which items were rejected.
       if (batch.poll && (!batch.poll.when || (await value(batch.poll.when, undefined, rb)) === true)) {
         try {
@@ -201,7 +262,39 @@ export class BatchSender {
     }
   }
 
-  private async itemFailure(entry: unknown, r: NonNullable<CompiledBatch['results']> | NonNullable<CompiledBatch['poll']>, common: Partial<Result>, status: number): Promise<Result> {
+  /**
+   * Entries that each name a rejected item by its 0-based index (`poll.errors`, `item_errors.list`): every
+   * index must be an integer in range and name an item once, or the answer cannot be trusted at all.
+   */
+  private async rejectByIndex(
+    key: string,
+    entries: unknown[],
+    r: { index: CompiledExpr; message?: CompiledExpr; code?: CompiledExpr; hint?: string },
+    rejected: Set<number>,
+    out: Result[],
+    common: Partial<Result>,
+    status: number,
+  ): Promise<void> {
+    const config = this.ctx.config;
+    for (const entry of entries) {
+      const index = await evaluated(key, r.index, entry, { config });
+      if (typeof index !== 'number' || !Number.isInteger(index)) {
+        throw new ResultsInvalid(`${key} must evaluate to an integer, got ${kindOf(index)} ${shown(index)}`);
+      }
+      if (index < 0 || index >= out.length) throw new ResultsInvalid(`${key} ${index} is out of range for a batch of ${out.length} item(s) (0 to ${out.length - 1})`);
+      if (rejected.has(index)) throw new ResultsInvalid(`${key} ${index} names the same item twice`);
+      rejected.add(index);
+      out[index] = await this.itemFailure(entry, r, common, status);
+    }
+  }
+
+  /** `item_errors`: the answer lists only the rejected items, by index (absent or null: none rejected). */
+  private async readItemErrors(e: NonNullable<CompiledBatch['itemErrors']>, list: unknown, out: Result[], common: Partial<Result>, status: number): Promise<void> {
+    if (list !== undefined && list !== null && !Array.isArray(list)) throw new ResultsInvalid(`send.batch.item_errors.list must evaluate to an array, got ${kindOf(list)}`);
+    await this.rejectByIndex('send.batch.item_errors.index', (list ?? []) as unknown[], e, new Set(), out, common, status);
+  }
+
+  private async itemFailure(entry: unknown, r: { message?: CompiledExpr; code?: CompiledExpr; hint?: string }, common: Partial<Result>, status: number): Promise<Result> {
     const config = this.ctx.config;
     const message = r.message ? await value(r.message, entry, { config }).catch(() => undefined) : undefined;
     const code = r.code ? await value(r.code, entry, { config }).catch(() => undefined) : undefined;
@@ -266,16 +359,7 @@ export class BatchSender {
       if (errors !== undefined && errors !== null && !Array.isArray(errors)) {
         throw new ResultsInvalid(`send.batch.poll.errors must evaluate to an array, got ${kindOf(errors)}`);
       }
-      for (const entry of (errors ?? []) as unknown[]) {
-        const index = await evaluated('send.batch.poll.index', poll.index, entry, { config });
-        if (typeof index !== 'number' || !Number.isInteger(index)) {
-          throw new ResultsInvalid(`send.batch.poll.index must evaluate to an integer, got ${kindOf(index)} ${shown(index)}`);
-        }
-        if (index < 0 || index >= out.length) throw new ResultsInvalid(`send.batch.poll.index ${index} is out of range for a batch of ${out.length} item(s) (0 to ${out.length - 1})`);
-        if (rejected.has(index)) throw new ResultsInvalid(`send.batch.poll.index ${index} names the same item twice`);
-        rejected.add(index);
-        out[index] = await this.itemFailure(entry, poll, common, res.status);
-      }
+      await this.rejectByIndex('send.batch.poll.index', (errors ?? []) as unknown[], poll, rejected, out, common, res.status);
       if (!poll.more || (await value(poll.more, res.json, { config, page })) !== true) break;
     }
   }

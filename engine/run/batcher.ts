@@ -64,6 +64,11 @@ export class Batcher<T, R> {
     await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
+  /** Nothing queued, waiting or in flight. */
+  get idle(): boolean {
+    return this.queue.length === 0 && this.ready.length === 0 && this.inFlight === 0;
+  }
+
   get pending(): number {
     return this.queue.length + this.ready.reduce((n, b) => n + b.length, 0);
   }

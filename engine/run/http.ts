@@ -6,12 +6,12 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import got, { type Got, type RequestError, type RetryObject } from 'got';
+import got, { type Got, type NormalizedOptions, type RequestError, type RetryObject } from 'got';
 import type { CompiledRule, CompiledVendorError } from '../compile/spec.js';
 import type { Bindings } from '../compile/expression.js';
 import { matchRule, type FailureFacts } from '../policy/rules.js';
 import { parseJson, responseFacts } from './response-facts.js';
-import { parseRetryAfter, retryDelay, type RetryPolicy } from '../policy/retry-delay.js';
+import { parseNamedRetryHeader, parseRetryAfter, retryDelay, type RetryPolicy } from '../policy/retry-delay.js';
 import type { Limiter } from '../store/types.js';
 
 export interface WireRequest {
@@ -63,11 +63,12 @@ export interface ExchangeOptions {
   policy: RetryPolicy;
   limiter?: Limiter;
   /**
-   * Headers for a retry. A wait may outlive the token the first attempt used, so every retry takes the
-   * current one; with `reauth` (a rule said so, at most once) the tokens the failed attempt used are
-   * dropped first. Throws when the token stage fails.
+   * The request for a retry, rendered again. A wait may outlive the token the first attempt used, so every
+   * retry takes the current one (and a URL built from an auth result follows it); with `reauth` (a rule
+   * said so, at most once) the tokens the failed attempt used are dropped first. Throws when the token
+   * stage fails.
    */
-  headersForRetry?: (reauth: boolean) => Promise<Record<string, string>>;
+  requestForRetry?: (reauth: boolean) => Promise<{ url: string; headers: Record<string, string> }>;
   signal?: AbortSignal;
   now?: () => number;
 }
@@ -109,7 +110,7 @@ export function createHttpClient(opts: { maxSockets?: number } = {}): { client: 
     hooks: {
       beforeRequest: [
         async (options) => {
-          await stateOf(options.context)?.beforeAttempt(options.headers);
+          await stateOf(options.context)?.beforeAttempt(options);
         },
       ],
       beforeRetry: [
@@ -154,7 +155,7 @@ interface Ctx {
 
 interface State {
   calculateDelay(retry: RetryObject): Promise<number>;
-  beforeAttempt(headers: Record<string, string | string[] | undefined>): Promise<void>;
+  beforeAttempt(options: NormalizedOptions): Promise<void>;
   attemptFailed(error: RequestError): void;
 }
 
@@ -170,9 +171,11 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
       let facts: FailureFacts;
       let retryAfterMs: number | undefined;
       if (response) {
-        const r = await responseFacts(response.statusCode, typeof response.body === 'string' ? response.body : undefined, opts.vendorError, opts.bindings);
+        const r = await responseFacts(response.statusCode, typeof response.body === 'string' ? response.body : undefined, opts.vendorError, opts.bindings, response.headers);
         facts = r.facts;
-        const header = parseRetryAfter(response.headers['retry-after'], now());
+        const named = opts.vendorError.retryAfterHeader;
+        const header =
+          (named ? parseNamedRetryHeader(response.headers[named.name], named.format, now()) : undefined) ?? parseRetryAfter(response.headers['retry-after'], now());
         retryAfterMs = header ?? (r.retry_after_s !== undefined ? r.retry_after_s * 1000 : retryAfter);
       } else {
         const code = networkCode(error);
@@ -189,7 +192,7 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
       ctx.rule = rule;
       if (!rule || rule.action === 'fail') return 0;
       if (rule.action === 'reauth') {
-        if (ctx.reauthDone || !opts.headersForRetry) {
+        if (ctx.reauthDone || !opts.requestForRetry) {
           ctx.gave_up = 'reauth_once';
           return 0;
         }
@@ -223,19 +226,20 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
 
   const state: State = {
     calculateDelay,
-    beforeAttempt: async (headers) => {
-      if (ctx.retrying && opts.headersForRetry) {
+    beforeAttempt: async (options) => {
+      if (ctx.retrying && opts.requestForRetry) {
         const reauth = ctx.reauthPending;
         ctx.reauthPending = false;
         if (reauth) ctx.reauthDone = true;
-        let fresh: Record<string, string>;
+        let fresh: { url: string; headers: Record<string, string> };
         try {
-          fresh = await opts.headersForRetry(reauth);
+          fresh = await opts.requestForRetry(reauth);
         } catch (e) {
           ctx.fatal = e; // the token stage failed: its own outcome, not this request's
           throw e;
         }
-        for (const [k, v] of Object.entries(fresh)) headers[k.toLowerCase()] = v;
+        for (const [k, v] of Object.entries(fresh.headers)) options.headers[k.toLowerCase()] = v;
+        if (fresh.url !== options.url?.toString()) options.url = new URL(fresh.url);
       }
       if (opts.limiter) {
         try {
@@ -273,7 +277,7 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
     };
     if (!ok) {
       // A final answer that is not a success: the rule that stopped the retries, or the first that matches now.
-      const r = ctx.facts?.status === response.statusCode && ctx.facts ? { facts: ctx.facts } : await responseFacts(response.statusCode, response.body, opts.vendorError, opts.bindings);
+      const r = ctx.facts?.status === response.statusCode && ctx.facts ? { facts: ctx.facts } : await responseFacts(response.statusCode, response.body, opts.vendorError, opts.bindings, response.headers);
       result.facts = r.facts;
       const rule = ctx.rule ?? matchRule(opts.rules, r.facts);
       if (rule) result.rule = rule;

@@ -5,7 +5,7 @@ import { REDACTED } from '../policy/redact.js';
 import type { AuthResults, Config, IntegrationContext } from './context.js';
 import { eventProblems, type SignalEvent } from './event.js';
 import type { WireRequest } from './http.js';
-import { checkHost, renderRequest } from './requests.js';
+import { checkHost, renderRequest, value } from './requests.js';
 
 export interface PreviewRequest {
   stage: string;
@@ -25,26 +25,31 @@ export async function previewRequests(ctx: IntegrationContext, raw: unknown): Pr
   for (const f of spec.secretFields) if (config[f] !== undefined) config[f] = REDACTED;
   const out: PreviewRequest[] = [];
   const push = (w: WireRequest) => {
-    checkHost(w.stage, w.url, ctx.spec.allowedHosts); // refuse exactly what deliver refuses
-    const r = ctx.route(w);
+    // A URL that starts with a stand-in for an auth result never fetched (`[access.instance_url]/...`) is
+    // shown as it is; every other URL is refused exactly as deliver refuses it, then routed.
+    const standIn = w.url.startsWith('[');
+    if (!standIn) checkHost(w.stage, w.url, ctx.spec.allowedHosts);
+    const r = standIn ? w : ctx.route(w);
     out.push({ stage: r.stage, method: r.method, url: r.url, headers: r.headers, body: r.body ?? null });
   };
   const auth: AuthResults = {};
   for (const stage of spec.auth) {
     const bindings = { config, auth: { ...auth } };
     const body = stage.request.body ? await evaluateMapping(stage.request.body, undefined, bindings) : undefined;
-    push(await renderRequest(`auth.${stage.name}`, stage.request, undefined, bindings, body));
-    auth[stage.name] = Object.fromEntries(stage.result.map((r) => [r.name, REDACTED]));
+    push(await renderRequest(`auth.${stage.name}`, stage.request, undefined, bindings, body, true));
+    // Secrets read [redacted]; a public output (never fetched by a preview) is named where it goes.
+    auth[stage.name] = Object.fromEntries(stage.result.map((r) => [r.name, stage.publicOutputs.has(r.name) ? `[${stage.name}.${r.name}]` : REDACTED]));
   }
   const { body, fields } = await ctx.buildBody(event, config);
   const batch = spec.send.batch;
   if (batch) {
     // A batch of one: the request this event would travel in if it were alone.
     const item = batch.item ? await evaluateMapping(batch.item, body, { config, event, fields }) : body;
-    const envelope = await evaluateMapping(batch.body, undefined, { config, items: [item] });
-    push(await renderRequest('send', spec.send.request, undefined, { config, auth }, envelope));
+    const group = batch.groupBy ? await value(batch.groupBy, event, { config, event, fields }) : undefined;
+    const envelope = await evaluateMapping(batch.body, undefined, { config, items: [item], ...(group !== undefined ? { group } : {}) });
+    push(await renderRequest('send', spec.send.request, undefined, { config, auth }, envelope, true));
   } else {
-    push(await renderRequest('send', spec.send.request, event, { config, event, fields, auth }, body));
+    push(await renderRequest('send', spec.send.request, event, { config, event, fields, auth }, body, true));
   }
   return out;
 }

@@ -16,10 +16,10 @@ export async function value(expr: CompiledExpr, input: unknown, bindings: Bindin
   return v instanceof Promise ? await v : v;
 }
 
-export async function renderTpl(t: CompiledTemplate, input: unknown, bindings: Bindings): Promise<string> {
+export async function renderTpl(t: CompiledTemplate, input: unknown, bindings: Bindings, preview = false): Promise<string> {
   const values: unknown[] = [];
   for (const e of t.exprs) values.push(await value(e, input, bindings));
-  return renderTemplate(t.parts, values, t.context);
+  return renderTemplate(t.parts, values, t.context, t.origin ? (preview ? 'as-is' : 'check') : undefined);
 }
 
 /** An endpoint override, parsed once: its origin and path prefix. */
@@ -51,10 +51,11 @@ export function encodeBody(body: unknown, encoding: 'json' | 'form'): string {
   return params.toString();
 }
 
-export async function renderRequest(stage: string, req: CompiledRequest, input: unknown, bindings: Bindings, body: unknown): Promise<WireRequest> {
+/** `preview`: origins from auth results are stand-ins (nothing was fetched), inserted as they are. */
+export async function renderRequest(stage: string, req: CompiledRequest, input: unknown, bindings: Bindings, body: unknown, preview = false): Promise<WireRequest> {
   const method = typeof req.method === 'string' ? req.method : (await renderTpl(req.method, input, bindings)).toUpperCase();
   if (!METHODS.has(method)) throw new TemplateValueError(`${stage}: method renders to '${method}', not an HTTP method`);
-  const url = await renderTpl(req.url, input, bindings);
+  const url = await renderTpl(req.url, input, bindings, preview);
   const headers: Record<string, string> = {};
   for (const h of req.headers) headers[h.name] = await renderTpl(h.value, input, bindings);
   const wire: WireRequest = { stage, method, url, headers };

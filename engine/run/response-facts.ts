@@ -13,7 +13,7 @@ export function parseJson(text: string | undefined): unknown {
 }
 
 async function evalOptional(expr: CompiledVendorError['code'], input: unknown, bindings: Bindings): Promise<unknown> {
-  if (!expr || input === undefined) return undefined;
+  if (!expr) return undefined;
   try {
     const v = expr.evaluate(input, bindings);
     return v instanceof Promise ? await v : v;
@@ -28,8 +28,11 @@ export async function responseFacts(
   body: string | undefined,
   vendorError: CompiledVendorError,
   bindings: Bindings,
+  headers?: Record<string, string | string[] | undefined>,
 ): Promise<{ facts: FailureFacts; retry_after_s?: number }> {
   const json = parseJson(body);
+  // `$headers`: the answer's headers by lowercase name (a rate-limit reset, a request id).
+  if (headers) bindings = { ...bindings, headers };
   const code = await evalOptional(vendorError.code, json, bindings);
   const message = await evalOptional(vendorError.message, json, bindings);
   const retryAfter = await evalOptional(vendorError.retryAfter, json, bindings);

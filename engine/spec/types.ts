@@ -9,7 +9,8 @@
  *   bindings are `$config` (the record's config), `$event`, `$auth` (results of earlier auth stages, by
  *   stage name), `$fields` (the preset's fields for this event), and in batches `$items` / `$response`.
  * - `Template`: literal text with `{expression}` placeholders (URLs, header values). In URLs every
- *   placeholder value is percent-encoded, so a value can never change the URL's structure.
+ *   placeholder value is percent-encoded, so a value can never change the URL's structure — except a
+ *   placeholder that starts the URL, which must yield a whole origin (checked, then matched to allowed_hosts).
  * - `Mapping`: an ordered object whose string leaves are `Expr`s, numbers/booleans/null are constants,
  *   nested objects are mappings, and a `"..."` key spreads the object its expression returns.
  *   Keys whose expression yields nothing (undefined) are left out.
@@ -58,16 +59,20 @@ export interface VendorErrorSpec {
   message?: Expr;
   /** Seconds to wait, from the body (wins over backoff, like Retry-After). */
   retry_after?: Expr;
+  /** The response header carrying the delay: `seconds` to wait (default) or `epoch`, the Unix time the limit resets. */
+  retry_after_header?: { name: string; format?: 'seconds' | 'epoch' };
 }
 
 export interface AuthStageSpec {
   name: string;
   request: RequestSpec;
-  /** Named outputs, expressions over the response body; available to later stages as $auth.<name>.<output>. All are secrets. */
+  /** Named outputs, expressions over the response body; available to later stages as $auth.<name>.<output>. Secrets unless listed in `public`. */
   result: Record<string, Expr>;
+  /** Outputs that are not secrets (an instance URL, a region host): shown in previews, outcomes and errors. */
+  public?: string[];
   /** Token lifetime in seconds, an expression over the response body. */
   expires_in?: Expr;
-  /** Lifetime to assume when the response states none. */
+  /** Lifetime to assume when the response states none; without it such a result is kept until a `reauth` drops it. */
   default_expires_in?: number;
   /** Config fields whose values key the token cache (tokens are never shared across different keys). */
   cache_key: string[];
@@ -117,18 +122,35 @@ export interface BatchPollSpec {
   hint?: string;
 }
 
+/** Batch answers that list only the rejected items, each with the index of the item it is about. */
+export interface BatchItemErrorsSpec {
+  /** Over the response body: the list of rejected items (absent or null: none). */
+  list: Expr;
+  /** Over one entry: the 0-based index of the item it is about. */
+  index: Expr;
+  code?: Expr;
+  message?: Expr;
+  hint?: string;
+  /** Statuses that are not a success but whose answer is read for the list (the other items were accepted). */
+  status?: StatusMatch[];
+}
+
 export interface BatchSpec {
-  max_items: number;
+  /** Default: no count limit (only `max_bytes`). */
+  max_items?: number;
   max_bytes?: number;
   max_wait_ms?: number;
   /** Batch requests in flight at once per integration (default 4). */
   max_in_flight?: number;
   /** Reshapes each event's body (`send.request.body`, the input here) into one item; default: the body as it is. */
   item?: Mapping;
-  /** The request body; `$items` is the array of items. */
-  body: Mapping;
+  /** The request body; `$items` is the array of items, `$group` the group_by value. An expression (`$items`) sends the bare list. */
+  body: Mapping | Expr;
   results?: BatchResultsSpec;
+  item_errors?: BatchItemErrorsSpec;
   poll?: BatchPollSpec;
+  /** Over each event (with $config, $event, $fields): events with different values go in different requests; bound as $group in `body`. */
+  group_by?: Expr;
 }
 
 export interface SendStageSpec {

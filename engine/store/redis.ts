@@ -27,7 +27,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { RedisOptions } from 'ioredis';
 import { DeliveryError, REASONS, SignalError, type Reason } from '../errors.js';
-import { refreshAt } from '../policy/token-expiry.js';
+import { keepUntil, MAX_SHARED_KEEP_MS } from '../policy/token-expiry.js';
 import { parseStoreKey, seal, unseal } from './seal.js';
 import { TokenCache, type SharedTokens } from './token-cache.js';
 import type { CachedToken, Limiter, RateLimitStore, Store, TokenFetch } from './types.js';
@@ -170,8 +170,9 @@ class RedisTokens implements SharedTokens {
     const text = this.sealKey ? unseal(this.sealKey, redisKey, raw) : raw.startsWith('{') ? raw : undefined;
     if (text === undefined) return undefined;
     try {
-      const o = JSON.parse(text) as { v: T; o: number; r: number };
-      return { value: o.v, obtained_at: o.o, refresh_at: o.r };
+      const o = JSON.parse(text) as { v: T; o: number; r: number | null };
+      // JSON has no Infinity: null is a result without lifetime (kept until a reauth drops it).
+      return { value: o.v, obtained_at: o.o, refresh_at: o.r ?? Infinity };
     } catch {
       return undefined;
     }
@@ -239,9 +240,9 @@ class RedisTokens implements SharedTokens {
     }
     clearInterval(renew);
     const obtained_at = Date.now();
-    const entry: CachedToken<T> = { value: result.value, obtained_at, refresh_at: refreshAt(obtained_at, result.lifetime_s) };
+    const entry: CachedToken<T> = { value: result.value, obtained_at, refresh_at: keepUntil(obtained_at, result.lifetime_s) };
     const raw = this.encode(k.token, entry as CachedToken<unknown>);
-    const ttl = Math.floor(entry.refresh_at - Date.now());
+    const ttl = Math.floor(Math.min(entry.refresh_at - Date.now(), MAX_SHARED_KEEP_MS));
     // The token is good even if Redis fails now: the others will fetch their own once the lock expires.
     await this.call(() => this.scripts.putAndUnlock(k.token, k.lock, raw, Math.max(0, ttl), owner)).catch(() => {});
     return { entry, raw: ttl > 0 ? raw : undefined };

@@ -13,7 +13,7 @@
  * the shared layer, which makes one token request across every process; an invalidation is passed on.
  */
 import { LRUCache } from 'lru-cache';
-import { refreshAt } from '../policy/token-expiry.js';
+import { keepUntil } from '../policy/token-expiry.js';
 import { concealWhenPrinted } from '../policy/redact.js';
 import type { CachedToken, TokenFetch, TokenStore } from './types.js';
 
@@ -97,11 +97,13 @@ export class TokenCache<T = Record<string, unknown>> implements TokenStore<T> {
         } else {
           const { value, lifetime_s } = await counted();
           const obtained_at = this.now();
-          entry = { value, obtained_at, refresh_at: refreshAt(obtained_at, lifetime_s) };
+          entry = { value, obtained_at, refresh_at: keepUntil(obtained_at, lifetime_s) };
         }
         this.sweep();
         const ttl = entry.refresh_at - this.now();
-        if (ttl > 0) this.entries.set(key, entry, { ttl });
+        // No lifetime (Infinity): kept, least recently used first to go, until a reauth drops it.
+        if (ttl === Infinity) this.entries.set(key, entry);
+        else if (ttl > 0) this.entries.set(key, entry, { ttl });
         else this.entries.delete(key);
         this.failures.delete(key);
         return entry;
@@ -115,6 +117,12 @@ export class TokenCache<T = Record<string, unknown>> implements TokenStore<T> {
     })();
     this.inflight.set(key, p);
     return p;
+  }
+
+  /** This process's token for `key` when it is still valid; never fetches, never asks the shared layer. */
+  peek(key: string): CachedToken<T> | undefined {
+    const hit = this.entries.get(key);
+    return hit && this.now() < hit.refresh_at ? hit : undefined;
   }
 
   /** lru-cache drops an expired token when it is looked up; tokens nobody asks for again are swept here, at most once a minute. */

@@ -7,7 +7,7 @@
 export interface CachedToken<T = Record<string, unknown>> {
   value: T;
   obtained_at: number;
-  /** Epoch ms after which the token is not used any more (stated lifetime minus a margin). */
+  /** Epoch ms after which the token is not used any more (stated lifetime minus a margin; Infinity: no lifetime). */
   refresh_at: number;
 }
 
@@ -20,6 +20,8 @@ export interface TokenStore<T = Record<string, unknown>> {
    * A failure `isPermanent` says cannot heal by itself is remembered briefly and answered without asking.
    */
   get(key: string, fetch: TokenFetch<T>, isPermanent: (e: unknown) => boolean): Promise<CachedToken<T>>;
+  /** The token for `key` this process holds when it is still valid; never fetches (chained stages: is a later one cached?). */
+  peek(key: string): CachedToken<T> | undefined;
   /** Drop the token for `key` (everywhere it is shared), but only if it is still `seen`: a token refreshed meanwhile stays. */
   invalidate(key: string, seen?: CachedToken<T>): void | Promise<void>;
   /** Forget this process's cached tokens and failures. */

@@ -11,18 +11,21 @@ export interface StubAnswer {
   delay_ms?: number;
   /** Read the request, then destroy the connection without answering (its fate unknown to the client). */
   destroy?: boolean;
+  /** Extra response headers. */
+  headers?: Record<string, string>;
 }
 
 export interface StubVendor {
   url: string;
-  requests: { method: string; path: string; body: string }[];
-  /** Set the answer for a path (without query), or a function of the request's JSON body. */
-  answer(path: string, a: StubAnswer | ((json: any) => StubAnswer)): void;
+  /** `url` is the path with its query. */
+  requests: { method: string; path: string; url: string; body: string; headers: Record<string, string | string[] | undefined> }[];
+  /** Set the answer for a path (without query), or a function of the request's JSON body (and the request). */
+  answer(path: string, a: StubAnswer | ((json: any, req: IncomingMessage) => StubAnswer)): void;
   close(): Promise<void>;
 }
 
 export async function startStubVendor(): Promise<StubVendor> {
-  const answers = new Map<string, StubAnswer | ((json: any) => StubAnswer)>();
+  const answers = new Map<string, StubAnswer | ((json: any, req: IncomingMessage) => StubAnswer)>();
   const requests: StubVendor['requests'] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -30,7 +33,7 @@ export async function startStubVendor(): Promise<StubVendor> {
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
       const path = (req.url ?? '/').split('?')[0]!;
-      requests.push({ method: req.method ?? 'GET', path, body });
+      requests.push({ method: req.method ?? 'GET', path, url: req.url ?? '/', body, headers: req.headers });
       const a = answers.get(path);
       let json: unknown;
       try {
@@ -38,14 +41,14 @@ export async function startStubVendor(): Promise<StubVendor> {
       } catch {
         json = undefined;
       }
-      const answer = typeof a === 'function' ? a(json) : (a ?? { status: 404, body: { error: 'no answer set' } });
+      const answer = typeof a === 'function' ? a(json, req) : (a ?? { status: 404, body: { error: 'no answer set' } });
       const send = () => {
         if (res.destroyed) return;
         if (answer.destroy) {
           req.socket.destroy();
           return;
         }
-        res.writeHead(answer.status ?? 200, { 'content-type': 'application/json' });
+        res.writeHead(answer.status ?? 200, { 'content-type': 'application/json', ...answer.headers });
         res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
       };
       if (answer.delay_ms) setTimeout(send, answer.delay_ms);
