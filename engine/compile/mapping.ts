@@ -39,8 +39,9 @@ function evalNode(node: CompiledMapping, input: unknown, bindings: Bindings): un
     case 'expr':
       return node.expr.evaluate(input, bindings);
     case 'object':
-      // A null-prototype object: mapped keys such as `__proto__` stay plain data.
-      return evalEntries(node.entries, 0, Object.create(null) as Record<string, unknown>, input, bindings);
+      // A plain object (V8's fast path): keys naming a prototype property are refused when the spec
+      // is compiled, and spread keys from data are defined, never assigned (see `put`).
+      return evalEntries(node.entries, 0, {}, input, bindings);
   }
 }
 
@@ -53,7 +54,13 @@ function put(out: Record<string, unknown>, entry: Entries[number], v: unknown): 
     return;
   }
   if (!isPlainObject(v)) throw new MappingError(`"${SPREAD_KEY}" must yield an object, got ${Array.isArray(v) ? 'an array' : typeof v}`, entry.key);
-  for (const [k, sv] of Object.entries(v)) if (sv !== undefined) out[k] = sv;
+  for (const [k, sv] of Object.entries(v)) if (sv !== undefined) define(out, k, sv);
+}
+
+/** Assigning `__proto__` on a plain object would replace its prototype: define it as plain data instead. */
+function define(out: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else out[k] = v;
 }
 
 function evalEntries(entries: Entries, from: number, out: Record<string, unknown>, input: unknown, bindings: Bindings): unknown {
@@ -71,7 +78,8 @@ function evalEntries(entries: Entries, from: number, out: Record<string, unknown
   return out;
 }
 
-export async function evaluateMapping(node: CompiledMapping, input: unknown, bindings: Bindings): Promise<unknown> {
+/** The built value, synchronously whenever every leaf answered synchronously; else a Promise of it. */
+export function evaluateMapping(node: CompiledMapping, input: unknown, bindings: Bindings): unknown | Promise<unknown> {
   return evalNode(node, input, bindings);
 }
 
@@ -90,7 +98,7 @@ export function setPath(body: Record<string, unknown>, path: readonly string[], 
   for (const seg of path.slice(0, -1)) {
     const existing = Object.hasOwn(cur, seg) ? cur[seg] : undefined;
     if (!isPlainObject(existing) && value === undefined) return;
-    const copy = Object.assign(Object.create(null) as Record<string, unknown>, isPlainObject(existing) ? existing : {});
+    const copy: Record<string, unknown> = isPlainObject(existing) ? { ...existing } : {};
     cur[seg] = copy;
     cur = copy;
   }

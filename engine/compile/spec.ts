@@ -19,7 +19,7 @@ import type {
   VendorErrorSpec,
 } from '../spec/types.js';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from './expression.js';
-import { SPREAD_KEY, type CompiledMapping } from './mapping.js';
+import { FORBIDDEN_SEGMENTS, SPREAD_KEY, type CompiledMapping } from './mapping.js';
 import { checkReferences, type ReferenceScope } from './references.js';
 import { parseTemplate, TemplateSyntaxError, type TemplateContext, type TemplatePart } from './template.js';
 
@@ -248,6 +248,11 @@ class Compiler {
     let ok = true;
     for (const [key, value] of Object.entries(m)) {
       const spread = key === SPREAD_KEY;
+      if (FORBIDDEN_SEGMENTS.has(key)) {
+        this.problem([...path, key], `mapping key '${key}' names a prototype property; bodies are plain objects, so it cannot be mapped`);
+        ok = false;
+        continue;
+      }
       if (spread && typeof value !== 'string') {
         this.problem([...path, key], `"${SPREAD_KEY}" takes an expression that yields an object`);
         ok = false;

@@ -9,13 +9,14 @@ import type { Got } from 'got';
 import { DeliveryError, REASONS } from '../errors.js';
 import type { Bindings } from '../compile/expression.js';
 import { ExpressionEvalError } from '../compile/expression.js';
-import { evaluateMapping, MappingError, setPath } from '../compile/mapping.js';
+import { evaluateMapping, MappingError } from '../compile/mapping.js';
 import type { CompiledAuthStage, CompiledBatch, CompiledRule, CompiledSpec } from '../compile/spec.js';
 import { TemplateValueError } from '../compile/template.js';
 import { RateLimiter } from '../policy/rate-limit.js';
 import { REDACTED, redactor, redactValue } from '../policy/redact.js';
 import type { CheckedRecord } from '../validate/record.js';
 import { Batcher, type Pending } from './batcher.js';
+import { buildEventBody, type BuiltBody, type MaybePromise } from './body.js';
 import { eventIdOf, eventNameOf, eventProblems, type SignalEvent } from './event.js';
 import { exchange, withTimeouts, type ExchangeResult, type WireRequest } from './http.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
@@ -160,22 +161,8 @@ export class Integration {
 
   // ---- building an event's body (shared by deliver and preview) ----
 
-  private async buildBody(event: SignalEvent, config: Config): Promise<{ body: unknown; fields: Record<string, unknown> }> {
-    const mapping = this.checked.presetEvents?.events.get(event.event);
-    const fields = mapping ? ((await evaluateMapping(mapping, event, { config, event })) as Record<string, unknown>) : {};
-    const b = { config, event, fields };
-    const req = this.spec.send.request;
-    let body = req.body ? await evaluateMapping(req.body, event, b) : undefined;
-    if (this.checked.overrides.length) {
-      if (body === undefined) body = Object.create(null) as Record<string, unknown>;
-      for (const o of this.checked.overrides) setPath(body as Record<string, unknown>, o.path, o.expr ? await value(o.expr, event, b) : undefined);
-    }
-    for (const check of this.spec.send.checks) {
-      if ((await value(check.that, body, b)) !== true) {
-        throw new DeliveryError(REASONS.check, check.message, { retryable: false, ...(check.hint ? { hint: check.hint } : {}) });
-      }
-    }
-    return { body, fields };
+  private buildBody(event: SignalEvent, config: Config): MaybePromise<BuiltBody> {
+    return buildEventBody(this.spec.send, this.checked, event, config);
   }
 
   // ---- auth ----
@@ -354,7 +341,7 @@ export class Integration {
     const item = batch.item ? await evaluateMapping(batch.item, body, { config, event, fields }) : body;
     const bytes = Buffer.byteLength(JSON.stringify(item));
     // The envelope (the body with no items) depends on the config only: measured once.
-    this.envelopeBytes ??= evaluateMapping(batch.body, undefined, { config, items: [] }).then((b) => Buffer.byteLength(JSON.stringify(b)));
+    this.envelopeBytes ??= Promise.resolve(evaluateMapping(batch.body, undefined, { config, items: [] })).then((b) => Buffer.byteLength(JSON.stringify(b)));
     const envelope = await this.envelopeBytes;
     if (envelope + bytes > batch.max_bytes) {
       return { status: 'failed', reason: REASONS.itemTooLarge, message: `the event's item is ${bytes} bytes; a batch request may carry at most ${batch.max_bytes}`, retryable: false, attempts: 0 };
