@@ -11,7 +11,9 @@ export const SPREAD_KEY = '...';
 export type CompiledMapping =
   | { kind: 'const'; value: unknown }
   | { kind: 'expr'; expr: CompiledExpr; path: string }
-  | { kind: 'object'; entries: { key: string; spread: boolean; node: CompiledMapping }[] };
+  | { kind: 'object'; entries: { key: string; spread: boolean; node: CompiledMapping }[]; build?: Builder };
+
+type Builder = (input: unknown, bindings: Bindings) => unknown;
 
 export class MappingError extends SignalError {
   constructor(
@@ -41,7 +43,7 @@ function evalNode(node: CompiledMapping, input: unknown, bindings: Bindings): un
     case 'object':
       // A plain object (V8's fast path): keys naming a prototype property are refused when the spec
       // is compiled, and spread keys from data are defined, never assigned (see `put`).
-      return evalEntries(node.entries, 0, {}, input, bindings);
+      return (node.build ??= generateBuilder(node.entries))(input, bindings);
   }
 }
 
@@ -50,11 +52,14 @@ type Entries = Extract<CompiledMapping, { kind: 'object' }>['entries'];
 function put(out: Record<string, unknown>, entry: Entries[number], v: unknown): void {
   if (v === undefined) return;
   if (!entry.spread) {
-    out[entry.key] = v;
+    define(out, entry.key, v);
     return;
   }
   if (!isPlainObject(v)) throw new MappingError(`"${SPREAD_KEY}" must yield an object, got ${Array.isArray(v) ? 'an array' : typeof v}`, entry.key);
-  for (const [k, sv] of Object.entries(v)) if (sv !== undefined) define(out, k, sv);
+  for (const k of Object.keys(v)) {
+    const sv = v[k];
+    if (sv !== undefined) define(out, k, sv);
+  }
 }
 
 /** Assigning `__proto__` on a plain object would replace its prototype: define it as plain data instead. */
@@ -76,6 +81,38 @@ function evalEntries(entries: Entries, from: number, out: Record<string, unknown
     put(out, entry, v);
   }
   return out;
+}
+
+/**
+ * One generated function per mapping object: each key is a named store in spec order, so every body
+ * gets the same hidden class (V8's fast path, as for a hand-written object literal). Keys are emitted
+ * as JSON string literals. At the first leaf that answers with a Promise, the rest continues in
+ * `evalEntries`, in the same order.
+ */
+function generateBuilder(entries: Entries): Builder {
+  const lines = ['const out = {};', 'let v;'];
+  entries.forEach((e, i) => {
+    const call = e.node.kind === 'const' ? `nodes[${i}].value` : e.node.kind === 'expr' ? `nodes[${i}].expr.evaluate(input, b)` : `evalNode(nodes[${i}], input, b)`;
+    lines.push(`v = ${call};`);
+    if (e.node.kind !== 'const') lines.push(`if (v instanceof Promise) return resume(${i}, v, out, input, b);`);
+    if (e.spread || e.key === '__proto__') lines.push(`if (v !== undefined) put(out, entries[${i}], v);`);
+    else lines.push(`if (v !== undefined) out[${JSON.stringify(e.key)}] = v;`);
+  });
+  lines.push('return out;');
+  const resume = (i: number, p: Promise<unknown>, out: Record<string, unknown>, input: unknown, b: Bindings) =>
+    p.then((r) => {
+      put(out, entries[i]!, r);
+      return evalEntries(entries, i + 1, out, input, b);
+    });
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  const factory = new Function('nodes', 'entries', 'evalNode', 'put', 'resume', `return function build(input, b) {\n${lines.join('\n')}\n};`) as (...a: unknown[]) => Builder;
+  return factory(
+    entries.map((e) => e.node),
+    entries,
+    evalNode,
+    put,
+    resume,
+  );
 }
 
 /** The built value, synchronously whenever every leaf answered synchronously; else a Promise of it. */

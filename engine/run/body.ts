@@ -17,38 +17,52 @@ export interface BuiltBody {
   fields: Record<string, unknown>;
 }
 
-function then<T, R>(v: MaybePromise<T>, f: (v: T) => MaybePromise<R>): MaybePromise<R> {
-  return v instanceof Promise ? v.then(f) : f(v);
-}
+type Send = CompiledSpec['send'];
+type Checked = Pick<CheckedRecord, 'presetEvents' | 'overrides'>;
+type Fields = Record<string, unknown>;
 
-export function buildEventBody(send: CompiledSpec['send'], checked: Pick<CheckedRecord, 'presetEvents' | 'overrides'>, event: SignalEvent, config: Record<string, unknown>): MaybePromise<BuiltBody> {
+export function buildEventBody(send: Send, checked: Checked, event: SignalEvent, config: Record<string, unknown>): MaybePromise<BuiltBody> {
   const mapping = checked.presetEvents?.events.get(event.event);
-  const fields = mapping ? (evaluateMapping(mapping, event, { config, event }) as MaybePromise<Record<string, unknown>>) : {};
-  return then(fields, (f) => {
-    const b: Bindings = { config, event, fields: f };
-    const body = send.request.body ? evaluateMapping(send.request.body, event, b) : undefined;
-    return then(body, (built) => then(applyOverrides(checked.overrides, 0, built, event, b), (final) => then(runChecks(send.checks, 0, final, b), () => ({ body: final, fields: f }))));
-  });
+  const fields = mapping ? (evaluateMapping(mapping, event, { config, event }) as MaybePromise<Fields>) : {};
+  if (fields instanceof Promise) return fields.then((f) => withFields(send, checked, event, config, f));
+  return withFields(send, checked, event, config, fields);
 }
 
-function applyOverrides(overrides: CheckedRecord['overrides'], from: number, body: unknown, event: SignalEvent, b: Bindings): MaybePromise<unknown> {
-  if (from >= overrides.length) return body;
-  const target = (body ?? {}) as Record<string, unknown>;
+function withFields(send: Send, checked: Checked, event: SignalEvent, config: Record<string, unknown>, fields: Fields): MaybePromise<BuiltBody> {
+  const b: Bindings = { config, event, fields };
+  const body = send.request.body ? evaluateMapping(send.request.body, event, b) : undefined;
+  if (body instanceof Promise) return body.then((r) => afterBody(send, checked, event, b, fields, r));
+  return afterBody(send, checked, event, b, fields, body);
+}
+
+function afterBody(send: Send, checked: Checked, event: SignalEvent, b: Bindings, fields: Fields, body: unknown): MaybePromise<BuiltBody> {
+  const final = checked.overrides.length ? applyOverrides(checked.overrides, 0, body ?? {}, event, b) : body;
+  if (final instanceof Promise) return final.then((r) => afterOverrides(send, b, fields, r));
+  return afterOverrides(send, b, fields, final);
+}
+
+function afterOverrides(send: Send, b: Bindings, fields: Fields, body: unknown): MaybePromise<BuiltBody> {
+  const checked = send.checks.length ? runChecks(send.checks, 0, body, b) : undefined;
+  if (checked instanceof Promise) return checked.then(() => ({ body, fields }));
+  return { body, fields };
+}
+
+function applyOverrides(overrides: CheckedRecord['overrides'], from: number, target: unknown, event: SignalEvent, b: Bindings): MaybePromise<unknown> {
   for (let i = from; i < overrides.length; i++) {
     const o = overrides[i]!;
     const v = o.expr ? o.expr.evaluate(event, b) : undefined;
     if (v instanceof Promise) {
       return v.then((r: unknown) => {
-        setPath(target, o.path, r);
+        setPath(target as Record<string, unknown>, o.path, r);
         return applyOverrides(overrides, i + 1, target, event, b);
       });
     }
-    setPath(target, o.path, v);
+    setPath(target as Record<string, unknown>, o.path, v);
   }
   return target;
 }
 
-function runChecks(checks: CompiledSpec['send']['checks'], from: number, body: unknown, b: Bindings): MaybePromise<void> {
+function runChecks(checks: Send['checks'], from: number, body: unknown, b: Bindings): MaybePromise<void> {
   for (let i = from; i < checks.length; i++) {
     const check = checks[i]!;
     const v = check.that.evaluate(body, b);
@@ -62,6 +76,6 @@ function runChecks(checks: CompiledSpec['send']['checks'], from: number, body: u
   }
 }
 
-function failUnlessTrue(check: CompiledSpec['send']['checks'][number], v: unknown): void {
+function failUnlessTrue(check: Send['checks'][number], v: unknown): void {
   if (v !== true) throw new DeliveryError(REASONS.check, check.message, { retryable: false, ...(check.hint ? { hint: check.hint } : {}) });
 }

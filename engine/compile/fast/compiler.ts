@@ -42,8 +42,9 @@ export interface Env {
   readonly root: unknown;
   /** Lambda parameters in scope. */
   readonly vars: Record<string, unknown> | undefined;
-  /** The evaluation's timestamp for `$now()`/`$millis()`, fixed at first use. */
-  ts: { t?: number };
+  /** The evaluation's own env, which holds the timestamp `$now()`/`$millis()` fix at first use. */
+  top: Env | undefined;
+  t?: number;
 }
 
 export type Fn = (input: any, env: Env) => any;
@@ -164,7 +165,7 @@ function compilePath(node: AstNode, scope: Scope): Fn {
     return { fn, stages, last: i === steps.length - 1, cons: i === 0 && consFirst };
   });
   const keepSingleton = node.keepSingletonArray === true;
-  return (input, env) => {
+  const general: Fn = (input, env) => {
     let inputSeq: any[] = Array.isArray(input) && !firstIsVar ? input : createSequence(input);
     let result: any;
     for (const step of compiled) {
@@ -179,6 +180,78 @@ function compilePath(node: AstNode, scope: Scope): Fn {
     }
     return result;
   };
+  return plainWalk(steps, scope, general) ?? general;
+}
+
+/**
+ * The common case, `a.b.c` or `$var.b.c` without predicates, over objects: a direct walk of own
+ * properties gives what the general code gives (a one-item sequence unwraps to its item; a final
+ * array comes back as is). Meeting an array on the way, it hands over to the general code.
+ */
+function plainWalk(steps: AstNode[], scope: Scope, general: Fn): Fn | undefined {
+  let variable: string | undefined;
+  const names: string[] = [];
+  for (const [i, step] of steps.entries()) {
+    const plain = !has(step, 'stages') && !has(step, 'predicate') && !has(step, 'group') && !step.keepArray && !step.consarray;
+    if (!plain) return undefined;
+    if (i === 0 && step.type === 'variable' && step.value !== '' && step.value !== '$') variable = String(step.value);
+    else if (step.type === 'name') names.push(String(step.value));
+    else return undefined;
+  }
+  const first = variable === undefined ? undefined : compileVariable(steps[0]!, scope);
+  // Generated code, so each property read is a named load with its own inline cache (as in
+  // hand-written code); names are emitted as JSON string literals.
+  const body = [`let c = first === undefined ? input : first(input, env);`];
+  for (const name of names) {
+    const lit = JSON.stringify(name);
+    body.push(
+      `if (c === null || typeof c !== 'object') return undefined;`,
+      `if (Array.isArray(c)) return general(input, env);`,
+      `if (!hasOwn.call(c, ${lit})) return undefined;`,
+      `c = c[${lit}];`,
+    );
+  }
+  // A sequence held in the data (a value JSONata computed earlier) is re-sequenced by the general code.
+  body.push(`if (typeof c === 'function') bail();`, `if (Array.isArray(c) && c.sequence === true) return general(input, env);`, `return c;`);
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  const factory = new Function('first', 'general', 'hasOwn', 'bail', `return function walk(input, env) {\n${body.join('\n')}\n};`) as (...a: unknown[]) => Fn;
+  return factory(first, general, Object.prototype.hasOwnProperty, bail);
+}
+
+/**
+ * A whole expression that is a plain path or a bound variable (most mapping leaves): one generated
+ * function of (input, bindings) with no evaluation state at all. It hands anything else (an array on
+ * the way, a sequence at the end) to the full compiled expression.
+ */
+function direct(ast: AstNode, full: FastFn): FastFn | undefined {
+  const plainNode = (n: AstNode) => !has(n, 'stages') && !has(n, 'predicate') && !has(n, 'group') && !n.keepArray && !n.consarray && !n.tuple;
+  let steps: AstNode[];
+  if (ast.type === 'variable' && plainNode(ast)) steps = [ast];
+  else if (ast.type === 'path' && plainNode(ast) && !ast.keepSingletonArray && !ast.seekingParent) steps = ast.steps ?? [];
+  else return undefined;
+  const code: string[] = [];
+  for (const [i, step] of steps.entries()) {
+    if (!plainNode(step) || has(step, 'focus') || has(step, 'index') || has(step, 'ancestor')) return undefined;
+    const lit = JSON.stringify(String(step.value));
+    if (i === 0 && step.type === 'variable') {
+      if (step.value === '' || step.value === '$') return undefined;
+      const builtin = Object.prototype.hasOwnProperty.call(BUILTINS, String(step.value));
+      code.push(`let c;`, `if (hasOwn.call(b, ${lit})) c = b[${lit}]; else ${builtin ? 'bail()' : 'return undefined'};`);
+      continue;
+    }
+    if (step.type !== 'name') return undefined;
+    if (i === 0) code.push(`let c = input;`, `if (Array.isArray(c)) return full(input, b);`);
+    code.push(
+      `if (c === null || typeof c !== 'object') return undefined;`,
+      `if (Array.isArray(c)) return full(input, b);`,
+      `if (!hasOwn.call(c, ${lit})) return undefined;`,
+      `c = c[${lit}];`,
+    );
+  }
+  code.push(`if (typeof c === 'function') bail();`, `if (Array.isArray(c) && c.sequence === true) return full(input, b);`, `return c;`);
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  const factory = new Function('full', 'hasOwn', 'bail', `return function direct(input, b) {\n${code.join('\n')}\n};`) as (...a: unknown[]) => FastFn;
+  return factory(full, Object.prototype.hasOwnProperty, bail);
 }
 
 type Filter = (input: any, env: Env) => any;
@@ -294,7 +367,14 @@ function compileBinary(node: AstNode, scope: Scope): Fn {
         const r = rhs(input, env);
         return (l === undefined ? '' : toStr(l)!) + (r === undefined ? '' : toStr(r)!);
       };
-    case 'in':
+    case 'in': {
+      const constant = literalArray(node.rhs as AstNode);
+      if (constant) {
+        return (input, env) => {
+          const l = lhs(input, env);
+          return l === undefined ? false : constant.includes(l);
+        };
+      }
       return (input, env) => {
         const l = lhs(input, env);
         let r = rhs(input, env);
@@ -303,9 +383,18 @@ function compileBinary(node: AstNode, scope: Scope): Fn {
         for (let i = 0; i < r.length; i++) if (r[i] === l) return true;
         return false;
       };
+    }
     default:
       return refuse(`the '${op}' operator is not in the compiled subset`);
   }
+}
+
+/** `["a", "b"]` on the right of `in`: its items, when they are all string or number literals. */
+function literalArray(node: AstNode): unknown[] | undefined {
+  if (node.type !== 'unary' || node.value !== '[' || has(node, 'predicate') || has(node, 'group') || node.keepArray) return undefined;
+  const items = node.expressions as AstNode[];
+  if (items.length === 0 || !items.every((i) => (i.type === 'string' || i.type === 'number') && !has(i, 'predicate') && !i.keepArray)) return undefined;
+  return items.map((i) => i.value); // strict equality (`===`), as JSONata's `in`: includes() differs only on NaN, which no literal is
 }
 
 function numeric(op: string, lhs: Fn, rhs: Fn): Fn {
@@ -473,7 +562,7 @@ function compileLambda(node: AstNode, scope: Scope): (input: any, env: Env) => L
     call: (args: unknown[]) => {
       const vars: Record<string, unknown> = { ...env.vars };
       for (let i = 0; i < params.length; i++) vars[params[i]!] = args[i];
-      let r = body(input, { b: env.b, root: env.root, vars, ts: env.ts });
+      let r = body(input, { b: env.b, root: env.root, vars, top: env.top });
       while (r instanceof Thunk) r = r.run();
       return r;
     },
@@ -495,8 +584,22 @@ function compileCall(node: AstNode, scope: Scope): Fn {
     return compileNode(a, sub(scope));
   });
   const impl = def.impl;
+  const hasOwn = Object.prototype.hasOwnProperty;
+  const [a0, a1] = args;
+  if (args.length === 1) {
+    return (input, env) => {
+      if (hasOwn.call(env.b, name)) bail(); // a binding shadows the builtin
+      return impl([a0!(input, env)], input, env);
+    };
+  }
+  if (args.length === 2) {
+    return (input, env) => {
+      if (hasOwn.call(env.b, name)) bail();
+      return impl([a0!(input, env), a1!(input, env)], input, env);
+    };
+  }
   return (input, env) => {
-    if (Object.prototype.hasOwnProperty.call(env.b, name)) bail(); // a binding shadows the builtin
+    if (hasOwn.call(env.b, name)) bail();
     const values = args.map((a) => a(input, env));
     return impl(values, input, env);
   };
@@ -507,18 +610,19 @@ export function compileSubset(ast: AstNode): { fn: FastFn } | { reason: string }
   try {
     if ((ast as { errors?: unknown }).errors) refuse('syntax errors');
     const fn = compileNode(ast, { params: new Set(), tail: false, depth: 0 });
-    return {
-      fn: (input, bindings) => {
+    const full: FastFn = (input, bindings) => {
         let wrapped: any = input;
         if (Array.isArray(input) && !isSequence(input)) {
           wrapped = createSequence(input);
           (wrapped as Seq).outerWrapper = true;
         }
-        const r = fn(wrapped, { b: bindings, root: input, vars: undefined, ts: {} });
+        const env: Env = { b: bindings, root: input, vars: undefined, top: undefined };
+        env.top = env;
+        const r = fn(wrapped, env);
         if (r instanceof Thunk) bail();
         return r;
-      },
     };
+    return { fn: direct(ast, full) ?? full };
   } catch (e) {
     if (e instanceof Refused) return { reason: e.reason };
     throw e;

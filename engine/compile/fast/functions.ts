@@ -29,6 +29,9 @@ function str1(args: any[]): string | undefined {
   return args[0];
 }
 
+/** Whether $trim changes a string: a tab, CR or LF, two spaces in a row, or a space at either end. */
+const NEEDS_TRIM = /[\t\n\r]| {2}|^ | $/;
+
 /** The ISO 8601 pattern $toMillis accepts without a picture. */
 const ISO8601 = /^\d{4}(-[01]\d)?(-[0-3]\d)?(T[0-2]\d:[0-5]\d:[0-5]\d)?(\.\d+)?([+-][0-2]\d:?[0-5]\d|Z)?$/;
 /** Years 1970–9999: where JSONata's default picture and toISOString agree. */
@@ -40,7 +43,8 @@ function iso(millis: number): string {
 }
 
 function timestamp(env: Env): number {
-  return (env.ts.t ??= Date.now());
+  const top = env.top!;
+  return (top.t ??= Date.now());
 }
 
 function hofArgs(fn: LambdaValue, a1: unknown, a2: unknown, a3: unknown): unknown[] {
@@ -114,6 +118,7 @@ export const BUILTINS: Record<string, Builtin> = {
     impl: (a) => {
       const s = str1(a);
       if (s === undefined) return undefined;
+      if (!NEEDS_TRIM.test(s)) return s;
       let result = s.replace(/[ \t\n\r]+/gm, ' ');
       if (result.charAt(0) === ' ') result = result.substring(1);
       if (result.charAt(result.length - 1) === ' ') result = result.substring(0, result.length - 1);
