@@ -6,7 +6,7 @@
  */
 import jsonata from 'jsonata';
 import { SignalError } from '../errors.js';
-import { BAIL, compileSubset } from './fast/compiler.js';
+import { BAIL, compileSubset, type PlainPath } from './fast/compiler.js';
 
 export type Bindings = Record<string, unknown>;
 
@@ -51,6 +51,8 @@ export interface CompiledExpr {
   readonly ast: AstNode;
   /** Which evaluator runs it: the compiled JSONata subset (synchronous) or the interpreter, and why. */
   readonly path: { kind: 'compiled' } | { kind: 'interpreter'; reason: string };
+  /** Set when the expression is a plain property path: mappings inline it into their generated code. */
+  readonly plain?: PlainPath;
   /** A plain value when the compiled subset answered; a Promise when JSONata had to run. */
   evaluate(input: unknown, bindings: Bindings): unknown | Promise<unknown>;
 }
@@ -111,6 +113,7 @@ export function compileExpression(source: string): CompiledExpr {
     source,
     ast,
     path: { kind: 'compiled' },
+    ...(fast.plain ? { plain: fast.plain } : {}),
     // The compiled closure answers synchronously; where JSONata would raise an error (or the subset
     // meets a shape it does not model) it bails and the interpreter gives JSONata's own answer.
     evaluate: (input, bindings) => {

@@ -5,6 +5,7 @@
  */
 import { SignalError } from '../errors.js';
 import type { Bindings, CompiledExpr } from './expression.js';
+import { plainPathCode } from './fast/compiler.js';
 
 export const SPREAD_KEY = '...';
 
@@ -92,8 +93,9 @@ function evalEntries(entries: Entries, from: number, out: Record<string, unknown
 function generateBuilder(entries: Entries): Builder {
   const lines = ['const out = {};', 'let v;'];
   entries.forEach((e, i) => {
-    const call = e.node.kind === 'const' ? `nodes[${i}].value` : e.node.kind === 'expr' ? `nodes[${i}].expr.evaluate(input, b)` : `evalNode(nodes[${i}], input, b)`;
-    lines.push(`v = ${call};`);
+    const evaluate = `nodes[${i}].expr.evaluate(input, b)`;
+    if (e.node.kind === 'expr' && e.node.expr.plain) lines.push('v = undefined;', plainPathCode(e.node.expr.plain, 'v', `v = ${evaluate};`, `leaf${i}`));
+    else lines.push(`v = ${e.node.kind === 'const' ? `nodes[${i}].value` : e.node.kind === 'expr' ? evaluate : `evalNode(nodes[${i}], input, b)`};`);
     if (e.node.kind !== 'const') lines.push(`if (v instanceof Promise) return resume(${i}, v, out, input, b);`);
     if (e.spread || e.key === '__proto__') lines.push(`if (v !== undefined) put(out, entries[${i}], v);`);
     else lines.push(`if (v !== undefined) out[${JSON.stringify(e.key)}] = v;`);
@@ -105,13 +107,14 @@ function generateBuilder(entries: Entries): Builder {
       return evalEntries(entries, i + 1, out, input, b);
     });
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const factory = new Function('nodes', 'entries', 'evalNode', 'put', 'resume', `return function build(input, b) {\n${lines.join('\n')}\n};`) as (...a: unknown[]) => Builder;
+  const factory = new Function('nodes', 'entries', 'evalNode', 'put', 'resume', 'hasOwn', `return function build(input, b) {\n${lines.join('\n')}\n};`) as (...a: unknown[]) => Builder;
   return factory(
     entries.map((e) => e.node),
     entries,
     evalNode,
     put,
     resume,
+    Object.prototype.hasOwnProperty,
   );
 }
 

@@ -218,40 +218,63 @@ function plainWalk(steps: AstNode[], scope: Scope, general: Fn): Fn | undefined 
   return factory(first, general, Object.prototype.hasOwnProperty, bail);
 }
 
-/**
- * A whole expression that is a plain path or a bound variable (most mapping leaves): one generated
- * function of (input, bindings) with no evaluation state at all. It hands anything else (an array on
- * the way, a sequence at the end) to the full compiled expression.
- */
-function direct(ast: AstNode, full: FastFn): FastFn | undefined {
+/** A whole expression that is `name.name…` or `$var.name…` without predicates: most mapping leaves. */
+export interface PlainPath {
+  variable?: string;
+  /** The variable names a builtin function: unbound, it is a function value (the interpreter's business). */
+  builtin: boolean;
+  names: string[];
+}
+
+export function plainPathOf(ast: AstNode): PlainPath | undefined {
   const plainNode = (n: AstNode) => !has(n, 'stages') && !has(n, 'predicate') && !has(n, 'group') && !n.keepArray && !n.consarray && !n.tuple;
   let steps: AstNode[];
   if (ast.type === 'variable' && plainNode(ast)) steps = [ast];
   else if (ast.type === 'path' && plainNode(ast) && !ast.keepSingletonArray && !ast.seekingParent) steps = ast.steps ?? [];
   else return undefined;
-  const code: string[] = [];
+  const out: PlainPath = { builtin: false, names: [] };
   for (const [i, step] of steps.entries()) {
     if (!plainNode(step) || has(step, 'focus') || has(step, 'index') || has(step, 'ancestor')) return undefined;
-    const lit = JSON.stringify(String(step.value));
     if (i === 0 && step.type === 'variable') {
       if (step.value === '' || step.value === '$') return undefined;
-      const builtin = Object.prototype.hasOwnProperty.call(BUILTINS, String(step.value));
-      code.push(`let c;`, `if (hasOwn.call(b, ${lit})) c = b[${lit}]; else ${builtin ? 'bail()' : 'return undefined'};`);
-      continue;
-    }
-    if (step.type !== 'name') return undefined;
-    if (i === 0) code.push(`let c = input;`, `if (Array.isArray(c)) return full(input, b);`);
+      out.variable = String(step.value);
+      out.builtin = Object.prototype.hasOwnProperty.call(BUILTINS, out.variable);
+    } else if (step.type === 'name') out.names.push(String(step.value));
+    else return undefined;
+  }
+  return out;
+}
+
+/**
+ * JavaScript statements that leave a plain path's value in `out` (left untouched, i.e. undefined,
+ * when the path selects nothing) and run `fallback` wherever JSONata's general rules apply (an array
+ * on the way, a sequence at the end, a function value). They read `input`, `b` (the bindings) and
+ * `hasOwn`. Generated, so that each property read is a named load with its own inline cache, as in
+ * hand-written code; names are emitted as JSON string literals.
+ */
+export function plainPathCode(p: PlainPath, out: string, fallback: string, label: string): string {
+  const code = [`${label}: {`, 'let c;'];
+  if (p.variable !== undefined) {
+    const lit = JSON.stringify(p.variable);
+    code.push(`if (hasOwn.call(b, ${lit})) c = b[${lit}]; else { ${p.builtin ? fallback : ''} break ${label}; }`);
+  } else code.push('c = input;');
+  for (const name of p.names) {
+    const lit = JSON.stringify(name);
     code.push(
-      `if (c === null || typeof c !== 'object') return undefined;`,
-      `if (Array.isArray(c)) return full(input, b);`,
-      `if (!hasOwn.call(c, ${lit})) return undefined;`,
+      `if (c === null || typeof c !== 'object') break ${label};`,
+      `if (Array.isArray(c)) { ${fallback} break ${label}; }`,
+      `if (!hasOwn.call(c, ${lit})) break ${label};`,
       `c = c[${lit}];`,
     );
   }
-  code.push(`if (typeof c === 'function') bail();`, `if (Array.isArray(c) && c.sequence === true) return full(input, b);`, `return c;`);
+  code.push(`if (typeof c === 'function' || (Array.isArray(c) && c.sequence === true)) { ${fallback} break ${label}; }`, `${out} = c;`, '}');
+  return code.join('\n');
+}
+
+function direct(p: PlainPath, full: FastFn): FastFn {
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const factory = new Function('full', 'hasOwn', 'bail', `return function direct(input, b) {\n${code.join('\n')}\n};`) as (...a: unknown[]) => FastFn;
-  return factory(full, Object.prototype.hasOwnProperty, bail);
+  const factory = new Function('full', 'hasOwn', `return function direct(input, b) {\nlet v;\n${plainPathCode(p, 'v', 'return full(input, b);', 'path')}\nreturn v;\n};`) as (...a: unknown[]) => FastFn;
+  return factory(full, Object.prototype.hasOwnProperty);
 }
 
 type Filter = (input: any, env: Env) => any;
@@ -606,7 +629,7 @@ function compileCall(node: AstNode, scope: Scope): Fn {
 }
 
 /** Compile an expression's AST; a reason when it is outside the subset. */
-export function compileSubset(ast: AstNode): { fn: FastFn } | { reason: string } {
+export function compileSubset(ast: AstNode): { fn: FastFn; plain?: PlainPath } | { reason: string } {
   try {
     if ((ast as { errors?: unknown }).errors) refuse('syntax errors');
     const fn = compileNode(ast, { params: new Set(), tail: false, depth: 0 });
@@ -622,7 +645,8 @@ export function compileSubset(ast: AstNode): { fn: FastFn } | { reason: string }
         if (r instanceof Thunk) bail();
         return r;
     };
-    return { fn: direct(ast, full) ?? full };
+    const plain = plainPathOf(ast);
+    return plain ? { fn: direct(plain, full), plain } : { fn: full };
   } catch (e) {
     if (e instanceof Refused) return { reason: e.reason };
     throw e;
