@@ -79,13 +79,15 @@ interface Scope {
   /** Inside a lambda body, in tail position: a thunk node may appear. */
   tail: boolean;
   depth: number;
+  /** Builtins called anywhere in the expression: a binding of the same name shadows them (checked once per evaluation). */
+  builtins: Set<string>;
 }
 
 const has = (n: AstNode, k: string) => Object.prototype.hasOwnProperty.call(n, k) && (n as any)[k] !== undefined;
 
 function sub(scope: Scope, tail = false): Scope {
   if (scope.depth + 1 > MAX_DEPTH) refuse(`nested deeper than ${MAX_DEPTH}`);
-  return { params: scope.params, tail, depth: scope.depth + 1 };
+  return { params: scope.params, tail, depth: scope.depth + 1, builtins: scope.builtins };
 }
 
 /** `evaluate(expr)`: the node, then its predicates, then JSONata's sequence normalisation. */
@@ -94,12 +96,34 @@ function compileNode(node: AstNode, scope: Scope): Fn {
   const raw = compileRaw(node, scope);
   const preds = has(node, 'predicate') ? (node.predicate as { expr: AstNode }[]).map((p) => compileFilter(p.expr, sub(scope))) : [];
   const keep = node.keepArray === true;
+  if (preds.length === 0 && neverSequence(node)) return raw; // normalising could not change its result
   if (preds.length === 0) return (input, env) => normalize(raw(input, env), keep);
   return (input, env) => {
     let r = raw(input, env);
     for (const p of preds) r = p(r, env);
     return normalize(r, keep);
   };
+}
+
+/** Builtins whose result is never a sequence (a string, number, boolean, plain array or object). */
+const PLAIN_RESULT = new Set(['string', 'number', 'boolean', 'not', 'exists', 'type', 'count', 'sum', 'length', 'lowercase', 'uppercase', 'trim', 'substring', 'join', 'split', 'replace', 'now', 'millis', 'fromMillis', 'toMillis', 'merge']);
+
+/** Nodes whose raw result JSONata's sequence normalisation leaves as it is. */
+function neverSequence(node: AstNode): boolean {
+  switch (node.type) {
+    case 'string':
+    case 'number':
+    case 'value':
+    case 'binary':
+    case 'unary':
+      return true;
+    case 'function': {
+      const proc = node.procedure as AstNode;
+      return proc.type === 'variable' && PLAIN_RESULT.has(String(proc.value));
+    }
+    default:
+      return false;
+  }
 }
 
 function compileRaw(node: AstNode, scope: Scope): Fn {
@@ -578,7 +602,7 @@ function compileLambda(node: AstNode, scope: Scope): (input: any, env: Env) => L
   if (node.type !== 'lambda' || node.thunk) refuse('only a function(...) literal can be passed to $map, $filter or $each');
   if (node.signature !== undefined) refuse('lambda signatures are not in the compiled subset');
   const params = (node.arguments as AstNode[]).map((a) => String(a.value));
-  const inner: Scope = { params: new Set([...scope.params, ...params]), tail: true, depth: scope.depth + 1 };
+  const inner: Scope = { params: new Set([...scope.params, ...params]), tail: true, depth: scope.depth + 1, builtins: scope.builtins };
   const body = compileNode(node.body as AstNode, inner);
   return (input, env) => ({
     arity: params.length,
@@ -607,33 +631,32 @@ function compileCall(node: AstNode, scope: Scope): Fn {
     return compileNode(a, sub(scope));
   });
   const impl = def.impl;
-  const hasOwn = Object.prototype.hasOwnProperty;
-  const [a0, a1] = args;
-  if (args.length === 1) {
-    return (input, env) => {
-      if (hasOwn.call(env.b, name)) bail(); // a binding shadows the builtin
-      return impl([a0!(input, env)], input, env);
-    };
+  const [a0, a1, a2, a3] = args;
+  scope.builtins.add(name);
+  switch (args.length) {
+    case 0:
+      return (_input, env) => impl(undefined, undefined, undefined, undefined, env);
+    case 1:
+      return (input, env) => impl(a0!(input, env), undefined, undefined, undefined, env);
+    case 2:
+      return (input, env) => impl(a0!(input, env), a1!(input, env), undefined, undefined, env);
+    case 3:
+      return (input, env) => impl(a0!(input, env), a1!(input, env), a2!(input, env), undefined, env);
+    default:
+      return (input, env) => impl(a0!(input, env), a1!(input, env), a2!(input, env), a3!(input, env), env);
   }
-  if (args.length === 2) {
-    return (input, env) => {
-      if (hasOwn.call(env.b, name)) bail();
-      return impl([a0!(input, env), a1!(input, env)], input, env);
-    };
-  }
-  return (input, env) => {
-    if (hasOwn.call(env.b, name)) bail();
-    const values = args.map((a) => a(input, env));
-    return impl(values, input, env);
-  };
 }
 
 /** Compile an expression's AST; a reason when it is outside the subset. */
 export function compileSubset(ast: AstNode): { fn: FastFn; plain?: PlainPath } | { reason: string } {
   try {
     if ((ast as { errors?: unknown }).errors) refuse('syntax errors');
-    const fn = compileNode(ast, { params: new Set(), tail: false, depth: 0 });
+    const top: Scope = { params: new Set(), tail: false, depth: 0, builtins: new Set() };
+    const fn = compileNode(ast, top);
+    const called = [...top.builtins];
+    const hasOwn = Object.prototype.hasOwnProperty;
     const full: FastFn = (input, bindings) => {
+      for (let i = 0; i < called.length; i++) if (hasOwn.call(bindings, called[i]!)) bail(); // a binding shadows a builtin
         let wrapped: any = input;
         if (Array.isArray(input) && !isSequence(input)) {
           wrapped = createSequence(input);

@@ -18,15 +18,16 @@ export interface Builtin {
   arity: number[];
   /** Index of the argument that must be a `function(...)` literal. */
   lambdaArg?: number;
-  impl(args: any[], input: any, env: Env): any;
+  /** Arguments by position (up to four), then the evaluation state. */
+  impl(a0: any, a1: any, a2: any, a3: any, env: Env): any;
 }
 
 /** utils.stringToArray: code points, not UTF-16 units. */
 const chars = (s: string) => Array.from(s);
 
-function str1(args: any[]): string | undefined {
-  param(args[0], 's');
-  return args[0];
+function str1(arg: unknown): string | undefined {
+  param(arg, 's');
+  return arg as string | undefined;
 }
 
 /** Whether $trim changes a string: a tab, CR or LF, two spaces in a row, or a space at either end. */
@@ -54,14 +55,14 @@ function hofArgs(fn: LambdaValue, a1: unknown, a2: unknown, a3: unknown): unknow
 export const BUILTINS: Record<string, Builtin> = {
   string: {
     arity: [1, 2],
-    impl: (a) => {
-      param(a[1], 'b');
-      return toStr(a[0], a[1] === true);
+    impl: (arg, prettify) => {
+      param(prettify, 'b');
+      return toStr(arg, prettify === true);
     },
   },
   number: {
     arity: [1],
-    impl: ([arg]) => {
+    impl: (arg) => {
       if (arg === undefined) return undefined;
       if (typeof arg === 'number') return arg;
       if (typeof arg === 'string' && /^-?[0-9]+(\.[0-9]+)?([Ee][-+]?[0-9]+)?$/.test(arg) && !isNaN(parseFloat(arg)) && isFinite(Number(arg))) return parseFloat(arg);
@@ -71,12 +72,12 @@ export const BUILTINS: Record<string, Builtin> = {
       return bail(); // D3030 or T0410
     },
   },
-  boolean: { arity: [1], impl: ([arg]) => toBoolean(arg) },
-  not: { arity: [1], impl: ([arg]) => (arg === undefined ? undefined : !toBoolean(arg)) },
-  exists: { arity: [1], impl: ([arg]) => arg !== undefined },
+  boolean: { arity: [1], impl: (arg) => toBoolean(arg) },
+  not: { arity: [1], impl: (arg) => (arg === undefined ? undefined : !toBoolean(arg)) },
+  exists: { arity: [1], impl: (arg) => arg !== undefined },
   type: {
     arity: [1],
-    impl: ([v]) => {
+    impl: (v) => {
       if (v === undefined) return undefined;
       if (v === null) return 'null';
       if (isNumeric(v)) return 'number';
@@ -89,14 +90,14 @@ export const BUILTINS: Record<string, Builtin> = {
   },
   count: {
     arity: [1],
-    impl: ([arg]) => {
+    impl: (arg) => {
       const a = arrayOf(arg, undefined);
       return a === undefined ? 0 : a.length;
     },
   },
   sum: {
     arity: [1],
-    impl: ([arg]) => {
+    impl: (arg) => {
       const a = arrayOf(arg, 'n');
       if (a === undefined) return undefined;
       let total = 0;
@@ -127,7 +128,7 @@ export const BUILTINS: Record<string, Builtin> = {
   },
   substring: {
     arity: [2, 3],
-    impl: ([s, start, length]) => {
+    impl: (s, start, length) => {
       param(s, 's');
       if (typeof start !== 'number') bail(); // an undefined start or a non-number shifts JSONata's signature matching
       param(length, 'n');
@@ -144,7 +145,7 @@ export const BUILTINS: Record<string, Builtin> = {
   },
   join: {
     arity: [1, 2],
-    impl: ([strs, sep]) => {
+    impl: (strs, sep) => {
       const a = arrayOf(strs, 's');
       param(sep, 's');
       if (a === undefined) return undefined;
@@ -153,7 +154,7 @@ export const BUILTINS: Record<string, Builtin> = {
   },
   split: {
     arity: [2, 3],
-    impl: ([s, sep, limit]) => {
+    impl: (s, sep, limit) => {
       param(s, 's');
       if (typeof sep !== 'string') bail(); // a regex or a function: the interpreter
       param(limit, 'n');
@@ -165,7 +166,7 @@ export const BUILTINS: Record<string, Builtin> = {
   },
   replace: {
     arity: [3, 4],
-    impl: ([s, pattern, replacement, limit]) => {
+    impl: (s, pattern, replacement, limit) => {
       param(s, 's');
       if (typeof pattern !== 'string' || typeof replacement !== 'string') bail();
       param(limit, 'n');
@@ -186,39 +187,39 @@ export const BUILTINS: Record<string, Builtin> = {
       return result + s.substring(position);
     },
   },
-  now: { arity: [0], impl: (_a, _i, env) => iso(timestamp(env)) },
-  millis: { arity: [0], impl: (_a, _i, env) => timestamp(env) },
+  now: { arity: [0], impl: (_0, _1, _2, _3, env) => iso(timestamp(env)) },
+  millis: { arity: [0], impl: (_0, _1, _2, _3, env) => timestamp(env) },
   fromMillis: {
     arity: [1],
-    impl: ([n]) => {
+    impl: (n) => {
       param(n, 'n');
       return n === undefined ? undefined : iso(n);
     },
   },
   toMillis: {
     arity: [1],
-    impl: ([s]) => {
+    impl: (s) => {
       param(s, 's');
       if (s === undefined) return undefined;
       if (!ISO8601.test(s)) bail(); // D3110
       return Date.parse(s);
     },
   },
-  append: { arity: [2], impl: ([a, b]) => append(a, b) },
+  append: { arity: [2], impl: (a, b) => append(a, b) },
   lookup: {
     arity: [2],
-    impl: ([obj, key]) => {
+    impl: (obj, key) => {
       if (typeof key !== 'string') bail();
       return lookup(obj, key);
     },
   },
   keys: {
     arity: [1],
-    impl: ([arg]) => keys(arg),
+    impl: (arg) => keys(arg),
   },
   merge: {
     arity: [1],
-    impl: ([arg]) => {
+    impl: (arg) => {
       const a = arrayOf(arg, 'o');
       if (a === undefined) return undefined;
       // JSONata's result has no prototype: a `__proto__` key in the data stays a plain key.
@@ -230,7 +231,7 @@ export const BUILTINS: Record<string, Builtin> = {
   map: {
     arity: [2],
     lambdaArg: 1,
-    impl: ([arr, fn]: [any, LambdaValue]) => {
+    impl: (arr: any, fn: LambdaValue) => {
       const a = arrayOf(arr, undefined);
       if (a === undefined) return undefined;
       const result = createSequence();
@@ -244,7 +245,7 @@ export const BUILTINS: Record<string, Builtin> = {
   filter: {
     arity: [2],
     lambdaArg: 1,
-    impl: ([arr, fn]: [any, LambdaValue]) => {
+    impl: (arr: any, fn: LambdaValue) => {
       const a = arrayOf(arr, undefined);
       if (a === undefined) return undefined;
       const result = createSequence();
@@ -257,7 +258,7 @@ export const BUILTINS: Record<string, Builtin> = {
   each: {
     arity: [2],
     lambdaArg: 1,
-    impl: ([obj, fn]: [any, LambdaValue]) => {
+    impl: (obj: any, fn: LambdaValue) => {
       if (sym(obj) !== 'o') bail(); // undefined or not an object: signature rules the interpreter applies
       const result = createSequence();
       for (const key of Object.keys(obj)) {
