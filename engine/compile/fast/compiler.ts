@@ -204,7 +204,7 @@ function compilePath(node: AstNode, scope: Scope): Fn {
     }
     return result;
   };
-  return plainWalk(steps, scope, general) ?? general;
+  return plainWalk(steps, scope, general, compiled[compiled.length - 1]!.fn) ?? general;
 }
 
 /**
@@ -212,14 +212,17 @@ function compilePath(node: AstNode, scope: Scope): Fn {
  * properties gives what the general code gives (a one-item sequence unwraps to its item; a final
  * array comes back as is). Meeting an array on the way, it hands over to the general code.
  */
-function plainWalk(steps: AstNode[], scope: Scope, general: Fn): Fn | undefined {
+function plainWalk(steps: AstNode[], scope: Scope, general: Fn, tailFn: Fn): Fn | undefined {
   let variable: string | undefined;
   const names: string[] = [];
+  let tail: Fn | undefined;
   for (const [i, step] of steps.entries()) {
     const plain = !has(step, 'stages') && !has(step, 'predicate') && !has(step, 'group') && !step.keepArray && !step.consarray;
     if (!plain) return undefined;
     if (i === 0 && step.type === 'variable' && step.value !== '' && step.value !== '$') variable = String(step.value);
     else if (step.type === 'name') names.push(String(step.value));
+    // `properties.(expr)`: the last step evaluated on the one object the names select.
+    else if (i > 0 && i === steps.length - 1 && step.type !== 'variable') tail = tailFn;
     else return undefined;
   }
   const first = variable === undefined ? undefined : compileVariable(steps[0]!, scope);
@@ -236,10 +239,14 @@ function plainWalk(steps: AstNode[], scope: Scope, general: Fn): Fn | undefined 
     );
   }
   // A sequence held in the data (a value JSONata computed earlier) is re-sequenced by the general code.
-  body.push(`if (typeof c === 'function') bail();`, `if (Array.isArray(c) && c.sequence === true) return general(input, env);`, `return c;`);
+  if (tail) {
+    // An item that is an array (flattened by the general code) or a result that is one: the general code.
+    body.push(`if (c === undefined) return undefined;`, `if (typeof c === 'function') bail();`, `if (Array.isArray(c)) return general(input, env);`);
+    body.push(`const r = tail(c, env);`, `if (Array.isArray(r)) return general(input, env);`, `return r;`);
+  } else body.push(`if (typeof c === 'function') bail();`, `if (Array.isArray(c) && c.sequence === true) return general(input, env);`, `return c;`);
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const factory = new Function('first', 'general', 'hasOwn', 'bail', `return function walk(input, env) {\n${body.join('\n')}\n};`) as (...a: unknown[]) => Fn;
-  return factory(first, general, Object.prototype.hasOwnProperty, bail);
+  const factory = new Function('first', 'general', 'hasOwn', 'bail', 'tail', `return function walk(input, env) {\n${body.join('\n')}\n};`) as (...a: unknown[]) => Fn;
+  return factory(first, general, Object.prototype.hasOwnProperty, bail, tail);
 }
 
 /** A whole expression that is `name.name…` or `$var.name…` without predicates: most mapping leaves. */

@@ -112,6 +112,8 @@ export function toStr(arg: any, prettify = false): string | undefined {
   if (typeof arg === 'function') bail();
   if (typeof arg === 'number' && !Number.isFinite(arg)) bail(); // D3001
   if (Array.isArray(arg) && (arg as Seq).outerWrapper) arg = arg[0];
+  // Without a number JSONata would reformat (or refuse) or a function, its replacer changes nothing.
+  if (!prettify && plainJson(arg, 0)) return JSON.stringify(arg);
   return JSON.stringify(
     arg,
     (_key, val) => {
@@ -121,6 +123,38 @@ export function toStr(arg: any, prettify = false): string | undefined {
     },
     prettify ? 2 : 0,
   );
+}
+
+/**
+ * Significant digits of a number's shortest round-trip form (V8 caches number strings, so this is
+ * cheap). At most 15 exactly when JSONata's `Number(v.toPrecision(15))` gives v back unchanged.
+ */
+function significantDigits(s: string): number {
+  let n = 0;
+  let started = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 101 || c === 69) break; // the exponent
+    if (c >= 48 && c <= 57) {
+      if (c !== 48) started = true;
+      if (started) n++;
+    }
+  }
+  return n;
+}
+
+/** True when JSON.stringify's output needs no JSONata replacer: numbers print as they are, no functions, shallow enough. */
+function plainJson(v: unknown, depth: number): boolean {
+  if (typeof v === 'number') return Number.isInteger(v) || (Number.isFinite(v) && significantDigits(String(v)) <= 15);
+  if (typeof v === 'function') return false;
+  if (v === null || typeof v !== 'object') return true;
+  if (depth > 50 || typeof (v as { toJSON?: unknown }).toJSON === 'function') return false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (!plainJson(v[i], depth + 1)) return false;
+    return true;
+  }
+  for (const k in v) if (Object.prototype.hasOwnProperty.call(v, k) && !plainJson((v as Record<string, unknown>)[k], depth + 1)) return false;
+  return true;
 }
 
 /** utils.isDeepEqual */
