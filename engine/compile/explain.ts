@@ -25,13 +25,15 @@ export function explainSpec(spec: CompiledSpec): ExprExplanation[] {
   const out: ExprExplanation[] = [];
   const seen = new Set<unknown>();
   const visit = (v: unknown, where: string[]): void => {
-    if (typeof v !== 'object' || v === null || seen.has(v)) return;
-    seen.add(v);
+    if (typeof v !== 'object' || v === null) return;
+    // Before the cycle guard: one compiled expression may serve several places (same source).
     if (isExpr(v)) {
       const p = v.path;
       out.push({ where: where.join('.'), source: v.source, evaluator: p.kind, ...(p.kind === 'interpreter' ? { reason: p.reason } : {}) });
       return;
     }
+    if (seen.has(v)) return;
+    seen.add(v);
     const node = v as { kind?: unknown; entries?: unknown; expr?: unknown; events?: unknown };
     if (node.kind === 'object' && Array.isArray(node.entries)) {
       for (const e of node.entries as { key: string; node: unknown }[]) visit(e.node, [...where, e.key]);

@@ -84,7 +84,24 @@ interface JsonataErrorLike {
   token?: string;
 }
 
+/**
+ * Compiled expressions by source: JSONata builds its parser's tables on every parse (~0.1–1 ms), and
+ * specs repeat expressions (shared partials, `$config.tenant_subdomain`) and are loaded more than once
+ * per process. A CompiledExpr is immutable and safe to share. Bounded: the oldest go first.
+ */
+const compiledBySource = new Map<string, CompiledExpr>();
+const MAX_CACHED = 4_000;
+
 export function compileExpression(source: string): CompiledExpr {
+  const hit = compiledBySource.get(source);
+  if (hit) return hit;
+  const compiled = compileUncached(source);
+  if (compiledBySource.size >= MAX_CACHED) compiledBySource.delete(compiledBySource.keys().next().value!);
+  compiledBySource.set(source, compiled);
+  return compiled;
+}
+
+function compileUncached(source: string): CompiledExpr {
   let expr: jsonata.Expression;
   try {
     expr = jsonata(source, GUARDRAILS);

@@ -186,12 +186,27 @@ export function statusMatcher(match: StatusMatch | StatusMatch[]): (status: numb
   return (s) => exact.has(s) || classes.has(Math.floor(s / 100));
 }
 
+let configAjv: Ajv2020 | undefined;
+const configValidators = new Map<string, ValidateFunction>();
+
+/**
+ * One Ajv instance for every spec's config schema (an instance and its formats cost more than a
+ * compile), and one compiled validator per distinct schema, reused when specs are loaded again.
+ * Compiled at load, not at first use, so an invalid config schema is the author's load-time error.
+ */
 export function configValidatorFor(schema: JsonSchema): ValidateFunction {
-  // useDefaults: a config field's `default` is what the record gets when it leaves the field out.
-  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true });
-  addFormats(ajv);
-  ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
-  return ajv.compile(schema);
+  const key = JSON.stringify(schema);
+  const cached = configValidators.get(key);
+  if (cached) return cached;
+  if (!configAjv) {
+    // useDefaults: a config field's `default` is what the record gets when it leaves the field out.
+    configAjv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true, addUsedSchema: false });
+    addFormats(configAjv);
+    configAjv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
+  }
+  const validate = configAjv.compile(structuredClone(schema));
+  configValidators.set(key, validate);
+  return validate;
 }
 
 class Compiler {
