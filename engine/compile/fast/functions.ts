@@ -31,7 +31,16 @@ function str1(arg: unknown): string | undefined {
 }
 
 /** Whether $trim changes a string: a tab, CR or LF, two spaces in a row, or a space at either end. */
-const NEEDS_TRIM = /[\t\n\r]| {2}|^ | $/;
+function needsTrim(s: string): boolean {
+  const n = s.length;
+  if (n === 0) return false;
+  if (s.charCodeAt(0) === 32 || s.charCodeAt(n - 1) === 32) return true;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 9 || c === 10 || c === 13 || (c === 32 && s.charCodeAt(i + 1) === 32)) return true;
+  }
+  return false;
+}
 
 /** The ISO 8601 pattern $toMillis accepts without a picture. */
 const ISO8601 = /^\d{4}(-[01]\d)?(-[0-3]\d)?(T[0-2]\d:[0-5]\d:[0-5]\d)?(\.\d+)?([+-][0-2]\d:?[0-5]\d|Z)?$/;
@@ -119,7 +128,7 @@ export const BUILTINS: Record<string, Builtin> = {
     impl: (a) => {
       const s = str1(a);
       if (s === undefined) return undefined;
-      if (!NEEDS_TRIM.test(s)) return s;
+      if (!needsTrim(s)) return s;
       let result = s.replace(/[ \t\n\r]+/gm, ' ');
       if (result.charAt(0) === ' ') result = result.substring(1);
       if (result.charAt(result.length - 1) === ' ') result = result.substring(0, result.length - 1);
