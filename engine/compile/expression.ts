@@ -6,7 +6,7 @@
  */
 import jsonata from 'jsonata';
 import { SignalError } from '../errors.js';
-import { BAIL, compileSubset, type PlainPath } from './fast/compiler.js';
+import { compileSubset, type PlainPath } from './fast/compiler.js';
 
 export type Bindings = Record<string, unknown>;
 
@@ -136,9 +136,10 @@ function compileUncached(source: string): CompiledExpr {
     evaluate: (input, bindings) => {
       try {
         return run(input, bindings);
-      } catch (e) {
-        if (e === BAIL) return slow(input, bindings);
-        throw e;
+      } catch {
+        // BAIL, or anything the port did not foresee (a RangeError on a huge input): the interpreter
+        // answers, under its guardrails. The conformance tests call the compiled code directly and fail on either.
+        return slow(input, bindings);
       }
     },
   };

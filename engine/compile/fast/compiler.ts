@@ -106,7 +106,7 @@ function compileNode(node: AstNode, scope: Scope): Fn {
 }
 
 /** Builtins whose result is never a sequence (a string, number, boolean, plain array or object). */
-const PLAIN_RESULT = new Set(['string', 'number', 'boolean', 'not', 'exists', 'type', 'count', 'sum', 'length', 'lowercase', 'uppercase', 'trim', 'substring', 'join', 'split', 'replace', 'now', 'millis', 'fromMillis', 'toMillis', 'merge']);
+const PLAIN_RESULT = new Set(['max', 'min', 'average', 'abs', 'floor', 'ceil', 'round', 'substringBefore', 'substringAfter', 'contains', 'string', 'number', 'boolean', 'not', 'exists', 'type', 'count', 'sum', 'length', 'lowercase', 'uppercase', 'trim', 'substring', 'join', 'split', 'replace', 'now', 'millis', 'fromMillis', 'toMillis', 'merge']);
 
 /** Nodes whose raw result JSONata's sequence normalisation leaves as it is. */
 function neverSequence(node: AstNode): boolean {

@@ -114,6 +114,68 @@ export const BUILTINS: Record<string, Builtin> = {
       return total;
     },
   },
+  max: { arity: [1], impl: (arg) => numbers(arg, (a) => a.reduce((m, n) => Math.max(m, n), -Infinity)) },
+  min: { arity: [1], impl: (arg) => numbers(arg, (a) => a.reduce((m, n) => Math.min(m, n), Infinity)) },
+  average: {
+    arity: [1],
+    impl: (arg) =>
+      numbers(arg, (a) => {
+        let total = 0;
+        for (const n of a) total += n;
+        return total / a.length;
+      }),
+  },
+  abs: { arity: [1], impl: (arg) => num1(arg, Math.abs) },
+  floor: { arity: [1], impl: (arg) => num1(arg, Math.floor) },
+  ceil: { arity: [1], impl: (arg) => num1(arg, Math.ceil) },
+  round: {
+    arity: [1, 2],
+    impl: (arg, precision) => {
+      param(arg, 'n');
+      param(precision, 'n');
+      return arg === undefined ? undefined : round(arg, precision);
+    },
+  },
+  substringBefore: {
+    arity: [2],
+    impl: (s, chars) => {
+      param(s, 's');
+      if (typeof chars !== 'string') bail();
+      if (s === undefined) return undefined;
+      const pos = s.indexOf(chars);
+      return pos > -1 ? s.substring(0, pos) : s;
+    },
+  },
+  substringAfter: {
+    arity: [2],
+    impl: (s, chars) => {
+      param(s, 's');
+      if (typeof chars !== 'string') bail();
+      if (s === undefined) return undefined;
+      const pos = s.indexOf(chars);
+      return pos > -1 ? s.substring(pos + chars.length) : s;
+    },
+  },
+  contains: {
+    arity: [2],
+    impl: (s, token) => {
+      param(s, 's');
+      if (token !== undefined && typeof token !== 'string') bail(); // a regex: the interpreter
+      if (s === undefined || token === undefined) return undefined;
+      return s.indexOf(token) !== -1;
+    },
+  },
+  reverse: {
+    arity: [1],
+    impl: (arg) => {
+      const a = arrayOf(arg, undefined);
+      if (a === undefined) return undefined;
+      if (a.length <= 1) return a;
+      const result = new Array(a.length);
+      for (let i = 0; i < a.length; i++) result[a.length - i - 1] = a[i];
+      return result;
+    },
+  },
   length: {
     arity: [1],
     impl: (a) => {
@@ -278,6 +340,36 @@ export const BUILTINS: Record<string, Builtin> = {
     },
   },
 };
+
+/** `<a<n>:n>` functions: undefined or empty gives undefined. */
+function numbers(arg: unknown, f: (a: number[]) => number): number | undefined {
+  const a = arrayOf(arg, 'n') as number[] | undefined;
+  return a === undefined || a.length === 0 ? undefined : f(a);
+}
+
+/** `<n-:n>` functions. */
+function num1(arg: unknown, f: (n: number) => number): number | undefined {
+  param(arg, 'n');
+  return arg === undefined ? undefined : f(arg as number);
+}
+
+/** fn.round: half to even, with the decimal shift done on the number's string form, as JSONata does. */
+function round(arg: number, precision: number | undefined): number {
+  let value: string[];
+  if (precision) {
+    value = arg.toString().split('e');
+    arg = +(value[0] + 'e' + (value[1] ? +value[1] + precision : precision));
+  }
+  let result = Math.round(arg);
+  const diff = result - arg;
+  if (Math.abs(diff) === 0.5 && Math.abs(result % 2) === 1) result = result - 1;
+  if (precision) {
+    value = result.toString().split('e');
+    result = +(value[0] + 'e' + (value[1] ? +value[1] - precision : -precision));
+  }
+  if (Object.is(result, -0)) result = 0;
+  return result;
+}
 
 /** fn.keys */
 function keys(arg: any): any[] {
