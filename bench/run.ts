@@ -13,12 +13,14 @@
  *                 `node` process importing the engine and loading the specs, and `--help`, against
  *                 `node -e 0`.
  * 3. delivery   — the engine delivering events vs raw got POSTs of precomputed bodies with the same
- *                 timeouts and concurrency. The emulator shares the process, so both include its cost.
+ *                 timeouts and concurrency, and raw fetch (undici) for reference; the emulator runs in
+ *                 its own process (`signal-integrations mock`), so the client side is measured alone.
  * 4. batching   — the batched journey spec vs the single-event spec for the same events.
  *
  * BENCH_BODY (events per body-build run, default 20000), BENCH_SEND (default 3000) scale it.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import jsonata from 'jsonata';
@@ -209,20 +211,61 @@ rows.push(['start-up', 'load + compile all shipped specs, in-process', `first ${
   rows.push(['start-up', 'fresh process: import engine + load specs; --help', `${load.toFixed(0)} ms; --help ${help.toFixed(0)} ms; node -e 0 ${bare.toFixed(0)} ms`, `${ratio(load, bare)} and ${ratio(help, bare)} bare node`]);
 }
 
-// ---- 3. delivery, 4. batching ----
+// ---- 3. delivery (the emulator in its own process), 4. batching ----
 
-const emu = await startMarketingCloudEmulator();
+/** `signal-integrations mock` in a child process, so the server's work is not charged to the client side. */
+async function startMockProcess(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [packagePath('dist', 'cli', 'main.js'), 'mock', '--port', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let seen = '';
+    // Keep draining its per-request echo: a full pipe would stall the server.
+    child.stdout.on('data', (d: Buffer) => {
+      seen += d.toString();
+      const m = /listening on (\S+)/.exec(seen);
+      if (m) resolve(m[1]!);
+      if (seen.length > 10_000) seen = seen.slice(-1_000);
+    });
+    child.once('exit', (code) => reject(new Error(`mock exited (${code}) before listening`)));
+  });
+  return {
+    url,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function concurrently(n: number, send: () => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < n) {
+        next++;
+        await send();
+      }
+    }),
+  );
+}
+
+const mockProcess = await startMockProcess();
 try {
-  const local = await Engine.load({ endpoint: emu.url });
-  const single = local.createIntegration(record);
+  const remote = await Engine.load({ endpoint: mockProcess.url });
+  const single = remote.createIntegration(record);
   const sendEvents = eventsLike(lead, N_SEND);
   await single.deliverAll(eventsLike(lead, 50), { concurrency: CONCURRENCY }); // warm up: token, sockets, JIT
   const engineSend = await best(() => single.deliverAll(sendEvents, { concurrency: CONCURRENCY }), 3);
 
-  const previews = await single.preview(lead as SignalEvent);
-  const wire = previews.at(-1)!;
-  const token = emu.requests.find((r) => r.path === '/v2/token' && r.status === 200)?.response_body ?? '{}';
-  const accessToken = (JSON.parse(token) as { access_token?: string }).access_token ?? '';
+  const wire = (await single.preview(lead as SignalEvent)).at(-1)!;
+  const cfg = record.config as Json;
+  const tokenRes = await got.post(`${mockProcess.url}/v2/token`, {
+    headers: { 'X-Forwarded-Host': `${cfg.tenant_subdomain}.auth.marketingcloudapis.com` },
+    json: { grant_type: 'client_credentials', client_id: cfg.client_id, client_secret: cfg.client_secret },
+  });
+  const accessToken = (JSON.parse(tokenRes.body) as { access_token?: string }).access_token ?? '';
+  const headers = { ...wire.headers, Authorization: `Bearer ${accessToken}` };
   // The same transport settings the engine must use (keep-alive, the spec's timeouts), none of its work.
   const client = got.extend({
     retry: { limit: 0 },
@@ -230,19 +273,33 @@ try {
     timeout: { connect: spec.timeouts.connect_ms, response: spec.timeouts.response_ms, request: spec.timeouts.connect_ms + spec.timeouts.response_ms },
     agent: { http: new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 128 }) },
   });
-  const rawSend = await best(async () => {
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (next < sendEvents.length) {
-          next++;
-          await client.post(wire.url, { headers: { ...wire.headers, Authorization: `Bearer ${accessToken}` }, body: wire.body ?? '' });
-        }
+  const rawSend = await best(() => concurrently(sendEvents.length, () => client.post(wire.url, { headers, body: wire.body ?? '' })), 3);
+  // Node's built-in fetch (undici), for reference.
+  const rawFetch = await best(
+    () =>
+      concurrently(sendEvents.length, async () => {
+        const res = await fetch(wire.url, { method: 'POST', headers, body: wire.body ?? '' });
+        await res.arrayBuffer();
       }),
-    );
-  }, 3);
-  rows.push(['delivery', `${N_SEND} events, ${CONCURRENCY} in flight`, `engine ${engineSend.toFixed(0)} ms vs raw got ${rawSend.toFixed(0)} ms`, `${ratio(engineSend, rawSend)} the raw cost`]);
+    3,
+  );
+  rows.push([
+    'delivery',
+    `${N_SEND} events, ${CONCURRENCY} in flight, server in its own process`,
+    `engine ${engineSend.toFixed(0)} ms, raw got ${rawSend.toFixed(0)} ms, raw fetch (undici) ${rawFetch.toFixed(0)} ms`,
+    `${ratio(engineSend, rawSend)} the raw got cost; got ${ratio(rawFetch, rawSend)} undici speed`,
+  ]);
+  remote.close();
+} finally {
+  await mockProcess.stop();
+}
 
+const emu = await startMarketingCloudEmulator();
+try {
+  const local = await Engine.load({ endpoint: emu.url });
+  const single = local.createIntegration(record);
+  const sendEvents = eventsLike(lead, N_SEND);
+  await single.deliverAll(eventsLike(lead, 50), { concurrency: CONCURRENCY });
   const batched = local.createIntegration({ ...record, vendor: 'salesforce_marketing_cloud_journey_batch' });
   emu.reset();
   const batchTime = await time(() => batched.deliverAll(sendEvents));
