@@ -95,9 +95,17 @@ function generateBuilder(entries: Entries): Builder {
   entries.forEach((e, i) => {
     const evaluate = `nodes[${i}].expr.evaluate(input, b)`;
     if (e.node.kind === 'expr' && e.node.expr.plain) lines.push('v = undefined;', plainPathCode(e.node.expr.plain, 'v', `v = ${evaluate};`, `leaf${i}`));
-    else lines.push(`v = ${e.node.kind === 'const' ? `nodes[${i}].value` : e.node.kind === 'expr' ? evaluate : `evalNode(nodes[${i}], input, b)`};`);
+    else lines.push(`v = ${e.node.kind === 'const' ? `nodes[${i}].value` : e.node.kind === 'expr' ? evaluate : `subs[${i}](input, b)`};`);
     if (e.node.kind !== 'const') lines.push(`if (v instanceof Promise) return resume(${i}, v, out, input, b);`);
-    if (e.spread || e.key === '__proto__') lines.push(`if (v !== undefined) put(out, entries[${i}], v);`);
+    if (e.spread) {
+      // The spread of a plain object, inline; anything else (an error, `__proto__`) through put/define.
+      lines.push(
+        `if (v !== undefined) {`,
+        `  if (v === null || typeof v !== 'object' || Array.isArray(v)) put(out, entries[${i}], v);`,
+        `  else for (const k in v) { if (!hasOwn.call(v, k)) continue; const sv = v[k]; if (sv === undefined) continue; if (k === '__proto__') define(out, k, sv); else out[k] = sv; }`,
+        `}`,
+      );
+    } else if (e.key === '__proto__') lines.push(`if (v !== undefined) put(out, entries[${i}], v);`);
     else lines.push(`if (v !== undefined) out[${JSON.stringify(e.key)}] = v;`);
   });
   lines.push('return out;');
@@ -107,12 +115,14 @@ function generateBuilder(entries: Entries): Builder {
       return evalEntries(entries, i + 1, out, input, b);
     });
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const factory = new Function('nodes', 'entries', 'evalNode', 'put', 'resume', 'hasOwn', `return function build(input, b) {\n${lines.join('\n')}\n};`) as (...a: unknown[]) => Builder;
+  const subs = entries.map((e) => (e.node.kind === 'object' ? (e.node.build ??= generateBuilder(e.node.entries)) : undefined));
+  const factory = new Function('nodes', 'entries', 'subs', 'put', 'define', 'resume', 'hasOwn', `return function build(input, b) {\n${lines.join('\n')}\n};`) as (...a: unknown[]) => Builder;
   return factory(
     entries.map((e) => e.node),
     entries,
-    evalNode,
+    subs,
     put,
+    define,
     resume,
     Object.prototype.hasOwnProperty,
   );
