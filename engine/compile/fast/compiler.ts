@@ -37,9 +37,9 @@ import {
 } from './runtime.js';
 
 export interface Env {
-  readonly b: Record<string, unknown>;
+  b: Record<string, unknown>;
   /** `$$`: the input as given (not the outer-wrapper sequence). */
-  readonly root: unknown;
+  root: unknown;
   /** Lambda parameters in scope. */
   readonly vars: Record<string, unknown> | undefined;
   /** The evaluation's own env, which holds the timestamp `$now()`/`$millis()` fix at first use. */
@@ -48,6 +48,8 @@ export interface Env {
 }
 
 export type Fn = (input: any, env: Env) => any;
+
+const NO_BINDINGS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
 /** A compiled expression: returns the value JSONata returns, or throws BAIL. */
 export type FastFn = (input: unknown, bindings: Record<string, unknown>) => unknown;
@@ -662,18 +664,28 @@ export function compileSubset(ast: AstNode): { fn: FastFn; plain?: PlainPath } |
     const fn = compileNode(ast, top);
     const called = [...top.builtins];
     const hasOwn = Object.prototype.hasOwnProperty;
+    // Compiled code is synchronous and cannot re-enter itself (there are no user functions), so one
+    // evaluation state per expression is reused rather than allocated per call; lambda calls get their own.
+    const env: Env = { b: NO_BINDINGS, root: undefined, vars: undefined, top: undefined };
+    env.top = env;
     const full: FastFn = (input, bindings) => {
       for (let i = 0; i < called.length; i++) if (hasOwn.call(bindings, called[i]!)) bail(); // a binding shadows a builtin
-        let wrapped: any = input;
-        if (Array.isArray(input) && !isSequence(input)) {
-          wrapped = createSequence(input);
-          (wrapped as Seq).outerWrapper = true;
-        }
-        const env: Env = { b: bindings, root: input, vars: undefined, top: undefined };
-        env.top = env;
+      let wrapped: any = input;
+      if (Array.isArray(input) && !isSequence(input)) {
+        wrapped = createSequence(input);
+        (wrapped as Seq).outerWrapper = true;
+      }
+      env.b = bindings;
+      env.root = input;
+      env.t = undefined;
+      try {
         const r = fn(wrapped, env);
         if (r instanceof Thunk) bail();
         return r;
+      } finally {
+        env.b = NO_BINDINGS; // hold no event or config between evaluations
+        env.root = undefined;
+      }
     };
     const plain = plainPathOf(ast);
     return plain ? { fn: direct(plain, full), plain } : { fn: full };
