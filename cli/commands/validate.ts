@@ -1,6 +1,7 @@
 /** `validate [paths...]`: check spec files, print every problem as file:line:col, exit 1 when any is invalid. */
 import type { Command } from 'commander';
 import { checkSpecs, formatDiagnostic } from '../../engine/index.js';
+import { explainSpec, formatExplanation } from '../../engine/compile/explain.js';
 import { displayPath, EXIT, resolvePath, type CliIO } from '../io.js';
 import { specsDirs, type Context } from '../context.js';
 import { safe } from '../text.js';
@@ -10,13 +11,15 @@ export function registerValidate(program: Command, ctx: Context): void {
     .command('validate')
     .description('check integration spec files (default: the specs directory); exit 1 when any is invalid')
     .argument('[paths...]', 'spec files or directories')
-    .action(async (paths: string[], _opts: unknown, cmd: Command) => {
-      ctx.exitCode = await validate(ctx.io, paths.length ? paths.map((p) => resolvePath(ctx.io, p)) : specsDirs(ctx, cmd));
+    .option('--explain', 'also list every expression and whether it runs compiled or in the JSONata interpreter (and why)')
+    .action(async (paths: string[], opts: { explain?: boolean }, cmd: Command) => {
+      ctx.exitCode = await validate(ctx.io, paths.length ? paths.map((p) => resolvePath(ctx.io, p)) : specsDirs(ctx, cmd), opts.explain === true);
     });
 }
 
-export async function validate(io: CliIO, paths: string[]): Promise<number> {
+export async function validate(io: CliIO, paths: string[], explain = false): Promise<number> {
   const { specs, diagnostics } = await checkSpecs(paths);
+  if (explain) for (const spec of specs.values()) io.stdout.write(formatExplanation(spec.vendor, explainSpec(spec)) + '\n');
   const shown = (f: string): string => displayPath(io, resolvePath(io, f));
   for (const d of diagnostics) io.stdout.write(safe(formatDiagnostic({ ...d, file: shown(d.file) })) + '\n');
   const badFiles = new Set(diagnostics.map((d) => d.file));

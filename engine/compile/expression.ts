@@ -1,11 +1,12 @@
 /**
  * Stage 3 of 4: JSONata expressions, compiled once at load. Evaluation is the per-event hot path, so
- * constants and plain property paths (the bulk of real mappings) bypass the JSONata interpreter with
- * a direct property walk that gives the same answer; anything else runs through JSONata under
+ * expressions in a well-defined subset of JSONata (fast/compiler.ts, proven against JSONata's own
+ * test suite) run as synchronous compiled closures; anything else runs through JSONata under
  * guardrails (time and stack depth), so even a hostile expression cannot hang or crash the process.
  */
 import jsonata from 'jsonata';
 import { SignalError } from '../errors.js';
+import { compileSubset, type PlainPath } from './fast/compiler.js';
 import { LinearRegExp, regexProblems } from './regex.js';
 
 export type Bindings = Record<string, unknown>;
@@ -56,7 +57,11 @@ export interface AstNode {
 export interface CompiledExpr {
   readonly source: string;
   readonly ast: AstNode;
-  /** A plain value when the direct walk answered; a Promise when JSONata had to run. */
+  /** Which evaluator runs it: the compiled JSONata subset (synchronous) or the interpreter, and why. */
+  readonly path: { kind: 'compiled' } | { kind: 'interpreter'; reason: string };
+  /** Set when the expression is a plain property path: mappings inline it into their generated code. */
+  readonly plain?: PlainPath;
+  /** A plain value when the compiled subset answered; a Promise when JSONata had to run. */
   evaluate(input: unknown, bindings: Bindings): unknown | Promise<unknown>;
 }
 
@@ -80,54 +85,6 @@ export class ExpressionEvalError extends SignalError {
   }
 }
 
-/** Marks "fall back to JSONata": the fast walk met a shape (an array) where JSONata semantics differ. */
-const FALLBACK = Symbol('fallback');
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Own properties only: `constructor` or `__proto__` in a mapping never reaches Object.prototype. */
-function own(obj: Record<string, unknown>, key: string): unknown {
-  return Object.hasOwn(obj, key) ? obj[key] : undefined;
-}
-
-function fastPath(ast: AstNode): ((input: unknown, b: Bindings) => unknown | typeof FALLBACK) | undefined {
-  const plain = (n: AstNode) => !n.stages && !(n as { predicate?: unknown }).predicate && !(n as { group?: unknown }).group;
-  if (!plain(ast)) return undefined;
-  if (ast.type === 'string' || ast.type === 'number' || ast.type === 'value') {
-    const constant: unknown = ast.value;
-    return () => constant;
-  }
-  if (ast.type === 'variable' && ast.value !== '' && ast.value !== '$') {
-    const name = String(ast.value);
-    return (_input, b) => {
-      const v = own(b, name);
-      return Array.isArray(v) ? FALLBACK : v;
-    };
-  }
-  if (ast.type !== 'path' || !ast.steps?.length) return undefined;
-  const steps = ast.steps;
-  let root: string | undefined;
-  const names: string[] = [];
-  for (const [i, step] of steps.entries()) {
-    if (!plain(step) || (step as { focus?: unknown }).focus || (step as { index?: unknown }).index) return undefined;
-    if (i === 0 && step.type === 'variable' && step.value !== '' && step.value !== '$') root = String(step.value);
-    else if (step.type === 'name') names.push(String(step.value));
-    else return undefined;
-  }
-  if ((ast as { keepSingletonArray?: boolean }).keepSingletonArray) return undefined;
-  return (input, b) => {
-    let cur: unknown = root === undefined ? input : own(b, root);
-    for (const name of names) {
-      if (Array.isArray(cur)) return FALLBACK;
-      if (!isRecord(cur)) return undefined;
-      cur = own(cur, name);
-    }
-    return Array.isArray(cur) ? FALLBACK : cur;
-  };
-}
-
 interface JsonataErrorLike {
   code?: string;
   message?: string;
@@ -136,18 +93,18 @@ interface JsonataErrorLike {
 }
 
 /**
- * Compiled expressions by source. JSONata's parser costs ~0.1 ms per expression and large specs repeat
- * the same leaves (`properties.email`) many times; a compiled expression holds no per-use state, so
- * identical sources share one. Bounded: records keep bringing new field_mappings to a long-running process.
+ * Compiled expressions by source: JSONata builds its parser's tables on every parse (~0.1–1 ms), and
+ * specs repeat expressions (shared partials, `$config.tenant_subdomain`) and are loaded more than once
+ * per process. A CompiledExpr is immutable and safe to share. Bounded: the oldest go first.
  */
 const compiledBySource = new Map<string, CompiledExpr>();
-const MAX_CACHED_EXPRESSIONS = 4_096;
+const MAX_CACHED = 4_000;
 
 export function compileExpression(source: string): CompiledExpr {
-  const cached = compiledBySource.get(source);
-  if (cached) return cached;
+  const hit = compiledBySource.get(source);
+  if (hit) return hit;
   const compiled = compileUncached(source);
-  if (compiledBySource.size >= MAX_CACHED_EXPRESSIONS) compiledBySource.delete(compiledBySource.keys().next().value!);
+  if (compiledBySource.size >= MAX_CACHED) compiledBySource.delete(compiledBySource.keys().next().value!);
   compiledBySource.set(source, compiled);
   return compiled;
 }
@@ -165,7 +122,8 @@ function compileUncached(source: string): CompiledExpr {
   const ast = expr.ast() as unknown as AstNode;
   const [refused] = regexProblems(ast);
   if (refused) throw new ExpressionSyntaxError(refused.message, refused.position);
-  const walk = fastPath(ast);
+  // Regexes are outside the compiled subset: they always run in the interpreter, on the linear engine.
+  const fast = compileSubset(ast);
   const slow = async (input: unknown, bindings: Bindings): Promise<unknown> => {
     try {
       const v: unknown = await gated(() => expr.evaluate(input, bindings) as Promise<unknown>);
@@ -177,14 +135,23 @@ function compileUncached(source: string): CompiledExpr {
       throw new ExpressionEvalError(err.message ?? String(e), err.code);
     }
   };
+  if (!('fn' in fast)) return { source, ast, path: { kind: 'interpreter', reason: fast.reason }, evaluate: slow };
+  const run = fast.fn;
   return {
     source,
     ast,
-    evaluate: walk
-      ? (input, bindings) => {
-          const v = walk(input, bindings);
-          return v === FALLBACK ? slow(input, bindings) : v;
-        }
-      : slow,
+    path: { kind: 'compiled' },
+    ...(fast.plain ? { plain: fast.plain } : {}),
+    // The compiled closure answers synchronously; where JSONata would raise an error (or the subset
+    // meets a shape it does not model) it bails and the interpreter gives JSONata's own answer.
+    evaluate: (input, bindings) => {
+      try {
+        return run(input, bindings);
+      } catch {
+        // BAIL, or anything the port did not foresee (a RangeError on a huge input): the interpreter
+        // answers, under its guardrails. The conformance tests call the compiled code directly and fail on either.
+        return slow(input, bindings);
+      }
+    },
   };
 }

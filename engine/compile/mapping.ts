@@ -5,13 +5,16 @@
  */
 import { SignalError } from '../errors.js';
 import type { Bindings, CompiledExpr } from './expression.js';
+import { plainPathCode } from './fast/compiler.js';
 
 export const SPREAD_KEY = '...';
 
 export type CompiledMapping =
   | { kind: 'const'; value: unknown }
   | { kind: 'expr'; expr: CompiledExpr; path: string }
-  | { kind: 'object'; entries: { key: string; spread: boolean; node: CompiledMapping }[] };
+  | { kind: 'object'; entries: { key: string; spread: boolean; node: CompiledMapping }[]; build?: Builder };
+
+type Builder = (input: unknown, bindings: Bindings) => unknown;
 
 export class MappingError extends SignalError {
   constructor(
@@ -39,8 +42,9 @@ function evalNode(node: CompiledMapping, input: unknown, bindings: Bindings): un
     case 'expr':
       return node.expr.evaluate(input, bindings);
     case 'object':
-      // A null-prototype object: mapped keys such as `__proto__` stay plain data.
-      return evalEntries(node.entries, 0, Object.create(null) as Record<string, unknown>, input, bindings);
+      // A plain object (V8's fast path): keys naming a prototype property are refused when the spec
+      // is compiled, and spread keys from data are defined, never assigned (see `put`).
+      return (node.build ??= generateBuilder(node.entries))(input, bindings);
   }
 }
 
@@ -49,11 +53,20 @@ type Entries = Extract<CompiledMapping, { kind: 'object' }>['entries'];
 function put(out: Record<string, unknown>, entry: Entries[number], v: unknown): void {
   if (v === undefined) return;
   if (!entry.spread) {
-    out[entry.key] = v;
+    define(out, entry.key, v);
     return;
   }
   if (!isPlainObject(v)) throw new MappingError(`"${SPREAD_KEY}" must yield an object, got ${Array.isArray(v) ? 'an array' : typeof v}`, entry.key);
-  for (const [k, sv] of Object.entries(v)) if (sv !== undefined) out[k] = sv;
+  for (const k of Object.keys(v)) {
+    const sv = v[k];
+    if (sv !== undefined) define(out, k, sv);
+  }
+}
+
+/** Assigning `__proto__` on a plain object would replace its prototype: define it as plain data instead. */
+function define(out: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else out[k] = v;
 }
 
 function evalEntries(entries: Entries, from: number, out: Record<string, unknown>, input: unknown, bindings: Bindings): unknown {
@@ -71,7 +84,52 @@ function evalEntries(entries: Entries, from: number, out: Record<string, unknown
   return out;
 }
 
-export async function evaluateMapping(node: CompiledMapping, input: unknown, bindings: Bindings): Promise<unknown> {
+/**
+ * One generated function per mapping object: each key is a named store in spec order, so every body
+ * gets the same hidden class (V8's fast path, as for a hand-written object literal). Keys are emitted
+ * as JSON string literals. At the first leaf that answers with a Promise, the rest continues in
+ * `evalEntries`, in the same order.
+ */
+function generateBuilder(entries: Entries): Builder {
+  const lines = ['const out = {};', 'let v;'];
+  entries.forEach((e, i) => {
+    const evaluate = `nodes[${i}].expr.evaluate(input, b)`;
+    if (e.node.kind === 'expr' && e.node.expr.plain) lines.push('v = undefined;', plainPathCode(e.node.expr.plain, 'v', `v = ${evaluate};`, `leaf${i}`));
+    else lines.push(`v = ${e.node.kind === 'const' ? `nodes[${i}].value` : e.node.kind === 'expr' ? evaluate : `subs[${i}](input, b)`};`);
+    if (e.node.kind !== 'const') lines.push(`if (v instanceof Promise) return resume(${i}, v, out, input, b);`);
+    if (e.spread) {
+      // The spread of a plain object, inline; anything else (an error, `__proto__`) through put/define.
+      lines.push(
+        `if (v !== undefined) {`,
+        `  if (v === null || typeof v !== 'object' || Array.isArray(v)) put(out, entries[${i}], v);`,
+        `  else for (const k in v) { if (!hasOwn.call(v, k)) continue; const sv = v[k]; if (sv === undefined) continue; if (k === '__proto__') define(out, k, sv); else out[k] = sv; }`,
+        `}`,
+      );
+    } else if (e.key === '__proto__') lines.push(`if (v !== undefined) put(out, entries[${i}], v);`);
+    else lines.push(`if (v !== undefined) out[${JSON.stringify(e.key)}] = v;`);
+  });
+  lines.push('return out;');
+  const resume = (i: number, p: Promise<unknown>, out: Record<string, unknown>, input: unknown, b: Bindings) =>
+    p.then((r) => {
+      put(out, entries[i]!, r);
+      return evalEntries(entries, i + 1, out, input, b);
+    });
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  const subs = entries.map((e) => (e.node.kind === 'object' ? (e.node.build ??= generateBuilder(e.node.entries)) : undefined));
+  const factory = new Function('nodes', 'entries', 'subs', 'put', 'define', 'resume', 'hasOwn', `return function build(input, b) {\n${lines.join('\n')}\n};`) as (...a: unknown[]) => Builder;
+  return factory(
+    entries.map((e) => e.node),
+    entries,
+    subs,
+    put,
+    define,
+    resume,
+    Object.prototype.hasOwnProperty,
+  );
+}
+
+/** The built value, synchronously whenever every leaf answered synchronously; else a Promise of it. */
+export function evaluateMapping(node: CompiledMapping, input: unknown, bindings: Bindings): unknown | Promise<unknown> {
   return evalNode(node, input, bindings);
 }
 
@@ -90,7 +148,7 @@ export function setPath(body: Record<string, unknown>, path: readonly string[], 
   for (const seg of path.slice(0, -1)) {
     const existing = Object.hasOwn(cur, seg) ? cur[seg] : undefined;
     if (!isPlainObject(existing) && value === undefined) return;
-    const copy = Object.assign(Object.create(null) as Record<string, unknown>, isPlainObject(existing) ? existing : {});
+    const copy: Record<string, unknown> = isPlainObject(existing) ? { ...existing } : {};
     cur[seg] = copy;
     cur = copy;
   }

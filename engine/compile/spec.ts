@@ -19,7 +19,7 @@ import type {
   VendorErrorSpec,
 } from '../spec/types.js';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from './expression.js';
-import { SPREAD_KEY, type CompiledMapping } from './mapping.js';
+import { FORBIDDEN_SEGMENTS, SPREAD_KEY, type CompiledMapping } from './mapping.js';
 import { ajvLinearRegExp, schemaPatternProblems } from './regex.js';
 import { checkReferences, type ReferenceScope } from './references.js';
 import { parseTemplate, TemplateSyntaxError, type TemplateContext, type TemplatePart } from './template.js';
@@ -210,13 +210,28 @@ export function statusMatcher(match: StatusMatch | StatusMatch[]): (status: numb
   return (s) => exact.has(s) || classes.has(Math.floor(s / 100));
 }
 
+let configAjv: Ajv2020 | undefined;
+const configValidators = new Map<string, ValidateFunction>();
+
+/**
+ * One Ajv instance for every spec's config schema (an instance and its formats cost more than a
+ * compile), and one compiled validator per distinct schema, reused when specs are loaded again.
+ * Compiled at load, not at first use, so an invalid config schema is the author's load-time error.
+ */
 export function configValidatorFor(schema: JsonSchema): ValidateFunction {
-  // useDefaults: a config field's `default` is what the record gets when it leaves the field out.
-  // Config `pattern`s are written by spec authors and run on tenants' values: linear-time engine (regex.ts).
-  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true, code: { regExp: ajvLinearRegExp } });
-  addFormats(ajv);
-  ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
-  return ajv.compile(schema);
+  const key = JSON.stringify(schema);
+  const cached = configValidators.get(key);
+  if (cached) return cached;
+  if (!configAjv) {
+    // useDefaults: a config field's `default` is what the record gets when it leaves the field out.
+    // Config `pattern`s are written by spec authors and run on tenants' values: linear-time engine (regex.ts).
+    configAjv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true, addUsedSchema: false, code: { regExp: ajvLinearRegExp } });
+    addFormats(configAjv);
+    configAjv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
+  }
+  const validate = configAjv.compile(structuredClone(schema));
+  configValidators.set(key, validate);
+  return validate;
 }
 
 class Compiler {
@@ -286,6 +301,11 @@ class Compiler {
     let ok = true;
     for (const [key, value] of Object.entries(m)) {
       const spread = key === SPREAD_KEY;
+      if (FORBIDDEN_SEGMENTS.has(key)) {
+        this.problem([...path, key], `mapping key '${key}' names a prototype property; bodies are plain objects, so it cannot be mapped`);
+        ok = false;
+        continue;
+      }
       if (spread && typeof value !== 'string') {
         this.problem([...path, key], `"${SPREAD_KEY}" takes an expression that yields an object`);
         ok = false;

@@ -90,7 +90,7 @@ export class BatchSender {
     // The envelope (the body with no items) depends on the config and the group only: measured once each.
     let envelopeP = this.envelopes.get(key);
     if (!envelopeP) {
-      envelopeP = evaluateMapping(batch.body, undefined, { config, items: [], ...(group !== undefined ? { group } : {}) }).then((b) => Buffer.byteLength(JSON.stringify(b)));
+      envelopeP = Promise.resolve(evaluateMapping(batch.body, undefined, { config, items: [], ...(group !== undefined ? { group } : {}) })).then((b) => Buffer.byteLength(JSON.stringify(b)));
       this.envelopes.set(key, envelopeP);
     }
     const envelope = await envelopeP;

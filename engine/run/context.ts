@@ -17,6 +17,7 @@ import { concealWhenPrinted, redactAndCut, redactor } from '../policy/redact.js'
 import type { RetryPolicy } from '../policy/retry-delay.js';
 import type { CheckedRecord } from '../validate/record.js';
 import type { SignalEvent } from './event.js';
+import { buildEventBody, type BuiltBody, type MaybePromise } from './body.js';
 import { withTimeouts, type ExchangeResult, type WireRequest } from './http.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
 import { DeliveryLifecycle } from './lifecycle.js';
@@ -136,22 +137,9 @@ export class IntegrationContext {
   }
 
   /** An event's body and preset fields (shared by deliver and preview); throws when a check fails. */
-  async buildBody(event: SignalEvent, config: Config): Promise<{ body: unknown; fields: Record<string, unknown> }> {
-    const mapping = this.checked.presetEvents?.events.get(event.event);
-    const fields = mapping ? ((await evaluateMapping(mapping, event, { config, event })) as Record<string, unknown>) : {};
-    const b = { config, event, fields };
-    const req = this.spec.send.request;
-    let body = req.body ? await evaluateMapping(req.body, event, b) : undefined;
-    if (this.checked.overrides.length) {
-      if (body === undefined) body = Object.create(null) as Record<string, unknown>;
-      for (const o of this.checked.overrides) setPath(body as Record<string, unknown>, o.path, o.expr ? await value(o.expr, event, b) : undefined);
-    }
-    for (const check of this.spec.send.checks) {
-      if ((await value(check.that, body, b)) !== true) {
-        throw new DeliveryError(REASONS.check, check.message, { retryable: false, ...(check.hint ? { hint: check.hint } : {}) });
-      }
-    }
-    return { body, fields };
+  /** The event's body as deliver and preview build it (synchronous when every expression is compiled). */
+  buildBody(event: SignalEvent, config: Config): MaybePromise<BuiltBody> {
+    return buildEventBody(this.spec.send, this.checked, event, config);
   }
 
   /** The error for a vendor answer that is not a success, its vendor text redacted. */

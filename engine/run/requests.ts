@@ -33,11 +33,29 @@ export function parseEndpoint(endpoint: string): EndpointBase {
   return { origin: base.origin, path: base.pathname.replace(/\/$/, '') };
 }
 
+type UrlParts = Pick<URL, 'protocol' | 'username' | 'password' | 'hostname' | 'host' | 'pathname' | 'search'>;
+const parsedUrls = new Map<string, UrlParts>();
+
+/**
+ * URLs parsed once: an integration's request URL is usually the same string for every event, and
+ * `route` and `checkHost` each needed a `new URL` per request. Bounded; an invalid URL throws as before.
+ */
+function parseUrl(url: string): UrlParts {
+  let parts = parsedUrls.get(url);
+  if (!parts) {
+    const u = new URL(url);
+    parts = { protocol: u.protocol, username: u.username, password: u.password, hostname: u.hostname, host: u.host, pathname: u.pathname, search: u.search };
+    if (parsedUrls.size >= 1_000) parsedUrls.clear();
+    parsedUrls.set(url, parts);
+  }
+  return parts;
+}
+
 /** Pure: where a request goes once an endpoint override applies (path and query kept). */
 export function applyEndpoint(url: string, endpoint: string | EndpointBase | undefined): { url: string; forwardedHost?: string } {
   if (!endpoint) return { url };
   const base = typeof endpoint === 'string' ? parseEndpoint(endpoint) : endpoint;
-  const original = new URL(url);
+  const original = parseUrl(url);
   return { url: `${base.origin}${base.path}${original.pathname}${original.search}`, forwardedHost: original.host };
 }
 
@@ -68,9 +86,9 @@ export async function renderRequest(stage: string, req: CompiledRequest, input: 
 
 /** Checked after templating and before anything is sent: an http(s) URL, no credentials, an allowed host. */
 export function checkHost(stage: string, url: string, allowed: readonly string[]): void {
-  let parsed: URL;
+  let parsed: UrlParts;
   try {
-    parsed = new URL(url);
+    parsed = parseUrl(url);
   } catch {
     throw new DeliveryError(REASONS.hostNotAllowed, `${stage}: the request URL is not a valid URL`);
   }

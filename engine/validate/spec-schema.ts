@@ -2,7 +2,9 @@
  * Stage 2 of 4: check a parsed spec against schemas/integration-spec.schema.json, reporting every
  * violation with its `file:line:col`. CI runs the same schema through `signal-integrations validate`.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import type { Diagnostic } from '../errors.js';
 import { packagePath } from '../paths.js';
@@ -12,15 +14,30 @@ import { ajvLinearRegExp } from '../compile/regex.js';
 let validator: ValidateFunction | undefined;
 
 export const SPEC_SCHEMA_FILE = packagePath('schemas', 'integration-spec.schema.json');
+export const SPEC_SCHEMA_OPTIONS = { allErrors: true, strict: true } as const;
 
+/**
+ * Compiled once per process: from the standalone code `npm run build` generates next to this file
+ * (spec-schema-standalone.ts) while it matches the schema file, else by ajv here.
+ */
 function specValidator(): ValidateFunction {
   if (!validator) {
-    const schema = JSON.parse(readFileSync(SPEC_SCHEMA_FILE, 'utf8')) as object;
+    const text = readFileSync(SPEC_SCHEMA_FILE, 'utf8');
     // The schema's patterns run on whatever a spec file holds: linear-time engine, like every other pattern.
-    const ajv = new Ajv2020({ allErrors: true, strict: true, code: { regExp: ajvLinearRegExp } });
-    validator = ajv.compile(schema);
+    validator = prebuilt(text) ?? new Ajv2020({ ...SPEC_SCHEMA_OPTIONS, code: { regExp: ajvLinearRegExp } }).compile(JSON.parse(text) as object);
   }
   return validator;
+}
+
+function prebuilt(schemaText: string): ValidateFunction | undefined {
+  try {
+    const mod = createRequire(import.meta.url)('./spec-schema.validator.cjs') as ValidateFunction & { default?: ValidateFunction; schemaHash?: string };
+    const hash = createHash('sha256').update(schemaText).digest('hex');
+    if (mod.schemaHash !== hash) return undefined;
+    return mod.default ?? mod;
+  } catch {
+    return undefined; // not built (tests run from sources): compile
+  }
 }
 
 export function pointerToPath(pointer: string): KeyPath {

@@ -1,0 +1,34 @@
+/**
+ * Build step (`npm run build`): the spec schema's validator as ajv standalone code, so a fresh process
+ * validates specs without compiling the schema (tens of ms at start-up). The generated module records
+ * the hash of the schema it was made from; spec-schema.ts uses it only while that hash matches the
+ * schema file, and otherwise compiles the schema as before.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import standalone from 'ajv/dist/standalone/index.js';
+import { SPEC_SCHEMA_FILE, SPEC_SCHEMA_OPTIONS } from './spec-schema.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { ajvLinearRegExp } from '../compile/regex.js';
+
+export const STANDALONE_FILE = 'spec-schema.validator.cjs';
+
+export function schemaHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export function generateStandalone(outFile: string): void {
+  const text = readFileSync(SPEC_SCHEMA_FILE, 'utf8');
+  // Patterns on the linear engine in the generated code too: ajv inlines `regExp.code` for each one.
+  const regExp = Object.assign((pattern: string, flags: string) => ajvLinearRegExp(pattern, flags), { code: 'require("./linear-regexp.cjs")' });
+  const ajv = new Ajv2020({ ...SPEC_SCHEMA_OPTIONS, code: { source: true, regExp } });
+  const validate = ajv.compile(JSON.parse(text) as object);
+  // CommonJS under NodeNext: the default import is the module object or the function itself.
+  const code = ((standalone as unknown as { default?: unknown }).default ?? standalone) as (ajv: Ajv2020, v: unknown) => string;
+  writeFileSync(outFile, `${code(ajv, validate)}\nmodule.exports.schemaHash = ${JSON.stringify(schemaHash(text))};\n`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  generateStandalone(fileURLToPath(new URL(STANDALONE_FILE, import.meta.url)));
+}

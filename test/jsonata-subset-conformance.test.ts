@@ -1,0 +1,72 @@
+/**
+ * Conformance, not hope: every case of JSONata's own test suite whose expression the compiled subset
+ * accepts runs through the compiled closure and through the `jsonata` package, and the answers must be
+ * identical. Where the compiled closure bails (JSONata would raise an error, or the subset meets a
+ * shape it does not model) the engine re-runs the interpreter, so the answer is JSONata's by
+ * construction; the counts below say how often each happens, and they may only grow.
+ */
+import jsonata from 'jsonata';
+import { describe, expect, it } from 'vitest';
+import { BAIL, compileSubset } from '../engine/compile/fast/compiler.js';
+import type { AstNode } from '../engine/compile/expression.js';
+import { loadSuite, sameResult } from './helpers/jsonata-suite.js';
+
+/** Floors: raise them when the subset grows; a drop means a case left the compiled path. */
+const FLOOR_ACCEPTED = 779;
+const FLOOR_ANSWERED = 677;
+
+type Outcome = { value: unknown } | { code: string };
+
+async function interpret(expr: string, data: unknown, bindings: Record<string, unknown>, c: { timelimit?: number; depth?: number }): Promise<Outcome> {
+  try {
+    const e = jsonata(expr, c.timelimit || c.depth ? ({ timeout: c.timelimit, stack: c.depth } as never) : undefined);
+    return { value: await e.evaluate(structuredClone(data), structuredClone(bindings)) };
+  } catch (err) {
+    return { code: String((err as { code?: string }).code) };
+  }
+}
+
+describe('compiled JSONata subset vs the jsonata package on JSONata’s test suite', () => {
+  it('gives identical results on every case it accepts', async () => {
+    const cases = loadSuite();
+    let accepted = 0;
+    let answered = 0;
+    let bailed = 0;
+    let errorsExpected = 0;
+    const mismatches: string[] = [];
+    for (const c of cases) {
+      let ast: AstNode;
+      try {
+        ast = jsonata(c.expr).ast() as unknown as AstNode;
+      } catch {
+        continue; // a syntax error: the interpreter reports it at load
+      }
+      const compiled = compileSubset(ast);
+      if (!('fn' in compiled)) continue;
+      accepted++;
+      const expected = await interpret(c.expr, c.data, c.bindings, c);
+      if ('code' in expected) errorsExpected++;
+      let got: Outcome | 'bail';
+      try {
+        got = { value: compiled.fn(structuredClone(c.data), structuredClone(c.bindings)) };
+      } catch (err) {
+        if (err !== BAIL) throw new Error(`${c.id}: ${c.expr}: compiled code threw ${String(err)}`);
+        got = 'bail';
+      }
+      if (got === 'bail') {
+        bailed++;
+        continue;
+      }
+      answered++;
+      const ok = 'value' in expected && sameResult(got.value, expected.value);
+      if (!ok) mismatches.push(`${c.id}: ${c.expr}\n  jsonata:  ${JSON.stringify(expected)}\n  compiled: ${JSON.stringify(got)}`);
+    }
+    console.log(
+      `compiled JSONata subset: accepted ${accepted} of ${cases.length} test-suite cases; ` +
+        `${answered} answered by compiled code, ${bailed} handed to the interpreter (${errorsExpected} of the accepted cases expect an error)`,
+    );
+    expect(mismatches).toEqual([]);
+    expect(accepted).toBeGreaterThanOrEqual(FLOOR_ACCEPTED);
+    expect(answered).toBeGreaterThanOrEqual(FLOOR_ANSWERED);
+  });
+});

@@ -1,0 +1,46 @@
+/**
+ * The spec schema's validator generated at build time (ajv standalone code) answers exactly as the
+ * schema compiled at run time, and is only used while it was made from the current schema file.
+ */
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { generateStandalone, schemaHash } from '../engine/validate/spec-schema-standalone.js';
+import { SPEC_SCHEMA_FILE, SPEC_SCHEMA_OPTIONS } from '../engine/validate/spec-schema.js';
+import { packagePath } from '../engine/paths.js';
+
+describe('build-time spec schema validator', () => {
+  it('gives the same verdicts and errors as the schema compiled at run time', async () => {
+    // Inside the package, so the generated code's require('ajv/dist/runtime/...') resolves.
+    await mkdir(join(packagePath('node_modules'), '.cache'), { recursive: true });
+    const dir = await mkdtemp(join(packagePath('node_modules'), '.cache', 'standalone-'));
+    try {
+      const file = join(dir, 'validator.cjs');
+      generateStandalone(file);
+      const prebuilt = createRequire(import.meta.url)(file) as ValidateFunction & { schemaHash: string };
+      const text = await readFile(SPEC_SCHEMA_FILE, 'utf8');
+      expect(prebuilt.schemaHash).toBe(schemaHash(text));
+      const compiled = new Ajv2020(SPEC_SCHEMA_OPTIONS).compile(JSON.parse(text) as object);
+      const spec = parse(await readFile(new URL('./fixtures/self-contained-spec.yaml', import.meta.url), 'utf8')) as Record<string, any>;
+      const variants: unknown[] = [
+        spec,
+        { ...spec, unknown_key: 1 },
+        { ...spec, version: 3 },
+        { ...spec, send: { ...spec.send, request: { ...spec.send.request, method: 'FETCH' } } },
+        {},
+        [],
+      ];
+      for (const v of variants) {
+        expect(prebuilt(structuredClone(v))).toBe(compiled(structuredClone(v)));
+        expect(prebuilt.errors ?? null).toEqual(compiled.errors ?? null);
+      }
+      expect(compiled(spec)).toBe(true);
+      expect(compiled({ ...spec, unknown_key: 1 })).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
