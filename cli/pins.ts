@@ -4,8 +4,8 @@
  * run them with `signal-integrations test`, write them with `--update`, and CI runs them in `npm test`.
  *
  *   description: The product reference's Lead Submitted example, byte for byte.
- *   record: ../../../examples/integration.json     # a path (relative to this file) or an inline object
- *   event: ../../../examples/lead-submitted.json   # likewise
+ *   record: { vendor: ..., config: { ... } }      # an inline object, or a JSON file's path relative to this file
+ *   event: { type: track, event: ..., ... }        # likewise (the shipped pins inline both, so they work installed)
  *   requests:                                      # expected: [{stage, method, url, headers, body}]
  *     - ...
  *   # or, for an event that is not sent:

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pinFiles, runPin } from '../cli/pins.js';
-import { BUNDLED_SPECS_DIR, Engine } from '../engine/index.js';
+import { parse } from 'yaml';
+import { BUNDLED_SPECS_DIR, Engine, packagePath } from '../engine/index.js';
 import { REFERENCE_PAYLOAD } from './helpers/fixtures.js';
 
 let engine: Engine;
@@ -34,6 +35,14 @@ describe('pins beside the specs', () => {
   it("pin the reference's payload exactly", async () => {
     const text = await readFile(join(BUNDLED_SPECS_DIR, 'tests', 'salesforce_marketing_cloud', 'lead_submitted_reference.yaml'), 'utf8');
     expect(text).toContain(`body: '${REFERENCE_PAYLOAD}'`);
+  });
+
+  it("inline the reference's record and event exactly as examples/ holds them (so pins work installed)", async () => {
+    const pin = parse(await readFile(join(BUNDLED_SPECS_DIR, 'tests', 'salesforce_marketing_cloud', 'lead_submitted_reference.yaml'), 'utf8')) as Record<string, unknown>;
+    const example = async (f: string): Promise<unknown> => JSON.parse(await readFile(packagePath('examples', f), 'utf8'));
+    expect(pin.record).toEqual(await example('integration.json'));
+    expect(pin.event).toEqual(await example('lead-submitted.json'));
+    for (const file of files) expect(await readFile(file, 'utf8')).not.toMatch(/\.\.\/examples\//);
   });
 });
 
