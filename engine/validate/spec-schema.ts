@@ -7,6 +7,7 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import type { Diagnostic } from '../errors.js';
 import { packagePath } from '../paths.js';
 import { diagnosticAt, type KeyPath, type SpecSource } from '../load/source.js';
+import { didYouMean } from '../compile/suggest.js';
 
 let validator: ValidateFunction | undefined;
 
@@ -15,7 +16,8 @@ export const SPEC_SCHEMA_FILE = packagePath('schemas', 'integration-spec.schema.
 function specValidator(): ValidateFunction {
   if (!validator) {
     const schema = JSON.parse(readFileSync(SPEC_SCHEMA_FILE, 'utf8')) as object;
-    const ajv = new Ajv2020({ allErrors: true, strict: true });
+    // verbose: errors carry their parentSchema, whose properties name what an unknown key may have meant.
+    const ajv = new Ajv2020({ allErrors: true, strict: true, verbose: true });
     validator = ajv.compile(schema);
   }
   return validator;
@@ -43,7 +45,8 @@ export function schemaDiagnostics(source: SpecSource, errors: ErrorObject[]): Di
     let d: Diagnostic;
     if (e.keyword === 'additionalProperties') {
       const extra = String((e.params as { additionalProperty: string }).additionalProperty);
-      d = diagnosticAt(source, [...path, extra], `unknown key '${extra}'`, { at: 'key' });
+      const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      d = diagnosticAt(source, [...path, extra], `unknown key '${extra}'${didYouMean(extra, known)}`, { at: 'key' });
     } else if (e.keyword === 'required') {
       const missing = String((e.params as { missingProperty: string }).missingProperty);
       d = diagnosticAt(source, path, `missing required key '${missing}'`, { at: 'key' });
