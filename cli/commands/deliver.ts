@@ -5,7 +5,7 @@
  * `interrupted`, exit 130.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, stat, writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { DEFAULT_MAX_LINE_BYTES, type Engine, type Integration } from '../../engine/index.js';
@@ -14,6 +14,7 @@ import { deadLetterJson, outcomeJson, outcomeLine, responseIdLabel, summaryText 
 import { CliError, describeFsError, displayPath, drained, EXIT, readJsonFile, resolvePath, type CliIO } from '../io.js';
 import { integerOption, secondsOption } from '../options.js';
 import { runPipeline, type LineResult, type PipelineResult } from '../pipeline.js';
+import { progress, summaryJson } from '../summary.js';
 
 export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_SHUTDOWN_TIMEOUT_S = 5;
@@ -27,6 +28,7 @@ interface DeliverOptions {
   deadLetter?: string;
   maxLineBytes: number;
   shutdownTimeout: number;
+  summaryJson?: string;
 }
 
 export function registerDeliver(program: Command, ctx: Context): void {
@@ -39,6 +41,7 @@ export function registerDeliver(program: Command, ctx: Context): void {
     .option('--concurrency <n>', 'deliveries in flight at once', integerOption(1, 1024), DEFAULT_CONCURRENCY)
     .option('--json', 'print one JSON outcome per line instead of text')
     .option('--dead-letter <file>', 'append every failed line to this NDJSON file (feed it back with --events to retry)')
+    .option('--summary-json <file>', 'also write the run summary as JSON to this file (with --json it always ends stderr)')
     .addOption(
       new Option('--max-line-bytes <n>', 'longest accepted input line; longer lines fail as invalid_event')
         .argParser(integerOption(1, 256 * 1024 * 1024))
@@ -117,6 +120,8 @@ export async function deliverStream(
     graceMs: number;
     /** Sees every line's result after it is printed (the demo checks which failures it expected). */
     observe?: (r: LineResult) => void;
+    /** Write the summary as JSON here too (`--summary-json`). */
+    summaryJsonFile?: string;
   },
 ): Promise<DeliveryRun> {
   const idLabel = responseIdLabel(p.integration);
@@ -125,7 +130,9 @@ export async function deliverStream(
   p.deadLetter?.stream.on('error', (e) => {
     deadLetterError ??= describeFsError(e);
   });
+  const shown = progress(io.stderr, io.stdout);
   const emit = (r: LineResult): void => {
+    shown.count(r.outcome.status);
     io.stdout.write((p.json ? outcomeJson(r.outcome) : outcomeLine(r.outcome, idLabel)) + '\n');
     if (r.outcome.status === 'failed' && p.deadLetter && deadLetterError === undefined) {
       p.deadLetter.stream.write(deadLetterJson(r, new Date()) + '\n');
@@ -150,6 +157,7 @@ export async function deliverStream(
     },
   });
   const elapsedMs = Date.now() - started;
+  shown.stop();
   if (p.deadLetter) {
     const s = p.deadLetter.stream;
     await new Promise<void>((resolve) => {
@@ -172,6 +180,27 @@ export async function deliverStream(
     }),
   );
   const exitCode = result.interrupted ? EXIT.interrupted : result.failed || readError || deadLetterError ? EXIT.failed : EXIT.ok;
+  if (p.json || p.summaryJsonFile) {
+    const line = summaryJson({
+      result,
+      deadLettered,
+      elapsedMs,
+      exitCode,
+      ...(p.endpoint && p.endpointIsOverride !== false ? { endpoint: p.endpoint } : {}),
+      ...(p.deadLetter ? { deadLetterFile: p.deadLetter.shown } : {}),
+      ...(deadLetterError ? { deadLetterError } : {}),
+      ...(readError ? { readError } : {}),
+    });
+    if (p.json) io.stderr.write(line + '\n');
+    if (p.summaryJsonFile) {
+      try {
+        await writeFile(resolvePath(io, p.summaryJsonFile), line + '\n');
+      } catch (e) {
+        io.stderr.write(`error: cannot write --summary-json '${p.summaryJsonFile}': ${describeFsError(e)}\n`);
+        return { result, deadLettered, exitCode: exitCode === EXIT.ok ? EXIT.failed : exitCode };
+      }
+    }
+  }
   return { result, deadLettered, exitCode };
 }
 
@@ -214,6 +243,7 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
       stop: stop.signal,
       hurry: hurry.signal,
       graceMs,
+      ...(opts.summaryJson !== undefined ? { summaryJsonFile: opts.summaryJson } : {}),
     });
     return run.exitCode;
   } finally {

@@ -4,7 +4,7 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { loadEngine, specsDirs, type Context } from '../context.js';
 import { displayPath, EXIT, resolvePath } from '../io.js';
 import { pinFiles, runPin } from '../pins.js';
@@ -12,6 +12,25 @@ import { pinFiles, runPin } from '../pins.js';
 interface TestOptions {
   update?: boolean;
   watch?: boolean;
+  reporter: 'text' | 'junit';
+}
+
+const xml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+
+/** JUnit XML (what CI test reporters read): one testcase per pin, its problems as the failure text. */
+function junit(results: { file: string; ok: boolean; problems: string[]; description?: string; ms: number }[]): string {
+  const failures = results.filter((r) => !r.ok).length;
+  const seconds = (ms: number) => (ms / 1000).toFixed(3);
+  const total = results.reduce((n, r) => n + r.ms, 0);
+  const cases = results.map((r) => {
+    const parts = r.file.split('/');
+    const classname = parts.length > 1 ? parts[parts.length - 2]! : 'pins';
+    const open = `    <testcase classname="${xml(classname)}" name="${xml(r.file)}" time="${seconds(r.ms)}"`;
+    if (r.ok) return `${open}/>`;
+    const message = r.problems[0]?.split('\n')[0] ?? 'failed';
+    return `${open}>\n      <failure message="${xml(message)}">${xml(r.problems.join('\n'))}</failure>\n    </testcase>`;
+  });
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="signal-integrations pins" tests="${results.length}" failures="${failures}" time="${seconds(total)}">\n  <testsuite name="pins" tests="${results.length}" failures="${failures}" errors="0" skipped="0" time="${seconds(total)}">\n${cases.join('\n')}\n  </testsuite>\n</testsuites>\n`;
 }
 
 export function registerTest(program: Command, ctx: Context): void {
@@ -21,6 +40,7 @@ export function registerTest(program: Command, ctx: Context): void {
     .argument('[paths...]', 'pin files or directories')
     .option('--update', 'write what each pin produces now as its expectation')
     .option('--watch', 'run again whenever a spec or a pin changes, until Ctrl-C')
+    .addOption(new Option('--reporter <name>', 'text, or junit (JUnit XML on stdout, for CI)').choices(['text', 'junit']).default('text'))
     .action(async (paths: string[], opts: TestOptions, cmd: Command) => {
       const targets = paths.length ? paths.map((p) => resolvePath(ctx.io, p)) : specsDirs(ctx, cmd).map((d) => join(d, 'tests'));
       ctx.exitCode = await runPins(ctx, cmd, targets, opts);
@@ -36,15 +56,18 @@ async function runPins(ctx: Context, cmd: Command, targets: string[], opts: Test
     return EXIT.failed;
   }
   const engine = await loadEngine(ctx, cmd);
-  let failed = 0;
+  const results: { file: string; ok: boolean; problems: string[]; ms: number }[] = [];
+  const text = opts.reporter !== 'junit';
   try {
     for (const file of files) {
+      const started = performance.now();
       const r = await runPin(engine, file, opts.update ? { update: true } : {});
       const shown = displayPath(io, file);
+      results.push({ file: shown, ok: r.ok, problems: r.problems, ms: performance.now() - started });
+      if (!text) continue;
       if (r.updated) io.stdout.write(`updated  ${shown}\n`);
       else if (r.ok) io.stdout.write(`ok       ${shown}\n`);
       else {
-        failed++;
         io.stdout.write(`FAIL     ${shown}${r.description ? ` — ${r.description}` : ''}\n`);
         for (const p of r.problems) io.stdout.write(`         ${p}\n`);
       }
@@ -52,7 +75,9 @@ async function runPins(ctx: Context, cmd: Command, targets: string[], opts: Test
   } finally {
     engine.close();
   }
-  io.stdout.write(`${files.length - failed} passed, ${failed} failed\n`);
+  const failed = results.filter((r) => !r.ok).length;
+  if (text) io.stdout.write(`${files.length - failed} passed, ${failed} failed\n`);
+  else io.stdout.write(junit(results));
   return failed ? EXIT.failed : EXIT.ok;
 }
 
