@@ -55,6 +55,11 @@ describe('validate catches what deliver would refuse', () => {
     // The same shape under an allowed wildcard, and an exact allowed host, are fine.
     expect(problems(spec('  request: {method: POST, url: "https://{$config.region}.eu.example.com/x"}\n'))).toEqual([]);
     expect(problems(spec('  request: {method: POST, url: "https://api.example.com:8443/x?a={$config.region}"}\n'))).toEqual([]);
+    // A leading placeholder may render several labels ({x}.example.com could be a.eu.example.com); a host
+    // that is one expression, or a placeholder inside a label, is left to the run-time check.
+    expect(problems(spec('  request: {method: POST, url: "https://{$config.region}.example.com/x"}\n'))).toEqual([]);
+    expect(problems(spec('  request: {method: POST, url: "https://{$config.region & \'.us.example.com\'}/x"}\n'))).toEqual([]);
+    expect(problems(spec('  request: {method: POST, url: "https://mc-{$config.region}.us.example.com/x"}\n'))).toEqual([]);
   });
 
   it('a bare name in a body that is probably a constant, with the event field it may have meant', () => {

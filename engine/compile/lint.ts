@@ -62,8 +62,8 @@ export function yamlShapeHints(source: SpecSource): Diagnostic[] {
   return out;
 }
 
-/** The host of a URL template when it can be known at load time; placeholders that are whole labels become `x`. */
-function literalHost(url: string): { scheme: string | undefined; host: string | undefined; written?: string } {
+/** The scheme of a URL template, and its literal host (or the literal suffix after leading placeholders) when known at load time. */
+function literalHost(url: string): { scheme: string | undefined; host: string | undefined; written?: string; templated?: boolean } {
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url);
   if (!m) return { scheme: undefined, host: undefined };
   const rest = url.slice(m[0].length);
@@ -90,10 +90,30 @@ function literalHost(url: string): { scheme: string | undefined; host: string | 
     if (ch === '.' && depth === 0) labels.push('');
     else labels[labels.length - 1] += ch;
   }
-  // A placeholder inside a label (mc-{x}) may render anything there: only whole-label ones are checked.
-  if (labels.some((l) => l.includes('{') && !/^\{[^{}]*\}$/.test(l))) return { scheme: m[1], host: undefined };
-  if (labels.length === 1 && labels[0]!.startsWith('{')) return { scheme: m[1], host: undefined };
-  return { scheme: m[1], host: labels.map((l) => (l.startsWith('{') ? 'x' : l)).join('.'), written: hostPart };
+  // Only a fully literal host, or placeholders leading a literal suffix ({$config.tenant}.rest.example.com),
+  // can be judged at load time; anything else (mc-{x}, a.{x}.com, a whole-host expression) is left to
+  // the run-time check.
+  const firstLiteral = labels.findIndex((l) => !l.startsWith('{'));
+  if (firstLiteral < 0 || labels.slice(firstLiteral).some((l) => l.includes('{')) || labels.slice(0, firstLiteral).some((l) => !/^\{[^{}]*\}$/.test(l))) {
+    return { scheme: m[1], host: undefined };
+  }
+  return { scheme: m[1], host: labels.slice(firstLiteral).join('.'), written: hostPart, ...(firstLiteral > 0 ? { templated: true } : {}) };
+}
+
+/**
+ * Whether any value of the leading placeholders could make the host allowed. A placeholder may render
+ * one label or several, so `{x}.S` can match an exact host ending in `.S`, or `*.T` where T is S or
+ * ends in `.S`.
+ */
+function couldBeAllowed(suffix: string, templated: boolean, allowed: readonly string[]): boolean {
+  if (!templated) return hostAllowed(suffix, [...allowed]);
+  const s = suffix.toLowerCase().replace(/\.$/, '');
+  return allowed.some((raw) => {
+    const p = raw.toLowerCase().replace(/\.$/, '');
+    const t = p.startsWith('*.') ? p.slice(2) : p;
+    if (t.includes('*')) return false;
+    return (p.startsWith('*.') && t === s) || t.endsWith(`.${s}`);
+  });
 }
 
 /** After a successful compile: checks on the spec as the engine will run it. */
@@ -104,7 +124,7 @@ export function lintSpec(source: SpecSource): Diagnostic[] {
   for (const { path, request } of requests(spec)) {
     const url = request.url;
     if (typeof url !== 'string' || url.startsWith('{')) continue; // the whole URL comes from an expression
-    const { scheme, host, written } = literalHost(url);
+    const { scheme, host, written, templated } = literalHost(url);
     if (scheme === undefined) {
       out.push(diagnosticAt(source, [...path, 'url'], `the URL has no scheme: write https://${url.replace(/^\/+/, '')} (requests go to absolute http(s) URLs)`));
       continue;
@@ -113,7 +133,7 @@ export function lintSpec(source: SpecSource): Diagnostic[] {
       out.push(diagnosticAt(source, [...path, 'url'], `the URL's scheme is ${scheme}: requests are sent over http(s) only`));
       continue;
     }
-    if (host !== undefined && !hostAllowed(host, allowed)) {
+    if (host !== undefined && !couldBeAllowed(host, templated === true, allowed)) {
       out.push(
         diagnosticAt(
           source,
