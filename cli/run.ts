@@ -64,6 +64,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Register> 
   deliver: { summary: 'deliver NDJSON events through an integration; one outcome per line', load: async () => (await import('./commands/deliver.js')).registerDeliver },
   mock: { summary: 'run a local Marketing Cloud emulator until Ctrl-C', load: async () => (await import('./commands/mock.js')).registerMock },
   test: { summary: 'check pinned previews beside the specs; exit 1 when one differs', load: async () => (await import('./commands/test.js')).registerTest },
+  playground: { summary: 'a local web page to try specs: record form, live preview, send to the emulator', load: async () => (await import('./commands/playground.js')).registerPlayground },
+  eval: { summary: 'evaluate one JSONata expression against an event, as the engine does', load: async () => (await import('./commands/eval.js')).registerEval },
+  init: { summary: 'write a new spec skeleton with an example record, event and pin', load: async () => (await import('./commands/init.js')).registerInit },
   demo: { summary: 'deliver the example events to a local emulator and show what it received', load: async () => (await import('./commands/demo.js')).registerDemo },
 };
 

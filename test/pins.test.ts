@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pinFiles, runPin } from '../cli/pins.js';
-import { BUNDLED_SPECS_DIR, Engine } from '../engine/index.js';
+import { parse } from 'yaml';
+import { BUNDLED_SPECS_DIR, Engine, packagePath } from '../engine/index.js';
 import { REFERENCE_PAYLOAD } from './helpers/fixtures.js';
 
 let engine: Engine;
@@ -32,8 +33,18 @@ describe('pins beside the specs', () => {
   }
 
   it("pin the reference's payload exactly", async () => {
-    const text = await readFile(join(BUNDLED_SPECS_DIR, 'tests', 'salesforce_marketing_cloud', 'lead_submitted_reference.yaml'), 'utf8');
-    expect(text).toContain(`body: '${REFERENCE_PAYLOAD}'`);
+    const pin = parse(await readFile(join(BUNDLED_SPECS_DIR, 'tests', 'salesforce_marketing_cloud', 'lead_submitted_reference.yaml'), 'utf8')) as { requests: { body: unknown }[] };
+    // Stored as a YAML structure; compared as compact JSON, keys in order: the reference's bytes.
+    expect(typeof pin.requests[1]!.body).toBe('object');
+    expect(JSON.stringify(pin.requests[1]!.body)).toBe(REFERENCE_PAYLOAD);
+  });
+
+  it("inline the reference's record and event exactly as examples/ holds them (so pins work installed)", async () => {
+    const pin = parse(await readFile(join(BUNDLED_SPECS_DIR, 'tests', 'salesforce_marketing_cloud', 'lead_submitted_reference.yaml'), 'utf8')) as Record<string, unknown>;
+    const example = async (f: string): Promise<unknown> => JSON.parse(await readFile(packagePath('examples', f), 'utf8'));
+    expect(pin.record).toEqual(await example('integration.json'));
+    expect(pin.event).toEqual(await example('lead-submitted.json'));
+    for (const file of files) expect(await readFile(file, 'utf8')).not.toMatch(/\.\.\/examples\//);
   });
 });
 
@@ -50,13 +61,33 @@ describe('the pin runner', () => {
 
   it('names the request and field that differ', async () => {
     const file = await copyPin();
-    await writeFile(file, (await readFile(file, 'utf8')).replace('"first_name":"Sam"', '"first_name":"Samuel"').replace('interaction/v1/events', 'interaction/v1/event'));
+    await writeFile(file, (await readFile(file, 'utf8')).replace('first_name: Sam\n', 'first_name: Samuel\n').replace('interaction/v1/events', 'interaction/v1/event'));
     const r = await runPin(engine, file);
     expect(r.ok).toBe(false);
     expect(r.problems).toEqual([
       'request 2 url: expected "https://mc-abc123xyz.rest.marketingcloudapis.com/interaction/v1/event", got "https://mc-abc123xyz.rest.marketingcloudapis.com/interaction/v1/events"',
-      expect.stringMatching(/^request 2 \(send\) body: expected .*"first_name":"Samuel".*\n\s+got .*"first_name":"Sam"/),
+      'request 2 (send) body.Data.first_name: expected "Samuel", got "Sam"',
     ]);
+  });
+
+  it('a body with the same keys in another order differs (bytes on the wire are pinned)', async () => {
+    const file = await copyPin();
+    const text = await readFile(file, 'utf8');
+    const block = /^ {8}first_name: Sam\n {8}last_name: Patel\n/m;
+    expect(text).toMatch(block);
+    await writeFile(file, text.replace(block, '        last_name: Patel\n        first_name: Sam\n'));
+    expect((await runPin(engine, file)).problems).toEqual([expect.stringMatching(/^request 2 \(send\) body.Data: keys in another order: expected email, last_name, first_name/)]);
+  });
+
+  it('freezes the clock: $now() gives the pin clock (default or its own `clock`), the same on every run', async () => {
+    const file = await copyPin();
+    const text = (await readFile(file, 'utf8')).replace(/^record:\n/m, 'record:\n  field_mappings: { Data.sent_at: $now() }\n');
+    await writeFile(file, text.slice(0, text.indexOf('requests:')));
+    expect((await runPin(engine, file, { update: true })).updated).toBe(true);
+    expect(await readFile(file, 'utf8')).toContain('sent_at: 2026-01-01T00:00:00.000Z');
+    expect((await runPin(engine, file)).ok).toBe(true);
+    await writeFile(file, `clock: 2030-05-06T07:08:09.000Z\n${await readFile(file, 'utf8')}`);
+    expect((await runPin(engine, file)).problems).toEqual(['request 2 (send) body.Data.sent_at: expected "2026-01-01T00:00:00.000Z", got "2030-05-06T07:08:09.000Z"']);
   });
 
   it('--update rewrites the expectation and keeps comments, description, record and event', async () => {

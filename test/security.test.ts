@@ -4,11 +4,11 @@
  * and no outcome (nor its detail) ever carries a client secret or an access token.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Outcome, OutcomeDetail } from '../engine/index.js';
-import { BUNDLED_SPECS_DIR } from '../engine/index.js';
+import { BUNDLED_SPECS_DIR, Engine, SpecError } from '../engine/index.js';
 import { event, leadSubmitted, referenceRecord, withSetup, within, type Json } from './helpers/fixtures.js';
 
 const TENANT = 'mc-abc123xyz';
@@ -132,15 +132,34 @@ describe('allowed hosts', () => {
    * The bundled journey-entry spec (and the partials it may extend) copied to a temp dir, with its own
    * `allowed_hosts` set to `hosts` (replacing the key if the file has it, else overriding the inherited one).
    */
-  async function specDirWith(hosts: string[]): Promise<string> {
+  /**
+   * The Marketing Cloud spec with other allowed_hosts. With `dynamic`, each host is one expression
+   * (`{$config.tenant_subdomain & ".auth..."}`), which load-time checks cannot judge, so the run-time
+   * guard is what refuses it; without, `validate`/load refuses the spec already.
+   */
+  async function specDirWith(hosts: string[], dynamic = true): Promise<string> {
     const dir = await mkdtemp(join(tmpdir(), 'signal-spec-'));
-    await cp(join(BUNDLED_SPECS_DIR, 'partials'), join(dir, 'partials'), { recursive: true });
-    const text = await readFile(join(BUNDLED_SPECS_DIR, 'salesforce_marketing_cloud.yaml'), 'utf8');
+    const dynamicHost = (s: string) => (dynamic ? s.replace(/https:\/\/\{\$config\.tenant_subdomain\}(\.(?:auth|rest)\.marketingcloudapis\.com)/g, 'https://{$config.tenant_subdomain & "$1"}') : s);
+    await mkdir(join(dir, 'partials'));
+    const partial = 'salesforce_marketing_cloud_auth.yaml';
+    await writeFile(join(dir, 'partials', partial), dynamicHost(await readFile(join(BUNDLED_SPECS_DIR, 'partials', partial), 'utf8')));
+    const text = dynamicHost(await readFile(join(BUNDLED_SPECS_DIR, 'salesforce_marketing_cloud.yaml'), 'utf8'));
     const block = `allowed_hosts:\n${hosts.map((h) => `  - "${h}"\n`).join('')}`;
     const existing = /^allowed_hosts:\n(?:[ \t]+-.*\n)+/m;
     await writeFile(join(dir, 'salesforce_marketing_cloud.yaml'), existing.test(text) ? text.replace(existing, block) : `${text.trimEnd()}\n\n${block}`);
     return dir;
   }
+
+  it('a literal host outside allowed_hosts is refused when the spec loads (validate reports it)', async () => {
+    const dir = await specDirWith(['*.rest.marketingcloudapis.com'], false);
+    try {
+      const err = await Engine.load({ specs: dir }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SpecError);
+      expect((err as SpecError).diagnostics.map((d) => d.message)).toEqual([expect.stringMatching(/^host \{\$config\.tenant_subdomain\}\.auth\.marketingcloudapis\.com is not in allowed_hosts .*host_not_allowed/)]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it('an auth URL outside allowed_hosts is refused before sending: host_not_allowed, the vendor receives nothing', async () => {
     const dir = await specDirWith(['*.rest.marketingcloudapis.com']);

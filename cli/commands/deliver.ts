@@ -5,7 +5,7 @@
  * `interrupted`, exit 130. A dead-letter or checkpoint write error stops reading the same way, exit 2.
  * `--checkpoint FILE` records where the run stands, so the same command resumes after a kill -9.
  */
-import { open } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { DEFAULT_MAX_LINE_BYTES, type Engine, type Integration } from '../../engine/index.js';
@@ -18,6 +18,7 @@ import { integerOption, secondsOption } from '../options.js';
 import { runPipeline, type LineResult, type PipelineResult } from '../pipeline.js';
 import { openStore, redisOption } from '../store.js';
 import { safe } from '../text.js';
+import { progress, summaryJson } from '../summary.js';
 
 export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_SHUTDOWN_TIMEOUT_S = 5;
@@ -36,6 +37,7 @@ interface DeliverOptions {
   redis?: string;
   checkpoint?: string;
   fromLine?: number;
+  summaryJson?: string;
 }
 
 export function registerDeliver(program: Command, ctx: Context): void {
@@ -48,6 +50,7 @@ export function registerDeliver(program: Command, ctx: Context): void {
     .option('--concurrency <n>', 'requests in flight at once (above 128, the connection pool is raised to match)', integerOption(1, 1024), DEFAULT_CONCURRENCY)
     .option('--json', 'print one JSON outcome per line instead of text')
     .option('--dead-letter <file>', 'append every failed line to this NDJSON file (feed it back with --events to retry)')
+    .option('--summary-json <file>', 'also write the run summary as JSON to this file (with --json it always ends stderr)')
     .addOption(
       new Option('--max-line-bytes <n>', 'longest accepted input line; longer lines fail as invalid_event')
         .argParser(integerOption(1, 256 * 1024 * 1024))
@@ -129,6 +132,8 @@ export async function deliverStream(
     graceMs: number;
     /** Sees every line's result after it is printed (the demo checks which failures it expected). */
     observe?: (r: LineResult) => void;
+    /** Write the summary as JSON here too (`--summary-json`). */
+    summaryJsonFile?: string;
   },
 ): Promise<DeliveryRun> {
   const idLabel = responseIdLabel(p.integration);
@@ -169,7 +174,9 @@ export async function deliverStream(
       halt.abort('a checkpoint write error');
     }
   };
+  const shown = progress(io.stderr, io.stdout);
   const emit = (r: LineResult): void => {
+    shown.count(r.outcome.status);
     // A line decided without a send (blank, not an event) is printed now: the checkpoint must already
     // say this line may have an outcome, or a kill before the next save would print it twice unflagged.
     reserve(r.outcome.line);
@@ -216,6 +223,7 @@ export async function deliverStream(
     },
   });
   const elapsedMs = Date.now() - started;
+  shown.stop();
   if (cp) {
     while (pendingDone.length || committing) await commit();
     cp.settle(result.lastLine);
@@ -275,6 +283,27 @@ export async function deliverStream(
         : result.failed || readError
           ? EXIT.failed
           : EXIT.ok;
+  if (p.json || p.summaryJsonFile) {
+    const line = summaryJson({
+      result,
+      deadLettered: dl?.written ?? 0,
+      elapsedMs,
+      exitCode,
+      ...(p.endpoint && p.endpointIsOverride !== false ? { endpoint: p.endpoint } : {}),
+      ...(dl ? { deadLetterFile: dl.shown } : {}),
+      ...(dl?.error !== undefined ? { deadLetterError: dl.error } : {}),
+      ...(readError ? { readError } : {}),
+    });
+    if (p.json) io.stderr.write(line + '\n');
+    if (p.summaryJsonFile) {
+      try {
+        await writeFile(resolvePath(io, p.summaryJsonFile), line + '\n');
+      } catch (e) {
+        io.stderr.write(safe(`error: cannot write --summary-json '${p.summaryJsonFile}': ${describeFsError(e)}`) + '\n');
+        return { result, deadLettered: dl?.written ?? 0, exitCode: exitCode === EXIT.ok ? EXIT.failed : exitCode };
+      }
+    }
+  }
   return { result, deadLettered: dl?.written ?? 0, exitCode };
 }
 
@@ -356,6 +385,7 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
       stop: stop.signal,
       hurry: hurry.signal,
       graceMs,
+      ...(opts.summaryJson !== undefined ? { summaryJsonFile: opts.summaryJson } : {}),
     });
     return run.exitCode;
   } finally {

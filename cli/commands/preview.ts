@@ -1,9 +1,10 @@
 /** `preview`: the exact requests an event would produce for an integration record, secrets redacted; sends nothing. */
 import type { Command } from 'commander';
-import { DeliveryError, parseEventLine, REASONS } from '../../engine/index.js';
+import { DeliveryError, parseEventLine, parseJsonSafely, REASONS } from '../../engine/index.js';
 import { loadEngine, type Context } from '../context.js';
 import { requestBlock } from '../format.js';
 import { CliError, displayPath, EXIT, readJsonFile, readSmallFile, resolvePath } from '../io.js';
+import { readStdin } from '../stdin.js';
 import { safe } from '../text.js';
 
 interface PreviewOptions {
@@ -17,8 +18,8 @@ export function registerPreview(program: Command, ctx: Context): void {
   program
     .command('preview')
     .description('print the requests an event would produce (secrets and tokens redacted); nothing is sent')
-    .requiredOption('--integration <file>', 'integration record (JSON)')
-    .requiredOption('--event <file>', 'Signal event (JSON)')
+    .requiredOption('--integration <file>', "integration record (JSON; '-': standard input)")
+    .requiredOption('--event <file>', "Signal event (JSON; '-': standard input)")
     .option('--json', 'print a JSON array of {stage, method, url, headers, body}')
     .option('--endpoint <url>', 'show the requests as sent to this base URL (e.g. a local emulator)')
     .action(async (opts: PreviewOptions, cmd: Command) => {
@@ -28,10 +29,19 @@ export function registerPreview(program: Command, ctx: Context): void {
 
 async function preview(ctx: Context, cmd: Command, opts: PreviewOptions): Promise<number> {
   const { io } = ctx;
-  const record = await readJsonFile(io, opts.integration, 'integration record');
-  const eventPath = resolvePath(io, opts.event);
-  const parsed = parseEventLine(await readSmallFile(io, opts.event, 'event file'), { maxBytes: Number.MAX_SAFE_INTEGER });
-  if (!parsed.ok) throw new CliError(`event file '${displayPath(io, eventPath)}' is not a usable Signal event: ${parsed.message}`);
+  if (opts.integration === '-' && opts.event === '-') throw new CliError("only one of --integration and --event can be '-' (standard input)");
+  let record: unknown;
+  if (opts.integration === '-') {
+    const r = parseJsonSafely((await readStdin(io, 'the integration record')).toString('utf8'));
+    if (!r.ok) throw new CliError(`the integration record on standard input is not usable: ${r.message}`);
+    record = r.value;
+  } else record = await readJsonFile(io, opts.integration, 'integration record');
+  const eventBytes = opts.event === '-' ? await readStdin(io, 'the event') : await readSmallFile(io, opts.event, 'event file');
+  const parsed = parseEventLine(eventBytes, { maxBytes: Number.MAX_SAFE_INTEGER });
+  if (!parsed.ok) {
+    const where = opts.event === '-' ? 'the event on standard input' : `event file '${displayPath(io, resolvePath(io, opts.event))}'`;
+    throw new CliError(`${where} is not a usable Signal event: ${parsed.message}`);
+  }
   const engine = await loadEngine(ctx, cmd);
   try {
     const integration = engine.createIntegration(record, opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {});

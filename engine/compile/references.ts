@@ -4,6 +4,7 @@
  * `$config.<field>` / `$auth.<stage>.<output>` must name something the spec declares.
  */
 import type { AstNode } from './expression.js';
+import { didYouMean } from './suggest.js';
 
 const BUILTINS = new Set(
   (
@@ -72,7 +73,9 @@ export function checkReferences(ast: AstNode, scope: ReferenceScope): ReferenceP
   if (scope.noInput && head?.type === 'name') {
     const name = String(head.value);
     problems.push({
-      message: `'${name}' reads the input, but nothing is the input here: write $config.${name} (or another variable), or "${name}" for a constant string`,
+      message: scope.configFields.has(name)
+        ? `'${name}' reads the input, but nothing is the input here: write $config.${name} (or another variable), or "${name}" for a constant string`
+        : `'${name}' reads the input, but nothing is the input here: for the constant string write '"${name}"' (quotes inside the YAML string)${didYouMean(name, scope.configFields, (c) => `$config.${c}`)}`,
       position: start(head, name.length),
     });
   }
@@ -81,7 +84,8 @@ export function checkReferences(ast: AstNode, scope: ReferenceScope): ReferenceP
       const name = String(n.value);
       if (name === '' || name === '$' || locals.has(name) || BUILTINS.has(name) || scope.variables.has(name)) continue;
       const known = [...scope.variables].map((v) => `$${v}`).join(', ');
-      problems.push({ message: `unknown variable $${name} (this context has ${known || 'no variables'})`, position: start(n, name.length + 1) });
+      const hint = didYouMean(name, [...scope.variables, ...BUILTINS], (c) => `$${c}`);
+      problems.push({ message: `unknown variable $${name} (this context has ${known || 'no variables'})${hint}`, position: start(n, name.length + 1) });
     }
     if (n.type === 'path' && Array.isArray(n.steps)) {
       const [head, second, third] = n.steps as Node[];
@@ -89,7 +93,7 @@ export function checkReferences(ast: AstNode, scope: ReferenceScope): ReferenceP
       const field = String(second.value);
       if (head.value === 'config' && scope.variables.has('config') && !scope.configFields.has(field)) {
         problems.push({
-          message: `$config.${field} is not a config field of this spec (declared: ${[...scope.configFields].join(', ')})`,
+          message: `$config.${field} is not a config field of this spec (declared: ${[...scope.configFields].join(', ')})${didYouMean(field, scope.configFields, (c) => `$config.${c}`)}`,
           position: start(second, field.length),
         });
       }
@@ -98,12 +102,12 @@ export function checkReferences(ast: AstNode, scope: ReferenceScope): ReferenceP
         if (!outputs) {
           const stages = [...scope.authStages.keys()];
           problems.push({
-            message: `$auth.${field} is not an auth stage that runs before this point (${stages.length ? `available: ${stages.join(', ')}` : 'none does'})`,
+            message: `$auth.${field} is not an auth stage that runs before this point (${stages.length ? `available: ${stages.join(', ')}` : 'none does'})${didYouMean(field, stages, (c) => `$auth.${c}`)}`,
             position: start(second, field.length),
           });
         } else if (third?.type === 'name' && !outputs.has(String(third.value))) {
           problems.push({
-            message: `$auth.${field}.${String(third.value)} is not a result of auth stage '${field}' (results: ${[...outputs].join(', ')})`,
+            message: `$auth.${field}.${String(third.value)} is not a result of auth stage '${field}' (results: ${[...outputs].join(', ')})${didYouMean(String(third.value), outputs, (c) => `$auth.${field}.${c}`)}`,
             position: start(third, String(third.value).length),
           });
         }

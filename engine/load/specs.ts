@@ -7,6 +7,7 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { SpecError, type Diagnostic } from '../errors.js';
 import { compileSpec, type CompiledSpec } from '../compile/spec.js';
 import { validateSpecShape } from '../validate/spec-schema.js';
+import { lintSpec, yamlShapeHints } from '../compile/lint.js';
 import { diagnosticAt, parseSource, readSource, SpecReadError, type SpecSource } from './source.js';
 
 export interface LoadResult {
@@ -16,8 +17,16 @@ export interface LoadResult {
 
 function checkSource(source: SpecSource, parseDiagnostics: Diagnostic[]): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
   if (parseDiagnostics.length) return { diagnostics: parseDiagnostics };
-  const shape = validateSpecShape(source);
-  if (!shape.length) return compileSpec(source);
+  // Text that YAML read as a mapping: say so (and what to write) instead of the schema's "must be string".
+  const hints = yamlShapeHints(source);
+  const hinted = new Set(hints.map((d) => `${d.file}:${d.line}:${d.col}`));
+  const shape = [...hints, ...validateSpecShape(source).filter((d) => !hinted.has(`${d.file}:${d.line}:${d.col}`))];
+  if (!shape.length) {
+    const compiled = compileSpec(source);
+    if (!compiled.spec) return compiled;
+    const lint = lintSpec(source);
+    return lint.length ? { diagnostics: lint } : compiled;
+  }
   // The shape is wrong somewhere, but the expressions elsewhere may be wrong too: report those as well,
   // as far as the compiler gets on a shape it cannot trust (it may stop early; the schema errors stand).
   let more: Diagnostic[] = [];

@@ -10,11 +10,13 @@ import type { Diagnostic } from '../errors.js';
 import { packagePath } from '../paths.js';
 import { diagnosticAt, type KeyPath, type SpecSource } from '../load/source.js';
 import { ajvLinearRegExp } from '../compile/regex.js';
+import { didYouMean } from '../compile/suggest.js';
 
 let validator: ValidateFunction | undefined;
 
 export const SPEC_SCHEMA_FILE = packagePath('schemas', 'integration-spec.schema.json');
-export const SPEC_SCHEMA_OPTIONS = { allErrors: true, strict: true } as const;
+// verbose: errors carry their parentSchema, whose properties name what an unknown key may have meant.
+export const SPEC_SCHEMA_OPTIONS = { allErrors: true, strict: true, verbose: true } as const;
 
 /**
  * Compiled once per process: from the standalone code `npm run build` generates next to this file
@@ -62,7 +64,8 @@ export function schemaDiagnostics(source: SpecSource, errors: ErrorObject[]): Di
     let d: Diagnostic;
     if (e.keyword === 'additionalProperties') {
       const extra = String((e.params as { additionalProperty: string }).additionalProperty);
-      d = diagnosticAt(source, [...path, extra], `unknown key '${extra}'`, { at: 'key' });
+      const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      d = diagnosticAt(source, [...path, extra], `unknown key '${extra}'${didYouMean(extra, known)}`, { at: 'key' });
     } else if (e.keyword === 'required') {
       const missing = String((e.params as { missingProperty: string }).missingProperty);
       d = diagnosticAt(source, path, `missing required key '${missing}'`, { at: 'key' });

@@ -1,0 +1,90 @@
+/**
+ * The playground in a real browser: headless Chromium (the system's /usr/bin/chromium, driven by
+ * playwright-core; no browser download). The test fills the record form generated from the spec,
+ * sees the preview update as it types, sends to the bundled emulator and reads the outcome; a broken
+ * spec file shows up with file:line:col without a restart. A screenshot goes to test-results/.
+ * A missing browser fails the test (.ci/run installs chromium).
+ */
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startPlayground, type Playground } from '../cli/playground/server.js';
+import { BUNDLED_SPECS_DIR } from '../engine/index.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const RESULTS = new URL('../test-results/', import.meta.url).pathname;
+const specs = mkdtempSync(join(tmpdir(), 'si-playground-'));
+let pg: Playground;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install the Debian package chromium (.ci/run does)`);
+  cpSync(BUNDLED_SPECS_DIR, specs, { recursive: true });
+  pg = await startPlayground({ port: 0, specs: [specs] });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // playwright-core gives every launch a fresh temporary --user-data-dir.
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await pg?.close();
+  rmSync(specs, { recursive: true, force: true });
+});
+
+describe('playground', () => {
+  it('serves on 127.0.0.1 only', () => {
+    expect(new URL(pg.url).hostname).toBe('127.0.0.1');
+  });
+
+  it('builds the record form from the spec, previews as you type, sends to the emulator and shows the outcome', async () => {
+    await page.goto(pg.url);
+    await page.locator('#spec option', { hasText: 'salesforce_marketing_cloud' }).first().waitFor({ state: 'attached' });
+    await page.selectOption('#spec', 'salesforce_marketing_cloud');
+    // Secrets are password fields; descriptions are help text; presets and event toggles come from the spec.
+    expect(await page.getAttribute('#cfg-client_secret', 'type')).toBe('password');
+    expect(await page.textContent('#config')).toContain('Installed Package client secret.');
+    expect(await page.locator('#events [data-event]').count()).toBe(3);
+
+    await page.fill('#cfg-client_secret', 'shh-secret-value');
+    await page.fill('#cfg-event_definition_key', 'lead_submitted');
+    await page.selectOption('#example', { index: 0 });
+    await expect.poll(() => page.locator('#preview pre.request').count(), { timeout: 15_000 }).toBe(2);
+    await expect.poll(() => page.textContent('#preview'), { timeout: 15_000 }).toContain('"EventDefinitionKey": "lead_submitted"');
+    const preview = (await page.textContent('#preview'))!;
+    expect(preview).toContain('POST https://mc-abc123xyz.rest.marketingcloudapis.com/interaction/v1/events');
+    expect(preview).toContain('Authorization: Bearer [redacted]');
+    expect(preview).not.toContain('shh-secret-value');
+
+    // A record the spec refuses says why, as you type.
+    await page.fill('#cfg-tenant_subdomain', 'not a subdomain!');
+    await expect.poll(() => page.textContent('#preview-msg'), { timeout: 15_000 }).toMatch(/integration record:[\s\S]*tenant_subdomain/);
+    await page.fill('#cfg-tenant_subdomain', 'mc-abc123xyz');
+    await expect.poll(() => page.locator('#preview pre.request').count(), { timeout: 15_000 }).toBe(2);
+
+    await page.click('#send');
+    await expect.poll(() => page.textContent('#outcome-status'), { timeout: 20_000 }).toBe('delivered');
+    const received = (await page.textContent('#received'))!;
+    expect(received).toContain('POST /interaction/v1/events');
+    expect(received).toContain('"EventDefinitionKey":"lead_submitted"');
+    expect(received).not.toContain('shh-secret-value');
+    expect(pg.emulator.events().map((e) => e.EventDefinitionKey)).toEqual(['lead_submitted']);
+    mkdirSync(RESULTS, { recursive: true });
+    await page.screenshot({ path: join(RESULTS, 'playground.png'), fullPage: true });
+  });
+
+  it('shows spec errors with file:line:col after a spec file changes, without a restart', async () => {
+    writeFileSync(join(specs, 'broken.yaml'), 'spec_version: 1\nvendor: broken\ntitle: Broken\nversion: 1.0.0\nconfig: {type: object, properties: {}}\nallowed_hosts: [api.example.com]\nsend:\n  request: {method: POST, url: api.example.com/x}\n');
+    await expect.poll(() => page.textContent('#spec-errors'), { timeout: 20_000 }).toMatch(/broken\.yaml:8:\d+: the URL has no scheme/);
+    // The good specs stay usable.
+    expect(await page.locator('#spec option').count()).toBe(3);
+    await page.screenshot({ path: join(RESULTS, 'playground-spec-error.png'), fullPage: true });
+  });
+});
