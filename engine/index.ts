@@ -11,3 +11,8 @@ export { SignalError, SpecError, RecordError, DeliveryError, REASONS, formatDiag
 export { BUNDLED_SPECS_DIR, packagePath } from './paths.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './policy/retry-delay.js';
 export { parseEventLine, parseJsonSafely, isBlankLine, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_DEPTH, type EventLineOptions, type EventLineResult } from './run/event-line.js';
+export { startWorker, queuePolicyOf, mayHaveReachedVendor, type StartWorkerOptions, type FleetWorker, type FleetOutcome, type Disposition, type WorkerLogger } from './fleet/worker.js';
+export { createRedisQueue, RedisQueue, displayRedisUrl, type RedisQueueOptions } from './fleet/redis-queue.js';
+export type { DeliveryQueue, Lease, QueuedEvent, AttemptSummary, Settlement, QueueStatus } from './fleet/queue.js';
+export { createFleetMetrics, type FleetMetrics, type FleetMetricsOptions } from './fleet/metrics.js';
+export { DEFAULT_QUEUE_RETRY_POLICY, decideAfterAttempt, queueBackoff, type QueueRetryPolicy, type QueueDecision } from './policy/queue-retry.js';

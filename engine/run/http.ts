@@ -4,6 +4,7 @@
  * rules decide each step through `calculateDelay` — retry after a policy delay, re-authenticate once,
  * or stop. The delay itself comes from the pure `retryDelay` policy.
  */
+import { channel } from 'node:diagnostics_channel';
 import http from 'node:http';
 import https from 'node:https';
 import got, { type Got, type RequestError, type RetryObject } from 'got';
@@ -12,6 +13,10 @@ import type { Bindings } from '../compile/expression.js';
 import { matchRule, type FailureFacts } from '../policy/rules.js';
 import { parseRetryAfter, retryDelay, type RetryPolicy } from '../policy/retry-delay.js';
 import type { RateLimiter } from '../policy/rate-limit.js';
+
+/** Published with `{ wait_ms }` when a request waited for the rate limiter (metrics subscribe; free otherwise). */
+export const RATE_LIMIT_WAIT_CHANNEL = 'signal-integrations:rate-limit-wait';
+const rateLimitWaits = channel(RATE_LIMIT_WAIT_CHANNEL);
 
 export interface WireRequest {
   stage: string;
@@ -261,7 +266,11 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
         }
         for (const [k, v] of Object.entries(fresh)) headers[k.toLowerCase()] = v;
       }
-      if (opts.limiter) await opts.limiter.acquire(opts.signal);
+      if (opts.limiter) {
+        const asked = now();
+        await opts.limiter.acquire(opts.signal);
+        if (rateLimitWaits.hasSubscribers && now() > asked) rateLimitWaits.publish({ wait_ms: now() - asked });
+      }
       ctx.attemptStart = now();
     },
     attemptFailed: (error) => {
