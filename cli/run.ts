@@ -12,10 +12,13 @@ import { formatDiagnostic, RecordError, SignalError, SpecError } from '../engine
 import { packagePath } from '../engine/paths.js';
 import { registerDeliver } from './commands/deliver.js';
 import { registerDemo } from './commands/demo.js';
+import { registerEnqueue } from './commands/enqueue.js';
 import { registerMock } from './commands/mock.js';
 import { registerPreview } from './commands/preview.js';
+import { registerQueueAdmin } from './commands/queue-admin.js';
 import { registerTest } from './commands/test.js';
 import { registerValidate } from './commands/validate.js';
+import { registerWorker } from './commands/worker.js';
 import type { Context } from './context.js';
 import { CliError, displayPath, EXIT, resolvePath, type CliIO } from './io.js';
 
@@ -75,6 +78,9 @@ export function buildProgram(ctx: Context): Command {
   registerMock(program, ctx);
   registerTest(program, ctx);
   registerDemo(program, ctx);
+  registerEnqueue(program, ctx);
+  registerWorker(program, ctx);
+  registerQueueAdmin(program, ctx);
   return program;
 }
 

@@ -91,35 +91,33 @@ export function createFleetMetrics(opts: FleetMetricsOptions): FleetMetrics {
       trips = Math.max(trips, n);
     },
   });
-  const depth = new Gauge({
+  // Registered in this order on purpose: the depth gauge's collect reads the queue once per scrape and
+  // sets the gauges registered after it, so one scrape shows one consistent reading.
+  const dlq = new Gauge({ name: 'signal_dead_letter_depth', help: 'Events in the dead-letter queue', labelNames: ['integration'] as const, registers: [] });
+  const local = new Gauge({ name: 'signal_worker_in_flight', help: 'Deliveries in flight in this process', labelNames: ['integration'] as const, registers: [] });
+  const scrapeOk = new Gauge({ name: 'signal_queue_scrape_ok', help: '1 when the queue depths of this scrape could be read', registers: [] });
+  new Gauge({
     name: 'signal_queue_depth',
     help: 'Events per integration queue by state: waiting, in_flight (all workers), scheduled_retry',
     labelNames: ['integration', 'state'] as const,
-    registers: [registry],
-  });
-  const dlq = new Gauge({ name: 'signal_dead_letter_depth', help: 'Events in the dead-letter queue', labelNames: ['integration'] as const, registers: [registry] });
-  const local = new Gauge({ name: 'signal_worker_in_flight', help: 'Deliveries in flight in this process', labelNames: ['integration'] as const, registers: [registry] });
-  // One status read per scrape serves the three queue gauges.
-  new Gauge({
-    name: 'signal_queue_scrape_ok',
-    help: '1 when the queue depths of this scrape could be read',
     registers: [registry],
     async collect() {
       try {
         for (const name of opts.integrations) {
           const s = await opts.queue.status(name);
-          depth.set({ integration: name, state: 'waiting' }, s.waiting);
-          depth.set({ integration: name, state: 'in_flight' }, s.in_flight);
-          depth.set({ integration: name, state: 'scheduled_retry' }, s.scheduled_retry);
+          this.set({ integration: name, state: 'waiting' }, s.waiting);
+          this.set({ integration: name, state: 'in_flight' }, s.in_flight);
+          this.set({ integration: name, state: 'scheduled_retry' }, s.scheduled_retry);
           dlq.set({ integration: name }, s.dead_lettered);
           if (opts.inFlight) local.set({ integration: name }, opts.inFlight(name));
         }
-        this.set(1);
+        scrapeOk.set(1);
       } catch {
-        this.set(0);
+        scrapeOk.set(0);
       }
     },
   });
+  for (const g of [dlq, local, scrapeOk]) registry.registerMetric(g);
 
   const onOutcome = (o: Outcome, detail: OutcomeDetail): void => {
     for (const a of detail.attempts) latency.observe({ integration: o.integration, stage: a.stage }, a.duration_ms / 1000);

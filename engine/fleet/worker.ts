@@ -66,8 +66,8 @@ export interface FleetWorker {
   readonly queue: DeliveryQueue;
   readonly engine: Engine;
   readonly integrations: readonly Integration[];
-  /** Deliveries in flight now, all integrations. */
-  inFlight(): number;
+  /** Deliveries in flight now: of one integration, or of all. */
+  inFlight(integration?: string): number;
   /** Counts of settled attempts by disposition, in this process. */
   readonly counts: Record<Disposition, number>;
   /** Drain and stop (idempotent); resolves when nothing is held any more. */
@@ -202,7 +202,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   const abandon = new AbortController();
   const idle = new Wake();
   let stopping = false;
-  const inFlight = () => lanes.reduce((n, l) => n + l.inflight.size, 0);
+  const inFlight = (name?: string) => lanes.reduce((n, l) => n + (name === undefined || l.name === name ? l.inflight.size : 0), 0);
 
   /** Give an event back to the queue without counting an attempt. */
   const handBack = async (lane: Lane, lease: Lease, maybeSent: boolean): Promise<void> => {
@@ -361,7 +361,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
     queue,
     engine,
     integrations: lanes.map((l) => l.integration),
-    inFlight,
+    inFlight: (name?: string) => inFlight(name),
     counts,
     hurry: () => abandon.abort(),
     stop: () => {
