@@ -13,7 +13,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Engine } from '../engine.js';
 import { RATE_LIMIT_WAIT_CHANNEL } from '../run/http.js';
 import type { Outcome, OutcomeDetail } from '../run/outcome.js';
-import type { DeliveryQueue } from './queue.js';
+import type { DeliveryQueue, QueueStatus } from './queue.js';
 import type { FleetOutcome } from './worker.js';
 
 export interface FleetMetricsOptions {
@@ -91,33 +91,60 @@ export function createFleetMetrics(opts: FleetMetricsOptions): FleetMetrics {
       trips = Math.max(trips, n);
     },
   });
-  // Registered in this order on purpose: the depth gauge's collect reads the queue once per scrape and
-  // sets the gauges registered after it, so one scrape shows one consistent reading.
-  const dlq = new Gauge({ name: 'signal_dead_letter_depth', help: 'Events in the dead-letter queue', labelNames: ['integration'] as const, registers: [] });
-  const local = new Gauge({ name: 'signal_worker_in_flight', help: 'Deliveries in flight in this process', labelNames: ['integration'] as const, registers: [] });
-  const scrapeOk = new Gauge({ name: 'signal_queue_scrape_ok', help: '1 when the queue depths of this scrape could be read', registers: [] });
+  // One status read per scrape serves every queue gauge (prom-client collects them concurrently).
+  let reading: { at: number; p: Promise<Map<string, QueueStatus> | undefined> } | undefined;
+  const statuses = (): Promise<Map<string, QueueStatus> | undefined> => {
+    if (!reading || Date.now() - reading.at > 250) {
+      reading = {
+        at: Date.now(),
+        p: (async () => {
+          const m = new Map<string, QueueStatus>();
+          for (const name of opts.integrations) m.set(name, await opts.queue.status(name));
+          return m;
+        })().catch(() => undefined),
+      };
+    }
+    return reading.p;
+  };
   new Gauge({
     name: 'signal_queue_depth',
     help: 'Events per integration queue by state: waiting, in_flight (all workers), scheduled_retry',
     labelNames: ['integration', 'state'] as const,
     registers: [registry],
     async collect() {
-      try {
-        for (const name of opts.integrations) {
-          const s = await opts.queue.status(name);
-          this.set({ integration: name, state: 'waiting' }, s.waiting);
-          this.set({ integration: name, state: 'in_flight' }, s.in_flight);
-          this.set({ integration: name, state: 'scheduled_retry' }, s.scheduled_retry);
-          dlq.set({ integration: name }, s.dead_lettered);
-          if (opts.inFlight) local.set({ integration: name }, opts.inFlight(name));
-        }
-        scrapeOk.set(1);
-      } catch {
-        scrapeOk.set(0);
+      for (const [name, s] of (await statuses()) ?? []) {
+        this.set({ integration: name, state: 'waiting' }, s.waiting);
+        this.set({ integration: name, state: 'in_flight' }, s.in_flight);
+        this.set({ integration: name, state: 'scheduled_retry' }, s.scheduled_retry);
       }
     },
   });
-  for (const g of [dlq, local, scrapeOk]) registry.registerMetric(g);
+  new Gauge({
+    name: 'signal_dead_letter_depth',
+    help: 'Events in the dead-letter queue',
+    labelNames: ['integration'] as const,
+    registers: [registry],
+    async collect() {
+      for (const [name, s] of (await statuses()) ?? []) this.set({ integration: name }, s.dead_lettered);
+    },
+  });
+  new Gauge({
+    name: 'signal_queue_scrape_ok',
+    help: '1 when the queue depths of this scrape could be read',
+    registers: [registry],
+    async collect() {
+      this.set((await statuses()) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'signal_worker_in_flight',
+    help: 'Deliveries in flight in this process',
+    labelNames: ['integration'] as const,
+    registers: [registry],
+    collect() {
+      if (opts.inFlight) for (const name of opts.integrations) this.set({ integration: name }, opts.inFlight(name));
+    },
+  });
 
   const onOutcome = (o: Outcome, detail: OutcomeDetail): void => {
     for (const a of detail.attempts) latency.observe({ integration: o.integration, stage: a.stage }, a.duration_ms / 1000);

@@ -247,7 +247,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
           }
         : await lane.integration.deliver(m.event, { signal: abandon.signal });
     if (abandon.signal.aborted && outcome.reason === REASONS.interrupted) {
-      await handBack(lane, lease, outcome.attempts > 0 || outcome.possibly_duplicated === true);
+      // Aborted mid-request: the request may be at the vendor already (as `deliver` flags its abandoned lines).
+      await handBack(lane, lease, true);
       return;
     }
     // Possibly duplicated at the vendor: an earlier attempt may have reached it (or the worker that held
