@@ -172,6 +172,7 @@ export class RedisQueue implements DeliveryQueue {
   private readonly lastClaim = new Map<string, number>();
   private readonly claimCursor = new Map<string, string>();
   private readonly lastPromote = new Map<string, number>();
+  private readonly lastPrune = new Map<string, number>();
   private trips = 0;
   private closed = false;
 
@@ -293,6 +294,10 @@ export class RedisQueue implements DeliveryQueue {
       if (next !== '0-0') this.lastClaim.set(integration, 0);
       const leases = entries.map((e) => this.toLease(e, true)).filter((l): l is Lease => l !== undefined);
       if (leases.length) return leases;
+      if (now - (this.lastPrune.get(integration) ?? 0) >= 60_000) {
+        this.lastPrune.set(integration, now);
+        await this.pruneConsumers(k.stream);
+      }
     }
     this.trips++;
     const res = (await this.blockingConnection(integration).xreadgroup('GROUP', GROUP, this.consumer, 'COUNT', max, 'BLOCK', blockMs, 'STREAMS', k.stream, '>')) as
@@ -300,6 +305,23 @@ export class RedisQueue implements DeliveryQueue {
       | null;
     if (!res || !res[0]) return [];
     return res[0][1].map((e) => this.toLease(e, false)).filter((l): l is Lease => l !== undefined);
+  }
+
+  /**
+   * Forget consumers of dead workers once their leases were taken over (no pending entries, silent for
+   * 10 minutes; a live worker reads every second): the group's consumer list stays short.
+   */
+  private async pruneConsumers(stream: string): Promise<void> {
+    this.trips++;
+    const list = (await this.redis.xinfo('CONSUMERS', stream, GROUP)) as unknown[][];
+    for (const flat of list) {
+      const info: Record<string, unknown> = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) info[String(flat[i])] = flat[i + 1];
+      if (info.name !== this.consumer && Number(info.pending) === 0 && Number(info.idle) > 600_000) {
+        this.trips++;
+        await this.redis.xgroup('DELCONSUMER', stream, GROUP, String(info.name));
+      }
+    }
   }
 
   async renew(integration: string, ids: readonly string[]): Promise<string[]> {
@@ -417,7 +439,9 @@ export class RedisQueue implements DeliveryQueue {
     if (this.closed) return;
     this.closed = true;
     for (const c of this.blocking.values()) c.disconnect();
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    // QUIT waits for what is queued; a Redis that is away must not hold the process.
+    await Promise.race([this.redis.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
+    this.redis.disconnect();
   }
 }
 

@@ -377,7 +377,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
           abandon.abort();
           await waitIdle(Date.now() + 10_000);
         }
-        await Promise.all(lanes.map((l) => l.loop));
+        // A read in progress returns within blockMs (its events are handed back); a Redis that is away must not hold us.
+        await Promise.race([Promise.all(lanes.map((l) => l.loop)), sleep(blockMs + 2_000)]);
         clearInterval(renewTimer);
         if (ownsQueue) await queue.close();
         if (ownsEngine) engine.close();
