@@ -60,7 +60,7 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
 }
 
 describe('fleet: 3 workers, 10,000 events, faults, one worker killed with SIGKILL', () => {
-  it('ends every event exactly once, duplicates only where flagged, nothing left pending', { timeout: 150_000 }, async () => {
+  it('ends every event exactly once, duplicates only where flagged, nothing left pending', { timeout: 240_000 }, async () => {
     emu = await startMarketingCloudEmulator({
       faults: {
         seed: 9,
@@ -113,7 +113,7 @@ describe('fleet: 3 workers, 10,000 events, faults, one worker killed with SIGKIL
       const heldAtDeath = Number((await holding()) ?? 0);
       expect(heldAtDeath).toBeGreaterThan(0);
 
-      const final = await until('every event settled', 120_000, async () => {
+      const final = await until('every event settled', 180_000, async () => {
         const s = await queue.status(name);
         return s.delivered + s.dead_lettered === EVENTS && s.waiting === 0 && s.in_flight === 0 && s.scheduled_retry === 0 ? s : undefined;
       });

@@ -190,12 +190,13 @@ export class RedisQueue implements DeliveryQueue {
   /** Connect (failing with a clear error when Redis cannot be reached) and get ready. */
   static async connect(opts: RedisQueueOptions): Promise<RedisQueue> {
     const redis = new Redis(opts.url, RedisQueue.connectionOptions(opts));
-    redis.on('error', () => undefined); // reported through the failing commands, not as unhandled events
+    let lastError: Error | undefined;
+    redis.on('error', (e: Error) => (lastError = e)); // reported through the failing commands, not as unhandled events
     try {
       await redis.connect();
     } catch (e) {
       redis.disconnect();
-      throw new SignalError('queue.unreachable', `cannot reach Redis at ${displayRedisUrl(opts.url)}: ${(e as Error).message}`);
+      throw new SignalError('queue.unreachable', `cannot reach Redis at ${displayRedisUrl(opts.url)}: ${(lastError ?? (e as Error)).message}`);
     }
     return new RedisQueue(redis, opts);
   }
