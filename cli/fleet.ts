@@ -10,10 +10,11 @@ import { CliError, EXIT, readJsonFile, type CliIO } from './io.js';
 export const REDIS_ENV = 'SIGNAL_REDIS_URL';
 
 export function redisOption(): Option {
-  return new Option('--redis <url>', `Redis holding the queues, e.g. redis://127.0.0.1:6379 (default: $${REDIS_ENV})`).env(REDIS_ENV).makeOptionMandatory();
+  return new Option('--redis <url>', 'Redis holding the queues, e.g. redis://127.0.0.1:6379 (required)').env(REDIS_ENV);
 }
 
-export function checkRedisUrl(url: string): string {
+export function checkRedisUrl(url: string | undefined): string {
+  if (url === undefined || url === '') throw new CliError(`--redis URL is required (or set ${REDIS_ENV}), e.g. --redis redis://127.0.0.1:6379`);
   let u: URL;
   try {
     u = new URL(url);
@@ -25,7 +26,7 @@ export function checkRedisUrl(url: string): string {
 }
 
 /** Connect the queue; an unreachable Redis ends the command with exit 1 and the URL (password hidden). */
-export async function connectQueue(url: string, opts: { visibilityTimeoutMs?: number; persistent?: boolean } = {}): Promise<DeliveryQueue> {
+export async function connectQueue(url: string | undefined, opts: { visibilityTimeoutMs?: number; persistent?: boolean } = {}): Promise<DeliveryQueue> {
   try {
     return await createRedisQueue({ url: checkRedisUrl(url), ...opts });
   } catch (e) {

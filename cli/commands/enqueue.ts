@@ -6,7 +6,7 @@
 import { Option, type Command } from 'commander';
 import { DEFAULT_MAX_LINE_BYTES, isBlankLine, parseEventLine, REASONS } from '../../engine/index.js';
 import { loadEngine, type Context } from '../context.js';
-import { connectQueue, redisOption } from '../fleet.js';
+import { checkRedisUrl, connectQueue, redisOption } from '../fleet.js';
 import { EXIT, readJsonFile } from '../io.js';
 import { readLines } from '../ndjson.js';
 import { integerOption } from '../options.js';
@@ -42,6 +42,7 @@ export function registerEnqueue(program: Command, ctx: Context): void {
 
 async function enqueue(ctx: Context, cmd: Command, opts: EnqueueOptions): Promise<number> {
   const { io } = ctx;
+  checkRedisUrl(opts.redis);
   const record = await readJsonFile(io, opts.integration, 'integration record');
   // The record must be deliverable before its events are accepted: a typo should not fill a queue.
   const engine = await loadEngine(ctx, cmd);

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import type { QueueStatus } from '../../engine/index.js';
 import type { Context } from '../context.js';
-import { connectQueue, recordName, redisOption } from '../fleet.js';
+import { checkRedisUrl, connectQueue, recordName, redisOption } from '../fleet.js';
 import { EXIT } from '../io.js';
 import { integerOption } from '../options.js';
 
@@ -52,6 +52,7 @@ export function registerQueueAdmin(program: Command, ctx: Context): void {
 
 async function status(ctx: Context, opts: AdminOptions): Promise<number> {
   const { io } = ctx;
+  checkRedisUrl(opts.redis);
   const only = opts.integration !== undefined ? await recordName(io, opts.integration) : undefined;
   const queue = await connectQueue(opts.redis);
   try {
@@ -77,6 +78,7 @@ async function status(ctx: Context, opts: AdminOptions): Promise<number> {
 
 async function deadLetters(ctx: Context, opts: AdminOptions): Promise<number> {
   const { io } = ctx;
+  checkRedisUrl(opts.redis);
   const name = await recordName(io, opts.integration!);
   const queue = await connectQueue(opts.redis);
   try {
@@ -91,6 +93,7 @@ async function deadLetters(ctx: Context, opts: AdminOptions): Promise<number> {
 
 async function replay(ctx: Context, opts: AdminOptions): Promise<number> {
   const { io } = ctx;
+  checkRedisUrl(opts.redis);
   const name = await recordName(io, opts.integration!);
   const queue = await connectQueue(opts.redis);
   try {
