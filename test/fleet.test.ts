@@ -98,7 +98,7 @@ describe('fleet: 3 workers, 10,000 events, faults, one worker killed with SIGKIL
       expect(await new Promise((r) => enq.once('exit', r))).toBe(0);
       expect(enqOut).toContain(`enqueued ${EVENTS} events`);
 
-      const args = ['--redis', redis.url, '--integration', recordFile, '--endpoint', emu.url, '--concurrency', '24', '--visibility-timeout', '2', '--log-level', 'warn', '--json'];
+      const args = ['--redis', redis.url, '--integration', recordFile, '--endpoint', emu.url, '--concurrency', '64', '--visibility-timeout', '2', '--log-level', 'warn', '--json'];
       const workers = [startWorker(args), startWorker(args), startWorker(args)];
       const victim = workers[0]!;
 
