@@ -6,7 +6,6 @@
  * signal hands the in-flight ones back at once.
  */
 import { Option, type Command } from 'commander';
-import { pino } from 'pino';
 import { createFleetMetrics, displayRedisUrl, Engine, startWorker, type EngineOptions, type FleetMetrics, type FleetOutcome } from '../../engine/index.js';
 import { specsDirs, type Context } from '../context.js';
 import { checkRedisUrl, connectQueue, fleetEngineOptions, redisOption } from '../fleet.js';
@@ -77,6 +76,7 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
   const url = checkRedisUrl(opts.redis);
   const records = [];
   for (const file of opts.integration) records.push(await readJsonFile(io, file, 'integration record'));
+  const { pino } = await import('pino');
   const log = pino(
     { level: opts.logLevel, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } },
     { write: (s: string) => void io.stderr.write(s) },
@@ -124,7 +124,7 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
     });
     const names = w.integrations.map((i) => i.name);
     if (opts.metricsPort !== undefined) {
-      metrics = createFleetMetrics({ engine, queue, integrations: names, inFlight: (name) => w!.inFlight(name) });
+      metrics = await createFleetMetrics({ engine, queue, integrations: names, inFlight: (name) => w!.inFlight(name) });
       const at = await metrics.listen(opts.metricsPort, opts.metricsHost);
       log.info({ metrics: at }, 'metrics served');
     }

@@ -9,7 +9,8 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+// Types only: prom-client is loaded by createFleetMetrics, so embedded use never pays for it.
+import type { Registry } from 'prom-client';
 import type { Engine } from '../engine.js';
 import { RATE_LIMIT_WAIT_CHANNEL } from '../run/http.js';
 import type { Outcome, OutcomeDetail } from '../run/outcome.js';
@@ -36,7 +37,8 @@ export interface FleetMetrics {
   close(): Promise<void>;
 }
 
-export function createFleetMetrics(opts: FleetMetricsOptions): FleetMetrics {
+export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<FleetMetrics> {
+  const { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } = await import('prom-client');
   const registry = new Registry();
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'signal_worker_' });
 

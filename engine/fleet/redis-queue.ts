@@ -16,7 +16,8 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+// Types only: ioredis is loaded when a queue connects, so embedded use (deliver, npm start) never pays for it.
+import type { Redis, RedisOptions } from 'ioredis';
 import { SignalError } from '../errors.js';
 import type { DeliveryQueue, Lease, QueuedEvent, QueueStatus, Settlement } from './queue.js';
 
@@ -189,6 +190,7 @@ export class RedisQueue implements DeliveryQueue {
 
   /** Connect (failing with a clear error when Redis cannot be reached) and get ready. */
   static async connect(opts: RedisQueueOptions): Promise<RedisQueue> {
+    const { Redis } = await import('ioredis');
     const redis = new Redis(opts.url, RedisQueue.connectionOptions(opts));
     let lastError: Error | undefined;
     redis.on('error', (e: Error) => (lastError = e)); // reported through the failing commands, not as unhandled events
