@@ -45,10 +45,12 @@ export async function recordName(io: CliIO, file: string): Promise<string> {
 }
 
 /**
- * Engine options for fleet processes: shared state (token cache, rate limits) through the same Redis.
- * The shared store (fleet-state) plugs in here, e.g. `{ store: await createRedisStore({ url }) }`.
+ * Engine options for fleet processes: shared state (token cache, rate limits) through the same Redis, and
+ * how to release it. The shared store (fleet-state) plugs in here:
+ *   const store = await openStore(url);   // cli/store.ts
+ *   return { options: store ? { store } : {}, close: async () => { await store?.close(); } };
  */
-export async function fleetEngineOptions(url: string): Promise<Partial<EngineOptions> & Record<string, unknown>> {
+export async function fleetStore(url: string): Promise<{ options: Partial<EngineOptions> & Record<string, unknown>; close: () => Promise<void> }> {
   void url;
-  return {};
+  return { options: {}, close: async () => undefined };
 }

@@ -19,7 +19,14 @@ interface AdminOptions {
 
 const COLUMNS: (keyof QueueStatus)[] = ['waiting', 'in_flight', 'scheduled_retry', 'delivered', 'failed', 'dead_lettered', 'skipped', 'enqueued', 'replayed'];
 
+/** status, dead-letters and replay (each also registrable alone, for a lazy command table). */
 export function registerQueueAdmin(program: Command, ctx: Context): void {
+  registerStatus(program, ctx);
+  registerDeadLetters(program, ctx);
+  registerReplay(program, ctx);
+}
+
+export function registerStatus(program: Command, ctx: Context): void {
   program
     .command('status')
     .description('queue counts per integration: waiting, in_flight, scheduled_retry, delivered, failed, dead_lettered')
@@ -29,6 +36,9 @@ export function registerQueueAdmin(program: Command, ctx: Context): void {
     .action(async (opts: AdminOptions) => {
       ctx.exitCode = await status(ctx, opts);
     });
+}
+
+export function registerDeadLetters(program: Command, ctx: Context): void {
   program
     .command('dead-letters')
     .description("print an integration's dead letters as NDJSON (deliver's dead-letter shape plus every attempt's history)")
@@ -38,6 +48,9 @@ export function registerQueueAdmin(program: Command, ctx: Context): void {
     .action(async (opts: AdminOptions) => {
       ctx.exitCode = await deadLetters(ctx, opts);
     });
+}
+
+export function registerReplay(program: Command, ctx: Context): void {
   program
     .command('replay')
     .description("move an integration's dead letters back onto its queue, with fresh attempts; prints how many")

@@ -8,7 +8,7 @@
 import { Option, type Command } from 'commander';
 import { createFleetMetrics, displayRedisUrl, Engine, startWorker, type EngineOptions, type FleetMetrics, type FleetOutcome } from '../../engine/index.js';
 import { specsDirs, type Context } from '../context.js';
-import { checkRedisUrl, connectQueue, fleetEngineOptions, redisOption } from '../fleet.js';
+import { checkRedisUrl, connectQueue, fleetStore, redisOption } from '../fleet.js';
 import { EXIT, readJsonFile } from '../io.js';
 import { integerOption, secondsOption } from '../options.js';
 
@@ -81,11 +81,22 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
     { level: opts.logLevel, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } },
     { write: (s: string) => void io.stderr.write(s) },
   );
-  const engine = await Engine.load({ specs: specsDirs(ctx, cmd), ...(await fleetEngineOptions(url)) } as EngineOptions);
-  const queue = await connectQueue(url, { visibilityTimeoutMs: Math.round(opts.visibilityTimeout * 1000), persistent: true }).catch((e: unknown) => {
-    engine.close();
+  const shared = await fleetStore(url);
+  let engine: Engine;
+  let queue: Awaited<ReturnType<typeof connectQueue>>;
+  try {
+    engine = await Engine.load({ specs: specsDirs(ctx, cmd), ...shared.options } as EngineOptions);
+  } catch (e) {
+    await shared.close();
     throw e;
-  });
+  }
+  try {
+    queue = await connectQueue(url, { visibilityTimeoutMs: Math.round(opts.visibilityTimeout * 1000), persistent: true });
+  } catch (e) {
+    engine.close();
+    await shared.close();
+    throw e;
+  }
   let metrics: FleetMetrics | undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (!stopping) {
@@ -138,5 +149,6 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
     await metrics?.close();
     await queue.close();
     engine.close();
+    await shared.close();
   }
 }
