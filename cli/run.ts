@@ -68,6 +68,11 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Register> 
   eval: { summary: 'evaluate one JSONata expression against an event, as the engine does', load: async () => (await import('./commands/eval.js')).registerEval },
   init: { summary: 'write a new spec skeleton with an example record, event and pin', load: async () => (await import('./commands/init.js')).registerInit },
   demo: { summary: 'deliver the example events to a local emulator and show what it received', load: async () => (await import('./commands/demo.js')).registerDemo },
+  enqueue: { summary: "put NDJSON events on an integration record's Redis queue", load: async () => (await import('./commands/enqueue.js')).registerEnqueue },
+  worker: { summary: 'deliver events from Redis queues until SIGTERM (a fleet member)', load: async () => (await import('./commands/worker.js')).registerWorker },
+  status: { summary: 'per integration: waiting, in flight, scheduled retries, delivered, failed, dead-lettered', load: async () => (await import('./commands/queue-admin.js')).registerStatus },
+  'dead-letters': { summary: "print an integration's dead letters as NDJSON", load: async () => (await import('./commands/queue-admin.js')).registerDeadLetters },
+  replay: { summary: "move an integration's dead letters back into its queue", load: async () => (await import('./commands/queue-admin.js')).registerReplay },
 };
 
 /** The command argv names (skipping global options and their values), or undefined for bare --help/--version. */

@@ -71,7 +71,7 @@ export function registerDeliver(program: Command, ctx: Context): void {
 }
 
 /** Open the events input: a file (checked now, streamed later) or stdin. */
-async function openEvents(io: CliIO, events: string): Promise<{ source: Readable; shown: string; abs?: string; ino?: [number, number] }> {
+export async function openEvents(io: CliIO, events: string): Promise<{ source: Readable; shown: string; abs?: string; ino?: [number, number] }> {
   if (events === '-') {
     if (!io.stdin) throw new CliError("--events -: no standard input available");
     return { source: io.stdin, shown: 'stdin' };

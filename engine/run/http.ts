@@ -4,6 +4,7 @@
  * rules decide each step through `calculateDelay` — retry after a policy delay, re-authenticate once,
  * or stop. The delay itself comes from the pure `retryDelay` policy.
  */
+import { channel } from 'node:diagnostics_channel';
 import http from 'node:http';
 import https from 'node:https';
 import got, { type Got, type NormalizedOptions, type RequestError, type RetryObject } from 'got';
@@ -13,6 +14,10 @@ import { matchRule, type FailureFacts } from '../policy/rules.js';
 import { parseJson, responseFacts } from './response-facts.js';
 import { parseNamedRetryHeader, parseRetryAfter, retryDelay, type RetryPolicy } from '../policy/retry-delay.js';
 import type { Limiter } from '../store/types.js';
+
+/** Published with `{ wait_ms }` when a request waited for the rate limiter (metrics subscribe; free otherwise). */
+export const RATE_LIMIT_WAIT_CHANNEL = 'signal-integrations:rate-limit-wait';
+const rateLimitWaits = channel(RATE_LIMIT_WAIT_CHANNEL);
 
 export interface WireRequest {
   stage: string;
@@ -242,8 +247,10 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
         if (fresh.url !== options.url?.toString()) options.url = new URL(fresh.url);
       }
       if (opts.limiter) {
+        const asked = now();
         try {
           await opts.limiter.acquire(opts.signal);
+          if (rateLimitWaits.hasSubscribers && now() > asked) rateLimitWaits.publish({ wait_ms: now() - asked });
         } catch (e) {
           if (!opts.signal?.aborted) ctx.fatal = e; // the shared limiter failed (Redis away): its own outcome
           throw e;

@@ -22,7 +22,7 @@ export interface IntegrationRecord {
   preset?: string;
   events?: string[];
   field_mappings?: Record<string, string | null>;
-  retry?: { max_attempts?: number; max_elapsed_ms?: number };
+  retry?: { max_attempts?: number; max_elapsed_ms?: number; queue?: { max_attempts?: number; backoff_ms?: number; max_backoff_ms?: number } };
   rate_limit?: { requests_per_minute: number };
 }
 
@@ -51,6 +51,16 @@ export const RECORD_SCHEMA = {
       properties: {
         max_attempts: { type: 'integer', minimum: 1, maximum: 20 },
         max_elapsed_ms: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+        // Queue attempts of the fleet (`worker`): one queue attempt = one delivery with the retries above.
+        queue: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            max_attempts: { type: 'integer', minimum: 1, maximum: 20 },
+            backoff_ms: { type: 'integer', minimum: 0, maximum: 86_400_000 },
+            max_backoff_ms: { type: 'integer', minimum: 0, maximum: 7 * 86_400_000 },
+          },
+        },
       },
     },
     rate_limit: {
@@ -92,6 +102,12 @@ export interface CheckedRecord {
   consent: string[];
   overrides: { path: string[]; expr: CompiledExpr | undefined }[];
   retry: RetryPolicy;
+}
+
+/** The record's in-process retry settings (its `queue` part is the fleet's, read by the worker). */
+function inProcessRetry(retry: IntegrationRecord['retry']): Partial<RetryPolicy> {
+  const { queue: _queue, ...rest } = retry ?? {};
+  return rest;
 }
 
 /** Check a record against its spec; throws one RecordError listing every problem. */
@@ -142,6 +158,6 @@ export function checkRecord(input: unknown, specs: ReadonlyMap<string, CompiledS
     presetEvents: preset,
     consent: record.consent_categories ?? spec.consentCategories,
     overrides,
-    retry: { ...DEFAULT_RETRY_POLICY, ...record.retry },
+    retry: { ...DEFAULT_RETRY_POLICY, ...inProcessRetry(record.retry) },
   };
 }

@@ -1,0 +1,99 @@
+/**
+ * `enqueue`: put NDJSON events on an integration record's queue (one queue per record). Lines that are not
+ * events are refused here, with the same per-line reasons as `deliver`; blank lines are skipped. A
+ * dead-letter file (from `deliver` or `dead-letters`) is accepted: its events go on the queue again.
+ */
+import { Option, type Command } from 'commander';
+import { DEFAULT_MAX_LINE_BYTES, isBlankLine, parseEventLine, REASONS } from '../../engine/index.js';
+import { loadEngine, type Context } from '../context.js';
+import { checkRedisUrl, connectQueue, redisOption } from '../fleet.js';
+import { EXIT, readJsonFile } from '../io.js';
+import { readLines } from '../ndjson.js';
+import { integerOption } from '../options.js';
+import { openEvents } from './deliver.js';
+
+interface EnqueueOptions {
+  redis: string;
+  integration: string;
+  events: string;
+  maxLineBytes: number;
+  json?: boolean;
+}
+
+const CHUNK = 500;
+
+export function registerEnqueue(program: Command, ctx: Context): void {
+  program
+    .command('enqueue')
+    .description("put NDJSON events on an integration record's queue for `worker`; bad lines are refused with deliver's reasons")
+    .addOption(redisOption())
+    .requiredOption('--integration <file>', 'integration record (JSON): its queue is named after it')
+    .requiredOption('--events <file>', "NDJSON events, or '-' for stdin (a dead-letter file is accepted too)")
+    .addOption(
+      new Option('--max-line-bytes <n>', 'longest accepted input line; longer lines are refused as invalid_event')
+        .argParser(integerOption(1, 256 * 1024 * 1024))
+        .default(DEFAULT_MAX_LINE_BYTES, '1048576 = 1 MiB'),
+    )
+    .option('--json', 'print {"integration", "enqueued", "refused", "blank"} and one JSON line per refused line')
+    .action(async (opts: EnqueueOptions, cmd: Command) => {
+      ctx.exitCode = await enqueue(ctx, cmd, opts);
+    });
+}
+
+async function enqueue(ctx: Context, cmd: Command, opts: EnqueueOptions): Promise<number> {
+  const { io } = ctx;
+  checkRedisUrl(opts.redis);
+  const record = await readJsonFile(io, opts.integration, 'integration record');
+  // The record must be deliverable before its events are accepted: a typo should not fill a queue.
+  const engine = await loadEngine(ctx, cmd);
+  const name = (() => {
+    try {
+      return engine.createIntegration(record).name;
+    } finally {
+      engine.close();
+    }
+  })();
+  const input = await openEvents(io, opts.events);
+  const queue = await connectQueue(opts.redis);
+  let line = 0;
+  let enqueued = 0;
+  let refused = 0;
+  let blank = 0;
+  let chunk: unknown[] = [];
+  const refuse = (n: number, message: string, event_id?: string): void => {
+    refused++;
+    const text = `line ${n}: ${message}`;
+    if (!opts.json) io.stderr.write(`line ${n}  ${event_id ?? '-'}  refused  ${REASONS.invalidEvent} — ${text}\n`);
+    else io.stdout.write(JSON.stringify({ line: n, event_id: event_id ?? null, status: 'failed', reason: REASONS.invalidEvent, message: text, retryable: false }) + '\n');
+  };
+  try {
+    for await (const raw of readLines(input.source, opts.maxLineBytes)) {
+      const n = ++line;
+      if (raw.bytes === undefined) {
+        refuse(n, `line is ${raw.oversized} bytes, over the limit of ${opts.maxLineBytes} bytes (--max-line-bytes); its content was not kept`);
+        continue;
+      }
+      if (isBlankLine(raw.bytes)) {
+        blank++;
+        continue;
+      }
+      const parsed = parseEventLine(raw.bytes, { maxBytes: opts.maxLineBytes, unwrapDeadLetter: true });
+      if (!parsed.ok) {
+        refuse(n, parsed.message, parsed.event_id);
+        continue;
+      }
+      chunk.push(parsed.event);
+      if (chunk.length >= CHUNK) {
+        enqueued += await queue.enqueue(name, chunk);
+        chunk = [];
+      }
+    }
+    if (chunk.length) enqueued += await queue.enqueue(name, chunk);
+  } finally {
+    await queue.close();
+    if (input.source !== io.stdin && !input.source.destroyed) input.source.destroy();
+  }
+  if (opts.json) io.stdout.write(JSON.stringify({ integration: name, enqueued, refused, blank }) + '\n');
+  else io.stdout.write(`enqueued ${enqueued} ${enqueued === 1 ? 'event' : 'events'} for '${name}'${refused ? `; ${refused} ${refused === 1 ? 'line' : 'lines'} refused (see above)` : ''}${blank ? `; ${blank} blank skipped` : ''}\n`);
+  return refused ? EXIT.failed : EXIT.ok;
+}

@@ -1,0 +1,154 @@
+/**
+ * `worker`: consume integration records' queues until SIGTERM/SIGINT, delivering with the engine; many
+ * worker processes share the queues. Outcomes go to stdout (one per queue attempt; `--json` as `deliver
+ * --json`), structured logs (pino, JSON lines, secrets redacted) to stderr, metrics to `--metrics-port`.
+ * SIGTERM/SIGINT drains (no new events; in-flight ones finish or are handed back) and exits 0; a second
+ * signal hands the in-flight ones back at once.
+ */
+import { Option, type Command } from 'commander';
+import { createFleetMetrics, displayRedisUrl, Engine, startWorker, type EngineOptions, type FleetMetrics, type FleetOutcome } from '../../engine/index.js';
+import { specsDirs, type Context } from '../context.js';
+import { checkRedisUrl, connectQueue, fleetStore, redisOption } from '../fleet.js';
+import { EXIT, readJsonFile } from '../io.js';
+import { integerOption, secondsOption } from '../options.js';
+
+interface WorkerOptions {
+  redis: string;
+  integration: string[];
+  concurrency: number;
+  endpoint?: string;
+  metricsPort?: number;
+  metricsHost: string;
+  json?: boolean;
+  visibilityTimeout: number;
+  drainTimeout: number;
+  retryBackoff?: number;
+  logLevel: string;
+}
+
+/** Log fields that may hold secrets, wherever they appear. */
+export const REDACT_PATHS = [
+  'config',
+  '*.config',
+  'client_secret',
+  '*.client_secret',
+  'access_token',
+  '*.access_token',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  '*.headers.authorization',
+  'password',
+  '*.password',
+];
+
+function outcomeText(o: FleetOutcome): string {
+  const parts = [o.integration, o.event_id ?? '-', o.status, `${o.disposition}`, `attempt ${o.attempt}/${o.max_attempts}`];
+  if (o.response_id !== undefined) parts.push(`id=${o.response_id}`);
+  if (o.status !== 'delivered') parts.push(`${o.reason ?? 'unknown'}${o.message ? ` — ${o.message}` : ''}${o.hint ? ` — hint: ${o.hint.replace(/\s+/g, ' ').trim()}` : ''}`);
+  if (o.next_attempt_in_ms !== undefined) parts.push(`next attempt in ${Math.round(o.next_attempt_in_ms / 1000)} s`);
+  if (o.possibly_duplicated) parts.push('possibly-duplicated');
+  return parts.join('  ');
+}
+
+export function registerWorker(program: Command, ctx: Context): void {
+  program
+    .command('worker')
+    .description('deliver events from the queues of integration records until SIGTERM/SIGINT (run several for a fleet)')
+    .addOption(redisOption())
+    .requiredOption('--integration <file>', 'integration record (JSON) whose queue to consume; repeat for several', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--concurrency <n>', 'deliveries in flight per integration', integerOption(1, 1024), 16)
+    .option('--endpoint <url>', 'send every request to this base URL instead of the spec hosts (e.g. a local emulator)')
+    .option('--metrics-port <n>', 'serve Prometheus metrics on GET /metrics at this port (0: any free port)', integerOption(0, 65535))
+    .option('--metrics-host <address>', 'address the metrics server binds (0.0.0.0 to be scraped from other hosts)', '127.0.0.1')
+    .option('--json', 'print one JSON outcome per queue attempt on stdout')
+    .option('--visibility-timeout <seconds>', 'a lease not renewed for this long (its worker died) goes to another worker', secondsOption(0.1, 3600), 30)
+    .option('--drain-timeout <seconds>', 'on SIGTERM/SIGINT, how long in-flight deliveries may finish before they are handed back', secondsOption(0, 600), 30)
+    .addOption(new Option('--retry-backoff <ms>', "first wait between queue attempts, overriding the records' retry.queue.backoff_ms (drills, tests)").argParser(integerOption(0, 86_400_000)))
+    .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
+    .action(async (opts: WorkerOptions, cmd: Command) => {
+      ctx.exitCode = await worker(ctx, cmd, opts);
+    });
+}
+
+async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<number> {
+  const { io } = ctx;
+  const url = checkRedisUrl(opts.redis);
+  const records = [];
+  for (const file of opts.integration) records.push(await readJsonFile(io, file, 'integration record'));
+  const { pino } = await import('pino');
+  const log = pino(
+    { level: opts.logLevel, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } },
+    { write: (s: string) => void io.stderr.write(s) },
+  );
+  const shared = await fleetStore(url);
+  let engine: Engine;
+  let queue: Awaited<ReturnType<typeof connectQueue>>;
+  try {
+    engine = await Engine.load({ specs: specsDirs(ctx, cmd), ...shared.options } as EngineOptions);
+  } catch (e) {
+    await shared.close();
+    throw e;
+  }
+  try {
+    queue = await connectQueue(url, { visibilityTimeoutMs: Math.round(opts.visibilityTimeout * 1000), persistent: true });
+  } catch (e) {
+    engine.close();
+    await shared.close();
+    throw e;
+  }
+  let metrics: FleetMetrics | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (!stopping) {
+      log.info({ signal: sig }, 'stopping: draining in-flight deliveries (send the signal again to hand them back now)');
+      stopping = true;
+      stopRequested();
+    } else {
+      log.warn({ signal: sig }, 'handing in-flight deliveries back now');
+      w?.hurry();
+    }
+  };
+  let stopping = false;
+  let stopRequested: () => void = () => undefined;
+  const stopSignal = new Promise<void>((r) => (stopRequested = r));
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let w: Awaited<ReturnType<typeof startWorker>> | undefined;
+  try {
+    w = await startWorker({
+      engine,
+      queue,
+      integrations: records,
+      concurrency: opts.concurrency,
+      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+      visibilityTimeoutMs: Math.round(opts.visibilityTimeout * 1000),
+      drainTimeoutMs: Math.round(opts.drainTimeout * 1000),
+      ...(opts.retryBackoff !== undefined ? { retryBackoffMs: opts.retryBackoff } : {}),
+      logger: log,
+      onOutcome: (o) => {
+        metrics?.observe(o);
+        if (opts.json) {
+          const { event_id, status, ...rest } = o;
+          io.stdout.write(JSON.stringify({ event_id, status, ...rest }) + '\n');
+        } else io.stdout.write(outcomeText(o) + '\n');
+      },
+    });
+    const names = w.integrations.map((i) => i.name);
+    if (opts.metricsPort !== undefined) {
+      metrics = await createFleetMetrics({ engine, queue, integrations: names, inFlight: (name) => w!.inFlight(name) });
+      const at = await metrics.listen(opts.metricsPort, opts.metricsHost);
+      log.info({ metrics: at }, 'metrics served');
+    }
+    log.info({ redis: displayRedisUrl(url), integrations: names, consumer: (queue as { consumer?: string }).consumer }, 'consuming');
+    await stopSignal;
+    await w.stop();
+    return EXIT.ok;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await metrics?.close();
+    await queue.close();
+    engine.close();
+    await shared.close();
+  }
+}

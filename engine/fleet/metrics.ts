@@ -1,0 +1,188 @@
+/**
+ * Prometheus metrics of a delivery worker (prom-client), served over HTTP for scraping. Names and labels
+ * an operator can alert on (per integration, status, reason): success rate, error rate, DLQ depth.
+ *
+ * Sources, without reaching into the engine: outcomes from the worker; per-HTTP-attempt latency from the
+ * engine's `outcome` event detail; token requests from the engine's token cache counter; rate-limit waits
+ * from a diagnostics channel the transport publishes on; queue depths from the queue on each scrape.
+ */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+// Types only: prom-client is loaded by createFleetMetrics, so embedded use never pays for it.
+import type { Registry } from 'prom-client';
+import type { Engine } from '../engine.js';
+import { RATE_LIMIT_WAIT_CHANNEL } from '../run/http.js';
+import type { Outcome, OutcomeDetail } from '../run/outcome.js';
+import type { DeliveryQueue, QueueStatus } from './queue.js';
+import type { FleetOutcome } from './worker.js';
+
+export interface FleetMetricsOptions {
+  engine: Engine;
+  queue: DeliveryQueue;
+  /** Integration names whose queues are reported. */
+  integrations: readonly string[];
+  /** In-flight deliveries of this process, per integration. */
+  inFlight?: (integration: string) => number;
+  /** Add Node's process metrics (CPU, memory, event loop lag). Default true. */
+  processMetrics?: boolean;
+}
+
+export interface FleetMetrics {
+  readonly registry: Registry;
+  /** Count a queue attempt's outcome (pass the worker's onOutcome here). */
+  observe(o: FleetOutcome): void;
+  /** Serve /metrics on host:port (port 0: any free port); resolves with the URL. */
+  listen(port: number, host?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<FleetMetrics> {
+  const { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } = await import('prom-client');
+  const registry = new Registry();
+  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'signal_worker_' });
+
+  const outcomes = new Counter({
+    name: 'signal_outcomes_total',
+    help: 'Queue attempts by outcome: status (delivered, skipped, failed), reason, and disposition (delivered, skipped, retry_scheduled, dead_lettered)',
+    labelNames: ['integration', 'status', 'reason', 'disposition'] as const,
+    registers: [registry],
+  });
+  const possiblyDuplicated = new Counter({
+    name: 'signal_possibly_duplicated_total',
+    help: 'Settled attempts flagged possibly duplicated at the vendor',
+    labelNames: ['integration'] as const,
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: 'signal_request_duration_seconds',
+    help: 'HTTP request latency by stage (every attempt, retries included)',
+    labelNames: ['integration', 'stage'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  let tokensSeen = 0;
+  new Counter({
+    name: 'signal_token_requests_total',
+    help: 'Token requests this process made (one per credential key per token lifetime when the cache works)',
+    registers: [registry],
+    collect() {
+      const n = (opts.engine.tokens as { fetches?: number } | undefined)?.fetches ?? 0;
+      if (n > tokensSeen) this.inc(n - tokensSeen);
+      tokensSeen = Math.max(tokensSeen, n);
+    },
+  });
+  const waits = new Counter({ name: 'signal_rate_limit_waits_total', help: 'Requests that waited for the rate limiter', registers: [registry] });
+  const waited = new Counter({ name: 'signal_rate_limit_wait_seconds_total', help: 'Time requests spent waiting for the rate limiter', registers: [registry] });
+  const onWait = (m: unknown): void => {
+    const ms = (m as { wait_ms?: number })?.wait_ms;
+    if (typeof ms !== 'number') return;
+    waits.inc();
+    waited.inc(ms / 1000);
+  };
+  subscribe(RATE_LIMIT_WAIT_CHANNEL, onWait);
+
+  let trips = 0;
+  new Counter({
+    name: 'signal_queue_round_trips_total',
+    help: 'Requests this process sent to the queue server (a pipeline counts once)',
+    registers: [registry],
+    collect() {
+      const n = opts.queue.roundTrips;
+      if (n > trips) this.inc(n - trips);
+      trips = Math.max(trips, n);
+    },
+  });
+  // One status read per scrape serves every queue gauge (prom-client collects them concurrently).
+  let reading: { at: number; p: Promise<Map<string, QueueStatus> | undefined> } | undefined;
+  const statuses = (): Promise<Map<string, QueueStatus> | undefined> => {
+    if (!reading || Date.now() - reading.at > 250) {
+      reading = {
+        at: Date.now(),
+        p: (async () => {
+          const m = new Map<string, QueueStatus>();
+          for (const name of opts.integrations) m.set(name, await opts.queue.status(name));
+          return m;
+        })().catch(() => undefined),
+      };
+    }
+    return reading.p;
+  };
+  new Gauge({
+    name: 'signal_queue_depth',
+    help: 'Events per integration queue by state: waiting, in_flight (all workers), scheduled_retry',
+    labelNames: ['integration', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      for (const [name, s] of (await statuses()) ?? []) {
+        this.set({ integration: name, state: 'waiting' }, s.waiting);
+        this.set({ integration: name, state: 'in_flight' }, s.in_flight);
+        this.set({ integration: name, state: 'scheduled_retry' }, s.scheduled_retry);
+      }
+    },
+  });
+  new Gauge({
+    name: 'signal_dead_letter_depth',
+    help: 'Events in the dead-letter queue',
+    labelNames: ['integration'] as const,
+    registers: [registry],
+    async collect() {
+      for (const [name, s] of (await statuses()) ?? []) this.set({ integration: name }, s.dead_lettered);
+    },
+  });
+  new Gauge({
+    name: 'signal_queue_scrape_ok',
+    help: '1 when the queue depths of this scrape could be read',
+    registers: [registry],
+    async collect() {
+      this.set((await statuses()) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'signal_worker_in_flight',
+    help: 'Deliveries in flight in this process',
+    labelNames: ['integration'] as const,
+    registers: [registry],
+    collect() {
+      if (opts.inFlight) for (const name of opts.integrations) this.set({ integration: name }, opts.inFlight(name));
+    },
+  });
+
+  const onOutcome = (o: Outcome, detail: OutcomeDetail): void => {
+    for (const a of detail.attempts) latency.observe({ integration: o.integration, stage: a.stage }, a.duration_ms / 1000);
+  };
+  opts.engine.on('outcome', onOutcome);
+
+  let server: http.Server | undefined;
+  return {
+    registry,
+    observe(o) {
+      outcomes.inc({ integration: o.integration, status: o.status, reason: o.reason ?? '', disposition: o.disposition });
+      if (o.possibly_duplicated) possiblyDuplicated.inc({ integration: o.integration });
+    },
+    async listen(port, host = '127.0.0.1') {
+      server = http.createServer((req, res) => {
+        if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/metrics') {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
+          return;
+        }
+        // Scrapes go first (ahead of the queues of the gauges) and never throw into the server.
+        registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+          (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(e as Error).message}\n`),
+        );
+      });
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(port, host, () => resolve());
+      });
+      const a = server.address() as AddressInfo;
+      return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics`;
+    },
+    async close() {
+      unsubscribe(RATE_LIMIT_WAIT_CHANNEL, onWait);
+      opts.engine.off('outcome', onOutcome);
+      if (server) await new Promise<void>((r) => server!.close(() => r()));
+    },
+  };
+}

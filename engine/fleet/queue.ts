@@ -1,0 +1,110 @@
+/**
+ * The delivery queue as the fleet's worker sees it: one small interface, so a Kafka consumer (the
+ * platform's `delivery-{integration_id}` topics) can take the place of the Redis Streams implementation
+ * (redis-queue.ts) without touching the worker.
+ *
+ * Contract every implementation keeps:
+ * - `take` hands out leases; a lease not settled, released or renewed within the visibility timeout is
+ *   handed to another consumer (a worker killed with SIGKILL loses its leases, not its events);
+ * - `settle` records the attempt's outcome and acknowledges the event in one atomic step, and only for
+ *   the lease's current holder: an event ends exactly once even when two workers raced for it;
+ * - retries are scheduled durably (they survive every worker), dead letters stay until replayed.
+ */
+import type { Outcome } from '../run/outcome.js';
+
+/** One finished queue attempt, as the dead letter and the next attempt see it. */
+export interface AttemptSummary {
+  attempt: number;
+  /** When the attempt ended (ISO 8601). */
+  at: string;
+  status: Outcome['status'];
+  reason?: string;
+  message?: string;
+  hint?: string;
+  http_status?: number;
+  retryable?: boolean;
+  /** HTTP requests the engine made inside this attempt (its in-process retries). */
+  http_attempts: number;
+  possibly_duplicated?: boolean;
+  duration_ms: number;
+}
+
+/** What travels on the queue for one event. */
+export interface QueuedEvent {
+  /** Stable id of this queued event: the same across attempts and replays. */
+  job_id: string;
+  event: unknown;
+  /** Queue attempts already made (failed ones: a finished event leaves the queue), oldest first. */
+  history: AttemptSummary[];
+  /** An earlier attempt may have reached the vendor: a later success may be a duplicate there. */
+  possibly_duplicated?: boolean;
+  /** Epoch ms of the first enqueue. */
+  enqueued_at: number;
+  /** Times the event came back from the dead-letter queue. */
+  replays?: number;
+}
+
+export interface Lease {
+  /** The implementation's handle (a stream entry id, a Kafka offset). */
+  id: string;
+  message: QueuedEvent;
+  /** The payload could not be read (someone wrote garbage on the queue): its text, for the dead letter. */
+  unreadable?: string;
+  /** Taken over from a consumer that stopped renewing it (killed, hung): that one may have sent it. */
+  reclaimed: boolean;
+}
+
+export type Settlement =
+  /** Delivered or skipped: the event is done. */
+  | { kind: 'done'; status: 'delivered' | 'skipped'; outcome: string }
+  /** Failed, another attempt later: `message` (with the new history) comes back after `delay_ms`. */
+  | { kind: 'retry'; outcome: string; message: QueuedEvent; delay_ms: number }
+  /** Failed for good: `entry` is the dead-letter line (NDJSON, as `deliver --dead-letter` writes). */
+  | { kind: 'dead'; outcome: string; job_id: string; entry: string };
+
+/** Counts per integration, as `status --json` prints them. */
+export interface QueueStatus {
+  /** On the queue, not yet taken. */
+  waiting: number;
+  /** Taken by a worker, not yet settled (includes leases of dead workers until they are reclaimed). */
+  in_flight: number;
+  /** Failed attempts waiting for their next attempt. */
+  scheduled_retry: number;
+  /** Events delivered (cumulative). */
+  delivered: number;
+  /** Queue attempts that failed (cumulative; an event retried 3 times counts 3). */
+  failed: number;
+  /** Events in the dead-letter queue now. */
+  dead_lettered: number;
+  /** Events skipped (consent, not forwarded, disabled; cumulative). */
+  skipped: number;
+  /** Events put on the queue (cumulative). */
+  enqueued: number;
+  /** Events moved back from the dead-letter queue (cumulative). */
+  replayed: number;
+}
+
+export interface DeliveryQueue {
+  /** Make sure the integration's queue exists (idempotent). */
+  ensure(integration: string): Promise<void>;
+  /** Put events on the integration's queue; resolves with how many. */
+  enqueue(integration: string, events: readonly unknown[]): Promise<number>;
+  /** Up to `max` leases, waiting at most `blockMs` for the first. */
+  take(integration: string, max: number, blockMs: number): Promise<Lease[]>;
+  /** Keep leases alive; returns the ids this consumer no longer holds. */
+  renew(integration: string, ids: readonly string[]): Promise<string[]>;
+  /** Record the outcome and acknowledge, atomically. false: the lease was lost, nothing was recorded. */
+  settle(integration: string, lease: Lease, settlement: Settlement): Promise<boolean>;
+  /** Hand an event back without counting an attempt (drain). false: the lease was lost. */
+  release(integration: string, lease: Lease, message: QueuedEvent): Promise<boolean>;
+  status(integration: string): Promise<QueueStatus>;
+  /** Integrations that have a queue. */
+  integrations(): Promise<string[]>;
+  /** Dead-letter lines, oldest first. */
+  deadLetters(integration: string, opts?: { limit?: number }): Promise<string[]>;
+  /** Move dead letters back onto the queue with fresh attempts; resolves with how many. */
+  replay(integration: string, opts?: { limit?: number }): Promise<number>;
+  /** Requests sent to the queue's server so far (a pipeline counts once): the bench divides it by events. */
+  readonly roundTrips: number;
+  close(): Promise<void>;
+}

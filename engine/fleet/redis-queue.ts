@@ -1,0 +1,474 @@
+/**
+ * The delivery queue on Redis Streams consumer groups (Redis >= 6.2), one stream per integration record.
+ *
+ * Keys (the `{name}` hash tag keeps one integration's keys in one cluster slot, so scripts may touch them all):
+ *   <prefix>{<name>}:stream     the queue (XADD; consumer group `workers`: XREADGROUP, XACK, XAUTOCLAIM)
+ *   <prefix>{<name>}:delayed    ZSET of scheduled retries: member = the message, score = when it is due
+ *   <prefix>{<name>}:dead       ZSET job_id → when it was dead-lettered (order for listing)
+ *   <prefix>{<name>}:dead:data  HASH job_id → the dead-letter line
+ *   <prefix>{<name>}:stats      HASH of cumulative counts
+ *   <prefix>{<name>}:outcomes   stream of every attempt's outcome (capped), for dashboards and audits
+ *   <prefix>integrations        SET of integration names that have a queue
+ *
+ * Every acknowledged entry is also deleted from the stream, so XLEN − pending = waiting. Every state change
+ * that must not be half-done (record the outcome + acknowledge; due retry → queue; dead letter → queue) is
+ * one Lua script, and settling checks that the caller still holds the lease: an event ends exactly once.
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+// Types only: ioredis is loaded when a queue connects, so embedded use (deliver, npm start) never pays for it.
+import type { Redis, RedisOptions } from 'ioredis';
+import { SignalError } from '../errors.js';
+import type { DeliveryQueue, Lease, QueuedEvent, QueueStatus, Settlement } from './queue.js';
+
+export const GROUP = 'workers';
+
+/** Millisecond clock of the Redis server, so that every worker agrees on when a retry is due. */
+const NOW_MS = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/** Does ARGV[consumerArg] hold entry ARGV[idArg]? */
+const holds = (idArg: number, consumerArg: number) =>
+  `#redis.call('XPENDING', KEYS[1], '${GROUP}', ARGV[${idArg}], ARGV[${idArg}], 1, ARGV[${consumerArg}]) == 1`;
+
+const SCRIPTS = {
+  // KEYS: stream delayed dead deaddata stats outcomes
+  // ARGV: id consumer kind outcome payload delay_ms job_id status outcomes_maxlen
+  signalQueueSettle: {
+    numberOfKeys: 6,
+    lua: `
+if not (${holds(1, 2)}) then return 0 end
+redis.call('XACK', KEYS[1], '${GROUP}', ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+${NOW_MS}
+local kind = ARGV[3]
+if kind == 'retry' then
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), ARGV[5])
+  redis.call('HINCRBY', KEYS[5], 'failed', 1)
+  redis.call('HINCRBY', KEYS[5], 'retried', 1)
+elseif kind == 'dead' then
+  redis.call('ZADD', KEYS[3], now, ARGV[7])
+  redis.call('HSET', KEYS[4], ARGV[7], ARGV[5])
+  redis.call('HINCRBY', KEYS[5], 'failed', 1)
+  redis.call('HINCRBY', KEYS[5], 'dead_lettered_total', 1)
+else
+  redis.call('HINCRBY', KEYS[5], ARGV[8], 1)
+end
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[9], '*', 'o', ARGV[4])
+return 1`,
+  },
+  // KEYS: stream; ARGV: id consumer payload — hand back without an attempt.
+  signalQueueRelease: {
+    numberOfKeys: 1,
+    lua: `
+if not (${holds(1, 2)}) then return 0 end
+redis.call('XACK', KEYS[1], '${GROUP}', ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[1], '*', 'm', ARGV[3])
+return 1`,
+  },
+  // KEYS: stream delayed; ARGV: limit — due retries back onto the queue.
+  signalQueuePromote: {
+    numberOfKeys: 2,
+    lua: `
+${NOW_MS}
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, m in ipairs(due) do
+  redis.call('XADD', KEYS[1], '*', 'm', m)
+  redis.call('ZREM', KEYS[2], m)
+end
+return #due`,
+  },
+  // KEYS: stream; ARGV: consumer id... — reset the idle time of the leases this consumer still holds.
+  signalQueueRenew: {
+    numberOfKeys: 1,
+    lua: `
+local lost = {}
+for i = 2, #ARGV do
+  if #redis.call('XPENDING', KEYS[1], '${GROUP}', ARGV[i], ARGV[i], 1, ARGV[1]) == 1 then
+    redis.call('XCLAIM', KEYS[1], '${GROUP}', ARGV[1], 0, ARGV[i], 'JUSTID')
+  else
+    table.insert(lost, ARGV[i])
+  end
+end
+return lost`,
+  },
+  // KEYS: stream dead deaddata stats; ARGV: job_id payload — one dead letter back onto the queue.
+  signalQueueReplay: {
+    numberOfKeys: 4,
+    lua: `
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('XADD', KEYS[1], '*', 'm', ARGV[2])
+redis.call('HINCRBY', KEYS[4], 'replayed', 1)
+return 1`,
+  },
+} as const;
+
+type Scripted = Redis & {
+  signalQueueSettle(...args: (string | number)[]): Promise<number>;
+  signalQueueRelease(...args: (string | number)[]): Promise<number>;
+  signalQueuePromote(...args: (string | number)[]): Promise<number>;
+  signalQueueRenew(...args: (string | number)[]): Promise<string[]>;
+  signalQueueReplay(...args: (string | number)[]): Promise<number>;
+};
+
+export interface RedisQueueOptions {
+  /** redis:// or rediss:// URL. */
+  url: string;
+  /** Key prefix (one per customer deployment). Default `signal:`. */
+  prefix?: string;
+  /** A lease not renewed for this long is taken over by another worker. Default 30 s. */
+  visibilityTimeoutMs?: number;
+  /** How often a consumer looks for leases to take over. Default: half the visibility timeout, at most 5 s. */
+  claimIntervalMs?: number;
+  /** How often due retries are moved back onto the queue. Default 500 ms. */
+  promoteIntervalMs?: number;
+  /** This consumer's name in the group. Default host:pid:random. */
+  consumer?: string;
+  /** Approximate cap of each integration's outcome stream. Default 100,000. */
+  outcomesMaxLen?: number;
+  /**
+   * Keep retrying commands while Redis is away (a worker rides out a Redis restart). Default false:
+   * commands fail fast, as a CLI command should.
+   */
+  persistent?: boolean;
+}
+
+/** A URL as it may be shown: the password replaced. */
+export function displayRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+function keys(prefix: string, name: string) {
+  const base = `${prefix}{${name}}:`;
+  return {
+    stream: `${base}stream`,
+    delayed: `${base}delayed`,
+    dead: `${base}dead`,
+    deadData: `${base}dead:data`,
+    stats: `${base}stats`,
+    outcomes: `${base}outcomes`,
+  };
+}
+
+type Entry = [id: string, fields: string[] | null];
+
+export class RedisQueue implements DeliveryQueue {
+  readonly consumer: string;
+  private readonly redis: Scripted;
+  /** One connection per integration for the blocking XREADGROUP (a blocked connection can do nothing else). */
+  private readonly blocking = new Map<string, Redis>();
+  private readonly prefix: string;
+  private readonly vt: number;
+  private readonly claimEvery: number;
+  private readonly promoteEvery: number;
+  private readonly outcomesMaxLen: number;
+  private readonly ensured = new Set<string>();
+  private readonly lastClaim = new Map<string, number>();
+  private readonly claimCursor = new Map<string, string>();
+  private readonly lastPromote = new Map<string, number>();
+  private readonly lastPrune = new Map<string, number>();
+  private trips = 0;
+  private closed = false;
+
+  private constructor(redis: Redis, opts: RedisQueueOptions) {
+    this.redis = redis as Scripted;
+    for (const [name, def] of Object.entries(SCRIPTS)) redis.defineCommand(name, def);
+    this.prefix = opts.prefix ?? 'signal:';
+    this.vt = opts.visibilityTimeoutMs ?? 30_000;
+    this.claimEvery = opts.claimIntervalMs ?? Math.min(5_000, Math.max(100, Math.floor(this.vt / 2)));
+    this.promoteEvery = opts.promoteIntervalMs ?? 500;
+    this.outcomesMaxLen = opts.outcomesMaxLen ?? 100_000;
+    this.consumer = opts.consumer ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  }
+
+  /** Connect (failing with a clear error when Redis cannot be reached) and get ready. */
+  static async connect(opts: RedisQueueOptions): Promise<RedisQueue> {
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(opts.url, RedisQueue.connectionOptions(opts));
+    let lastError: Error | undefined;
+    redis.on('error', (e: Error) => (lastError = e)); // reported through the failing commands, not as unhandled events
+    try {
+      await redis.connect();
+    } catch (e) {
+      redis.disconnect();
+      throw new SignalError('queue.unreachable', `cannot reach Redis at ${displayRedisUrl(opts.url)}: ${(lastError ?? (e as Error)).message}`);
+    }
+    return new RedisQueue(redis, opts);
+  }
+
+  private static connectionOptions(opts: RedisQueueOptions): RedisOptions {
+    return {
+      lazyConnect: true,
+      connectTimeout: 5_000,
+      ...(opts.persistent
+        ? { maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(n * 200, 2_000) }
+        : { maxRetriesPerRequest: 1, retryStrategy: (n: number) => (n > 2 ? null : 200) }),
+    };
+  }
+
+  get roundTrips(): number {
+    return this.trips;
+  }
+
+  private k(name: string) {
+    return keys(this.prefix, name);
+  }
+
+  async ensure(integration: string): Promise<void> {
+    if (this.ensured.has(integration)) return;
+    this.trips++;
+    try {
+      await this.redis.xgroup('CREATE', this.k(integration).stream, GROUP, '0', 'MKSTREAM');
+    } catch (e) {
+      if (!String((e as Error).message).includes('BUSYGROUP')) throw e;
+    }
+    this.trips++;
+    await this.redis.sadd(`${this.prefix}integrations`, integration);
+    this.ensured.add(integration);
+  }
+
+  async enqueue(integration: string, events: readonly unknown[]): Promise<number> {
+    await this.ensure(integration);
+    const k = this.k(integration);
+    const now = Date.now();
+    for (let i = 0; i < events.length; i += 500) {
+      const chunk = events.slice(i, i + 500);
+      const p = this.redis.pipeline();
+      for (const event of chunk) {
+        const m: QueuedEvent = { job_id: randomUUID(), event, history: [], enqueued_at: now };
+        p.xadd(k.stream, '*', 'm', JSON.stringify(m));
+      }
+      p.hincrby(k.stats, 'enqueued', chunk.length);
+      this.trips++;
+      const results = await p.exec();
+      const failed = results?.find(([err]) => err);
+      if (failed) throw failed[0];
+    }
+    return events.length;
+  }
+
+  private blockingConnection(integration: string): Redis {
+    let c = this.blocking.get(integration);
+    if (!c) {
+      c = this.redis.duplicate();
+      c.on('error', () => undefined);
+      this.blocking.set(integration, c);
+    }
+    return c;
+  }
+
+  private toLease(entry: Entry, reclaimed: boolean): Lease | undefined {
+    const [id, fields] = entry;
+    if (!fields) return undefined; // deleted meanwhile (XAUTOCLAIM reports those separately)
+    const i = fields.indexOf('m');
+    const text = i >= 0 && i % 2 === 0 ? fields[i + 1] ?? '' : '';
+    try {
+      const m = JSON.parse(text) as QueuedEvent;
+      if (typeof m !== 'object' || m === null || typeof m.job_id !== 'string' || !Array.isArray(m.history)) throw new Error('not a queued event');
+      return { id, message: m, reclaimed };
+    } catch {
+      return { id, message: { job_id: `unreadable-${id}`, event: undefined, history: [], enqueued_at: Date.now() }, unreadable: text, reclaimed };
+    }
+  }
+
+  async take(integration: string, max: number, blockMs: number): Promise<Lease[]> {
+    if (max <= 0) return [];
+    await this.ensure(integration);
+    const k = this.k(integration);
+    const now = Date.now();
+    if (now - (this.lastPromote.get(integration) ?? 0) >= this.promoteEvery) {
+      this.lastPromote.set(integration, now);
+      this.trips++;
+      await this.redis.signalQueuePromote(k.stream, k.delayed, 1000);
+    }
+    if (now - (this.lastClaim.get(integration) ?? 0) >= this.claimEvery) {
+      this.lastClaim.set(integration, now);
+      this.trips++;
+      const [next, entries] = (await this.redis.xautoclaim(k.stream, GROUP, this.consumer, this.vt, this.claimCursor.get(integration) ?? '0-0', 'COUNT', max)) as [string, Entry[], string[]?];
+      this.claimCursor.set(integration, next);
+      // More may be waiting past the cursor: look again soon rather than after a whole interval.
+      if (next !== '0-0') this.lastClaim.set(integration, 0);
+      const leases = entries.map((e) => this.toLease(e, true)).filter((l): l is Lease => l !== undefined);
+      if (leases.length) return leases;
+      if (now - (this.lastPrune.get(integration) ?? 0) >= 60_000) {
+        this.lastPrune.set(integration, now);
+        await this.pruneConsumers(k.stream);
+      }
+    }
+    this.trips++;
+    const res = (await this.blockingConnection(integration).xreadgroup('GROUP', GROUP, this.consumer, 'COUNT', max, 'BLOCK', blockMs, 'STREAMS', k.stream, '>')) as
+      | [string, Entry[]][]
+      | null;
+    if (!res || !res[0]) return [];
+    return res[0][1].map((e) => this.toLease(e, false)).filter((l): l is Lease => l !== undefined);
+  }
+
+  /**
+   * Forget consumers of dead workers once their leases were taken over (no pending entries, silent for
+   * 10 minutes; a live worker reads every second): the group's consumer list stays short.
+   */
+  private async pruneConsumers(stream: string): Promise<void> {
+    this.trips++;
+    const list = (await this.redis.xinfo('CONSUMERS', stream, GROUP)) as unknown[][];
+    for (const flat of list) {
+      const info: Record<string, unknown> = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) info[String(flat[i])] = flat[i + 1];
+      if (info.name !== this.consumer && Number(info.pending) === 0 && Number(info.idle) > 600_000) {
+        this.trips++;
+        await this.redis.xgroup('DELCONSUMER', stream, GROUP, String(info.name));
+      }
+    }
+  }
+
+  async renew(integration: string, ids: readonly string[]): Promise<string[]> {
+    if (!ids.length) return [];
+    this.trips++;
+    return this.redis.signalQueueRenew(this.k(integration).stream, this.consumer, ...ids);
+  }
+
+  async settle(integration: string, lease: Lease, s: Settlement): Promise<boolean> {
+    const k = this.k(integration);
+    const payload = s.kind === 'retry' ? JSON.stringify(s.message) : s.kind === 'dead' ? s.entry : '';
+    this.trips++;
+    const r = await this.redis.signalQueueSettle(
+      k.stream, k.delayed, k.dead, k.deadData, k.stats, k.outcomes,
+      lease.id, this.consumer, s.kind, s.outcome, payload,
+      s.kind === 'retry' ? Math.max(0, Math.round(s.delay_ms)) : 0,
+      s.kind === 'dead' ? s.job_id : '',
+      s.kind === 'done' ? s.status : '',
+      this.outcomesMaxLen,
+    );
+    return r === 1;
+  }
+
+  async release(integration: string, lease: Lease, message: QueuedEvent): Promise<boolean> {
+    this.trips++;
+    return (await this.redis.signalQueueRelease(this.k(integration).stream, lease.id, this.consumer, JSON.stringify(message))) === 1;
+  }
+
+  async status(integration: string): Promise<QueueStatus> {
+    const k = this.k(integration);
+    this.trips++;
+    const [xlen, pending, delayed, dead, stats] = (await this.redis
+      .pipeline()
+      .xlen(k.stream)
+      .xpending(k.stream, GROUP)
+      .zcard(k.delayed)
+      .zcard(k.dead)
+      .hgetall(k.stats)
+      .exec()) as [Error | null, unknown][];
+    const n = (v: unknown) => (typeof v === 'number' ? v : Number(v ?? 0) || 0);
+    // No group yet (nothing enqueued): nothing in flight.
+    const inFlight = pending?.[0] ? 0 : n((pending?.[1] as unknown[] | undefined)?.[0]);
+    const s = (stats?.[1] ?? {}) as Record<string, string>;
+    return {
+      waiting: Math.max(0, n(xlen?.[1]) - inFlight),
+      in_flight: inFlight,
+      scheduled_retry: n(delayed?.[1]),
+      delivered: n(s.delivered),
+      failed: n(s.failed),
+      dead_lettered: n(dead?.[1]),
+      skipped: n(s.skipped),
+      enqueued: n(s.enqueued),
+      replayed: n(s.replayed),
+    };
+  }
+
+  async integrations(): Promise<string[]> {
+    this.trips++;
+    return (await this.redis.smembers(`${this.prefix}integrations`)).sort();
+  }
+
+  async deadLetters(integration: string, opts: { limit?: number } = {}): Promise<string[]> {
+    const k = this.k(integration);
+    const out: string[] = [];
+    const limit = opts.limit ?? Infinity;
+    for (let start = 0; out.length < limit; start += 500) {
+      this.trips++;
+      const ids = await this.redis.zrange(k.dead, start, start + 499);
+      if (!ids.length) break;
+      this.trips++;
+      const lines = await this.redis.hmget(k.deadData, ...ids);
+      for (const l of lines) if (l !== null && out.length < limit) out.push(l);
+      if (ids.length < 500) break;
+    }
+    return out;
+  }
+
+  async replay(integration: string, opts: { limit?: number } = {}): Promise<number> {
+    const k = this.k(integration);
+    let moved = 0;
+    let skip = 0;
+    const limit = opts.limit ?? Infinity;
+    while (moved < limit) {
+      const want = Math.min(500, limit - moved);
+      this.trips++;
+      const ids = await this.redis.zrange(k.dead, skip, skip + want - 1);
+      if (!ids.length) break;
+      this.trips++;
+      const lines = await this.redis.hmget(k.deadData, ...ids);
+      const p = this.redis.pipeline();
+      let batch = 0;
+      ids.forEach((id, i) => {
+        const message = replayMessage(id, lines[i] ?? null);
+        if (!message) {
+          skip++; // no event to send again (its line never parsed): stays for the operator to fix
+          return;
+        }
+        (p as unknown as { signalQueueReplay(...a: string[]): unknown }).signalQueueReplay(k.stream, k.dead, k.deadData, k.stats, id, JSON.stringify(message));
+        batch++;
+      });
+      if (batch) {
+        this.trips++;
+        const res = await p.exec();
+        for (const [err, r] of res ?? []) {
+          if (err) throw err;
+          if (r === 1) moved++;
+        }
+      }
+      if (ids.length < want) break;
+    }
+    return moved;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.blocking.values()) c.disconnect();
+    // QUIT waits for what is queued; a Redis that is away must not hold the process.
+    await Promise.race([this.redis.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
+    this.redis.disconnect();
+  }
+}
+
+/** The message a dead letter goes back as: the same job, fresh attempts, the duplicate flag kept. */
+function replayMessage(jobId: string, line: string | null): QueuedEvent | undefined {
+  if (line === null) return undefined;
+  try {
+    const entry = JSON.parse(line) as { dead_letter?: { possibly_duplicated?: boolean; replays?: number }; event?: unknown };
+    if (typeof entry.event !== 'object' || entry.event === null) return undefined;
+    const dl = entry.dead_letter ?? {};
+    return {
+      job_id: jobId,
+      event: entry.event,
+      history: [],
+      ...(dl.possibly_duplicated ? { possibly_duplicated: true } : {}),
+      enqueued_at: Date.now(),
+      replays: (typeof dl.replays === 'number' ? dl.replays : 0) + 1,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Connect a Redis Streams queue (see RedisQueueOptions). */
+export function createRedisQueue(opts: RedisQueueOptions): Promise<RedisQueue> {
+  return RedisQueue.connect(opts);
+}

@@ -1,0 +1,391 @@
+/**
+ * A delivery worker: takes events from each integration's queue, delivers them with the engine, and
+ * settles every queue attempt (one attempt = one `Integration.deliver`, with the engine's short
+ * in-process retries inside it): done, rescheduled with backoff, or dead-lettered with every attempt's
+ * reason, status and hint. Many workers (processes, hosts) share the queues; leases are renewed while a
+ * delivery runs and taken over by another worker when their holder dies.
+ *
+ * stop() drains: no new leases, in-flight deliveries get `drainTimeoutMs` to finish, the rest are aborted
+ * and handed back (not counted as an attempt, flagged possibly duplicated when a request had gone out).
+ */
+import { Engine, type EngineOptions } from '../engine.js';
+import { REASONS } from '../errors.js';
+import type { Integration } from '../run/integration.js';
+import type { Outcome } from '../run/outcome.js';
+import { decideAfterAttempt, DEFAULT_QUEUE_RETRY_POLICY, type QueueRetryPolicy } from '../policy/queue-retry.js';
+import type { AttemptSummary, DeliveryQueue, Lease, QueuedEvent, Settlement } from './queue.js';
+import { createRedisQueue } from './redis-queue.js';
+
+export type Disposition = 'delivered' | 'skipped' | 'retry_scheduled' | 'dead_lettered';
+
+/** An outcome of one queue attempt: the engine's outcome plus where the event went next. */
+export interface FleetOutcome extends Outcome {
+  job_id: string;
+  /** This queue attempt (1-based) and how many the record allows. */
+  attempt: number;
+  max_attempts: number;
+  disposition: Disposition;
+  /** For `retry_scheduled`: the wait before the next attempt. */
+  next_attempt_in_ms?: number;
+}
+
+/** The subset of a pino logger the worker uses (pino fits; so does a console adapter). */
+export interface WorkerLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface StartWorkerOptions {
+  /** A loaded engine; or give `engineOptions` (e.g. with a shared `store`) and the worker loads one and closes it on stop. */
+  engine?: Engine;
+  engineOptions?: EngineOptions & Record<string, unknown>;
+  /** Redis URL of the queues (or give `queue`). */
+  redis?: string;
+  /** Another queue implementation (e.g. a Kafka consumer); the worker does not close one it was given. */
+  queue?: DeliveryQueue;
+  /** Integration records whose queues this worker consumes (one queue per record name). */
+  integrations: readonly unknown[];
+  /** Deliveries in flight per integration (a batching integration keeps a batch's worth per request). Default 16. */
+  concurrency?: number;
+  /** Send every request to this base URL (local emulator). */
+  endpoint?: string;
+  /** Leases not renewed for this long go to another worker. Default 30 s. */
+  visibilityTimeoutMs?: number;
+  /** Overrides every record's `retry.queue.backoff_ms` (tests, drills). */
+  retryBackoffMs?: number;
+  /** How long stop() lets in-flight deliveries finish before aborting and handing them back. Default 30 s. */
+  drainTimeoutMs?: number;
+  /** Longest wait for new events in one read (bounds how fast stop() takes effect). Default 1 s. */
+  blockMs?: number;
+  onOutcome?: (outcome: FleetOutcome) => void;
+  logger?: WorkerLogger;
+}
+
+export interface FleetWorker {
+  readonly queue: DeliveryQueue;
+  readonly engine: Engine;
+  readonly integrations: readonly Integration[];
+  /** Deliveries in flight now: of one integration, or of all. */
+  inFlight(integration?: string): number;
+  /** Counts of settled attempts by disposition, in this process. */
+  readonly counts: Record<Disposition, number>;
+  /** Drain and stop (idempotent); resolves when nothing is held any more. */
+  stop(): Promise<void>;
+  /** Abort in-flight deliveries now and hand them back (a second SIGTERM). */
+  hurry(): void;
+}
+
+interface Lane {
+  name: string;
+  integration: Integration;
+  policy: QueueRetryPolicy;
+  window: number;
+  inflight: Map<string, Lease>;
+  wake: Wake;
+  loop?: Promise<void>;
+}
+
+/** Wakes a waiting loop; a notify with nobody waiting is remembered. */
+class Wake {
+  private waiters: (() => void)[] = [];
+  private pending = false;
+  wait(): Promise<void> {
+    if (this.pending) {
+      this.pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((r) => this.waiters.push(r));
+  }
+  notify(): void {
+    if (!this.waiters.length) {
+      this.pending = true;
+      return;
+    }
+    const w = this.waiters;
+    this.waiters = [];
+    for (const r of w) r();
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
+const SILENT: WorkerLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** The record's queue retry policy (`retry.queue`), defaults filled. */
+export function queuePolicyOf(record: unknown, backoffOverride?: number): QueueRetryPolicy {
+  const q = ((record as { retry?: { queue?: Partial<QueueRetryPolicy> } })?.retry?.queue ?? {}) as Partial<QueueRetryPolicy>;
+  return { ...DEFAULT_QUEUE_RETRY_POLICY, ...q, ...(backoffOverride !== undefined ? { backoff_ms: backoffOverride } : {}) };
+}
+
+/**
+ * A failed attempt whose request may have reached the vendor: no HTTP answer (connection broken, timed
+ * out) after at least one request went out. A later attempt of the same event may duplicate it there.
+ */
+export function mayHaveReachedVendor(o: Outcome): boolean {
+  return o.status === 'failed' && o.http_status === undefined && o.attempts > 0;
+}
+
+function summarize(o: Outcome, attempt: number, possiblyDuplicated: boolean): AttemptSummary {
+  return {
+    attempt,
+    at: new Date().toISOString(),
+    status: o.status,
+    ...(o.reason !== undefined ? { reason: o.reason } : {}),
+    ...(o.message !== undefined ? { message: o.message } : {}),
+    ...(o.hint !== undefined ? { hint: o.hint } : {}),
+    ...(o.http_status !== undefined ? { http_status: o.http_status } : {}),
+    ...(o.retryable !== undefined ? { retryable: o.retryable } : {}),
+    http_attempts: o.attempts,
+    ...(possiblyDuplicated ? { possibly_duplicated: true } : {}),
+    duration_ms: o.duration_ms,
+  };
+}
+
+/**
+ * The dead-letter line: `deliver --dead-letter`'s shape (`dead_letter` with reason, message, hint,
+ * attempts, http_status, integration, failed_at, event_id, retryable, then `event`), where `attempts`
+ * counts queue attempts, plus the job id, the duplicate flag and every attempt's summary in `history`.
+ */
+export function deadLetterLine(o: FleetOutcome, m: QueuedEvent, history: AttemptSummary[], possiblyDuplicated: boolean, raw?: string): string {
+  const dead_letter = {
+    reason: o.reason ?? null,
+    message: o.message ?? null,
+    hint: o.hint ?? null,
+    attempts: history.length,
+    http_status: o.http_status ?? null,
+    integration: o.integration,
+    failed_at: new Date().toISOString(),
+    event_id: o.event_id,
+    retryable: o.retryable ?? null,
+    job_id: m.job_id,
+    possibly_duplicated: possiblyDuplicated,
+    ...(m.replays ? { replays: m.replays } : {}),
+    history,
+  };
+  if (raw !== undefined) return JSON.stringify({ dead_letter, raw_line: raw });
+  return JSON.stringify({ dead_letter, event: m.event });
+}
+
+export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker> {
+  const log = opts.logger ?? SILENT;
+  const vt = opts.visibilityTimeoutMs ?? 30_000;
+  const concurrency = Math.max(1, opts.concurrency ?? 16);
+  const blockMs = opts.blockMs ?? 1_000;
+  const drainMs = opts.drainTimeoutMs ?? 30_000;
+  if (!opts.queue && !opts.redis) throw new TypeError('startWorker: give `redis` (a URL) or `queue`');
+  const ownsEngine = !opts.engine;
+  const engine = opts.engine ?? (await Engine.load(opts.engineOptions ?? {}));
+
+  const lanes: Lane[] = [];
+  try {
+    for (const record of opts.integrations) {
+      const integration = engine.createIntegration(record, opts.endpoint ? { endpoint: opts.endpoint } : {});
+      if (lanes.some((l) => l.name === integration.name)) throw new TypeError(`two integration records are named '${integration.name}': one queue per record name`);
+      lanes.push({
+        name: integration.name,
+        integration,
+        policy: queuePolicyOf(record, opts.retryBackoffMs),
+        window: integration.inFlightWindow(concurrency),
+        inflight: new Map(),
+        wake: new Wake(),
+      });
+    }
+  } catch (e) {
+    if (ownsEngine) engine.close();
+    throw e;
+  }
+  const ownsQueue = !opts.queue;
+  const queue = opts.queue ?? (await createRedisQueue({ url: opts.redis!, visibilityTimeoutMs: vt, persistent: true }));
+  for (const lane of lanes) await queue.ensure(lane.name);
+
+  const counts: Record<Disposition, number> = { delivered: 0, skipped: 0, retry_scheduled: 0, dead_lettered: 0 };
+  const abandon = new AbortController();
+  const idle = new Wake();
+  let stopping = false;
+  const inFlight = (name?: string) => lanes.reduce((n, l) => n + (name === undefined || l.name === name ? l.inflight.size : 0), 0);
+
+  /** Give an event back to the queue without counting an attempt. */
+  const handBack = async (lane: Lane, lease: Lease, maybeSent: boolean): Promise<void> => {
+    const pd = lease.message.possibly_duplicated || lease.reclaimed || maybeSent;
+    try {
+      const ok = await queue.release(lane.name, lease, { ...lease.message, ...(pd ? { possibly_duplicated: true } : {}) });
+      if (!ok) log.warn({ integration: lane.name, job_id: lease.message.job_id }, 'lease lost before hand-back: another worker has the event');
+    } catch (e) {
+      log.error({ integration: lane.name, job_id: lease.message.job_id, err: (e as Error).message }, 'hand-back failed: the event returns after the visibility timeout');
+    }
+  };
+
+  const settle = async (lane: Lane, lease: Lease, s: Settlement): Promise<boolean | undefined> => {
+    for (let i = 0; ; i++) {
+      try {
+        return await queue.settle(lane.name, lease, s);
+      } catch (e) {
+        if (i >= 4) {
+          log.error({ integration: lane.name, job_id: lease.message.job_id, err: (e as Error).message }, 'outcome could not be recorded: the event is attempted again after the visibility timeout');
+          return undefined;
+        }
+        await sleep(100 * 2 ** i);
+      }
+    }
+  };
+
+  const attempt = async (lane: Lane, lease: Lease): Promise<void> => {
+    const m = lease.message;
+    const n = m.history.length + 1;
+    const outcome: Outcome =
+      lease.unreadable !== undefined
+        ? {
+            event_id: null,
+            status: 'failed',
+            integration: lane.name,
+            vendor: lane.integration.vendor,
+            reason: REASONS.invalidEvent,
+            message: 'the queued message is not a queued event (written by something other than enqueue)',
+            retryable: false,
+            attempts: 0,
+            duration_ms: 0,
+          }
+        : await lane.integration.deliver(m.event, { signal: abandon.signal });
+    if (abandon.signal.aborted && outcome.reason === REASONS.interrupted) {
+      // Aborted mid-request: the request may be at the vendor already (as `deliver` flags its abandoned lines).
+      await handBack(lane, lease, true);
+      return;
+    }
+    // Possibly duplicated at the vendor: an earlier attempt may have reached it (or the worker that held
+    // this lease before died mid-delivery), or the engine retried a request that had gone out.
+    const pd = Boolean(m.possibly_duplicated || lease.reclaimed || outcome.possibly_duplicated);
+    const pdAfter = pd || mayHaveReachedVendor(outcome);
+    const decision = decideAfterAttempt(lane.policy, n, outcome);
+    const disposition: Disposition =
+      decision.kind === 'done' ? (outcome.status === 'delivered' ? 'delivered' : 'skipped') : decision.kind === 'retry' ? 'retry_scheduled' : 'dead_lettered';
+    const { possibly_duplicated: _pd, ...rest } = outcome;
+    const fo: FleetOutcome = {
+      ...rest,
+      ...((disposition === 'delivered' || disposition === 'skipped' ? pd : pdAfter) ? { possibly_duplicated: true } : {}),
+      job_id: m.job_id,
+      attempt: n,
+      max_attempts: lane.policy.max_attempts,
+      disposition,
+      ...(decision.kind === 'retry' ? { next_attempt_in_ms: decision.delay_ms } : {}),
+    };
+    const text = JSON.stringify(fo);
+    let s: Settlement;
+    if (decision.kind === 'done') s = { kind: 'done', status: outcome.status as 'delivered' | 'skipped', outcome: text };
+    else {
+      const history = [...m.history, summarize(outcome, n, mayHaveReachedVendor(outcome) || outcome.possibly_duplicated === true)];
+      if (decision.kind === 'retry') {
+        s = { kind: 'retry', outcome: text, delay_ms: decision.delay_ms, message: { ...m, history, ...(pdAfter ? { possibly_duplicated: true } : {}) } };
+      } else {
+        s = { kind: 'dead', outcome: text, job_id: m.job_id, entry: deadLetterLine(fo, m, history, pdAfter, lease.unreadable) };
+      }
+    }
+    const ok = await settle(lane, lease, s);
+    if (ok === false) {
+      log.warn({ integration: lane.name, job_id: m.job_id, event_id: outcome.event_id }, 'lease lost: another worker took the event over; this attempt is not recorded');
+      return;
+    }
+    if (ok === undefined) return;
+    counts[disposition]++;
+    if (disposition === 'dead_lettered') log.warn({ integration: lane.name, job_id: m.job_id, event_id: fo.event_id, reason: fo.reason, attempt: n }, 'dead-lettered');
+    try {
+      opts.onOutcome?.(fo);
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'onOutcome hook threw');
+    }
+  };
+
+  const start = (lane: Lane, lease: Lease): void => {
+    lane.inflight.set(lease.id, lease);
+    attempt(lane, lease)
+      .catch((e: unknown) => log.error({ integration: lane.name, job_id: lease.message.job_id, err: (e as Error)?.message }, 'attempt failed unexpectedly: the event returns after the visibility timeout'))
+      .finally(() => {
+        lane.inflight.delete(lease.id);
+        lane.wake.notify();
+        idle.notify();
+      });
+  };
+
+  const runLane = async (lane: Lane): Promise<void> => {
+    let failures = 0;
+    while (!stopping) {
+      const free = lane.window - lane.inflight.size;
+      if (free <= 0) {
+        await lane.wake.wait();
+        continue;
+      }
+      let leases: Lease[];
+      try {
+        leases = await queue.take(lane.name, free, blockMs);
+        failures = 0;
+      } catch (e) {
+        if (stopping) break;
+        log.error({ integration: lane.name, err: (e as Error).message }, 'reading the queue failed; retrying');
+        await sleep(Math.min(2_000, 100 * 2 ** failures++));
+        continue;
+      }
+      for (const lease of leases) {
+        if (stopping) await handBack(lane, lease, lease.reclaimed);
+        else start(lane, lease);
+      }
+    }
+  };
+
+  // Renew the leases of deliveries in flight well before they expire.
+  const renewTimer = setInterval(() => {
+    for (const lane of lanes) {
+      const ids = [...lane.inflight.keys()];
+      if (!ids.length) continue;
+      queue.renew(lane.name, ids).then(
+        (lost) => {
+          if (lost.length) log.warn({ integration: lane.name, lost: lost.length }, 'leases lost (held past the visibility timeout): other workers redo those events');
+        },
+        (e: unknown) => log.error({ integration: lane.name, err: (e as Error).message }, 'renewing leases failed'),
+      );
+    }
+  }, Math.max(50, Math.floor(vt / 3)));
+  renewTimer.unref?.();
+
+  for (const lane of lanes) lane.loop = runLane(lane);
+  log.info({ integrations: lanes.map((l) => l.name), concurrency, visibility_timeout_ms: vt }, 'worker started');
+
+  const waitIdle = async (deadline: number): Promise<boolean> => {
+    while (inFlight() > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await Promise.race([idle.wait(), sleep(Math.min(left, 250))]);
+    }
+    return true;
+  };
+
+  let stopped: Promise<void> | undefined;
+  const worker: FleetWorker = {
+    queue,
+    engine,
+    integrations: lanes.map((l) => l.integration),
+    inFlight: (name?: string) => inFlight(name),
+    counts,
+    hurry: () => abandon.abort(),
+    stop: () => {
+      stopped ??= (async () => {
+        stopping = true;
+        for (const lane of lanes) lane.wake.notify();
+        log.info({ in_flight: inFlight() }, 'draining: no new events; in-flight deliveries finish or are handed back');
+        // Batching integrations send what they hold now instead of at their timer.
+        for (const lane of lanes) void lane.integration.flush();
+        if (!(await waitIdle(Date.now() + drainMs))) {
+          log.warn({ in_flight: inFlight() }, 'drain timeout: aborting in-flight deliveries and handing them back');
+          abandon.abort();
+          await waitIdle(Date.now() + 10_000);
+        }
+        // A read in progress returns within blockMs (its events are handed back); a Redis that is away must not hold us.
+        await Promise.race([Promise.all(lanes.map((l) => l.loop)), sleep(blockMs + 2_000)]);
+        clearInterval(renewTimer);
+        if (ownsQueue) await queue.close();
+        if (ownsEngine) engine.close();
+        log.info({ ...counts }, 'worker stopped');
+      })();
+      return stopped;
+    },
+  };
+  return worker;
+}
