@@ -103,7 +103,7 @@ describe('validate for CI and the shell', () => {
     const r = await cli(['validate', '--format', 'github', bad]);
     expect(r.code).toBe(1);
     expect(r.out.split('\n')[0]).toBe(
-      `::error file=${bad},line=8,col=32,title=spec%3A send.request.url::the URL has no scheme: write https://api.example.com/x (requests go to absolute http(s) URLs)`,
+      `::error file=${bad},line=8,col=32,title=spec%3A send.request.url::the URL has no scheme: write https://api.example.com/x (a URL starts with https:// or http://, or with a placeholder that yields a whole origin such as {$auth.login.instance_url})`,
     );
   });
 

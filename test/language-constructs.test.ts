@@ -86,7 +86,7 @@ describe('load-time checks of the new constructs', async () => {
       .replace('    result: { session_token: session_token }\n', '    result: { session_token: session_token }\n    errors:\n      - when: { status: 401 }\n        action: reauth\n');
     const lines = check(bad);
     expect(lines).toEqual([
-      expect.stringMatching(/^acme\.yaml:\d+:\d+: a URL starts with https:\/\/ .* \(at auth\[0\]\.request\.url\)$/),
+      expect.stringMatching(/^acme\.yaml:\d+:\d+: the URL has no scheme: write https:\/\/login\.acme\.example\/oauth\/session .* \(at auth\[0\]\.request\.url\)$/),
       expect.stringMatching(/^acme\.yaml:\d+:\d+: reauth is for requests made with a token: .*the first stage has none \(at auth\[0\]\.errors\[0\]\.action\)$/),
       expect.stringMatching(/^acme\.yaml:\d+:\d+: public names 'instance_uri', which is not an output in result \(at auth\[1\]\.public\[0\]\)$/),
       expect.stringMatching(/^acme\.yaml:\d+:\d+: the origin comes from \$auth\.access\.instance_url, a secret output: .* \(at send\.request\.url\)$/),

@@ -44,8 +44,7 @@ export function registerTest(program: Command, ctx: Context): void {
     .addOption(new Option('--reporter <name>', 'text, or junit (JUnit XML on stdout, for CI)').choices(['text', 'junit']).default('text'))
     .action(async (paths: string[], opts: TestOptions, cmd: Command) => {
       const targets = paths.length ? paths.map((p) => resolvePath(ctx.io, p)) : specsDirs(ctx, cmd).map((d) => join(d, 'tests'));
-      ctx.exitCode = await runPins(ctx, cmd, targets, opts);
-      if (opts.watch) ctx.exitCode = await watchPins(ctx, cmd, targets, opts);
+      ctx.exitCode = opts.watch ? await watchPins(ctx, cmd, targets, opts) : await runPins(ctx, cmd, targets, opts);
     });
 }
 
@@ -83,10 +82,10 @@ async function runPins(ctx: Context, cmd: Command, targets: string[], opts: Test
   return failed ? EXIT.failed : EXIT.ok;
 }
 
-/** Run the pins again on every change under the specs and the pin targets; resolves on SIGINT/SIGTERM. */
+/** Run the pins, then again on every change under the specs and the pin targets; resolves on SIGINT/SIGTERM. */
 async function watchPins(ctx: Context, cmd: Command, targets: string[], opts: TestOptions): Promise<number> {
   const { io } = ctx;
-  let code = ctx.exitCode;
+  let code: number = EXIT.ok;
   const watchers: FSWatcher[] = [];
   let timer: NodeJS.Timeout | undefined;
   let running = Promise.resolve();
@@ -113,6 +112,8 @@ async function watchPins(ctx: Context, cmd: Command, targets: string[], opts: Te
       io.stderr.write(`warning: cannot watch ${displayPath(io, dir)}: ${(e as Error).message}\n`);
     }
   }
+  // Watching starts before the first run, so a change saved while it runs is not missed.
+  code = await runPins(ctx, cmd, targets, opts);
   io.stderr.write(`watching ${[...new Set([...specsDirs(ctx, cmd), ...targets])].map((d) => displayPath(io, d)).join(', ')} (Ctrl-C to stop)\n`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

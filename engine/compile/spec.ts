@@ -278,7 +278,9 @@ class Compiler {
     // A URL starts with its scheme, or with a placeholder that yields a whole origin followed by the path.
     const origin = context === 'url' && parts[0] !== undefined && 'expr' in parts[0];
     if (context === 'url' && !origin && !/^https?:\/\//i.test(src)) {
-      this.problem(path, 'a URL starts with https:// (or http://), or with a placeholder that yields a whole origin such as {$auth.login.instance_url}');
+      // Most often a host written without its scheme: say what to write.
+      const fix = /^[a-z][a-z0-9+.-]*:/i.test(src) ? 'requests go to absolute http(s) URLs' : `write https://${src.replace(/^\/+/, '')}`;
+      this.problem(path, `the URL has no scheme: ${fix} (a URL starts with https:// or http://, or with a placeholder that yields a whole origin such as {$auth.login.instance_url})`);
       ok = false;
     }
     if (origin) {
