@@ -7,6 +7,7 @@
 import type { Readable } from 'node:stream';
 import { DEFAULT_MAX_DEPTH, isBlankLine, parseEventLine, parseJsonSafely, REASONS, type Integration, type Outcome, type SignalEvent } from '../engine/index.js';
 import { readLines, type RawLine } from './ndjson.js';
+import { Wake } from '../engine/run/wake.js';
 
 /**
  * A line that does not become an event is kept in its dead letter, byte for byte, when it is at most
@@ -87,28 +88,6 @@ interface Item {
   /** Checked by parseEventLine: event_id and event are non-empty strings. */
   event: SignalEvent;
   abandoned: boolean;
-}
-
-/** Wakes the loop; a notify with nobody waiting is remembered, so a wake-up is never lost. */
-class Wake {
-  private waiters: (() => void)[] = [];
-  private pending = false;
-  wait(): Promise<void> {
-    if (this.pending) {
-      this.pending = false;
-      return Promise.resolve();
-    }
-    return new Promise((r) => this.waiters.push(r));
-  }
-  notify(): void {
-    if (this.waiters.length === 0) {
-      this.pending = true;
-      return;
-    }
-    const w = this.waiters;
-    this.waiters = [];
-    for (const r of w) r();
-  }
 }
 
 function signalName(s: AbortSignal | undefined): string {

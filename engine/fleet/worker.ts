@@ -15,6 +15,7 @@ import type { Outcome } from '../run/outcome.js';
 import { decideAfterAttempt, DEFAULT_QUEUE_RETRY_POLICY, type QueueRetryPolicy } from '../policy/queue-retry.js';
 import type { AttemptSummary, DeliveryQueue, Lease, QueuedEvent, Settlement } from './queue.js';
 import { createRedisQueue } from './redis-queue.js';
+import { Wake } from '../run/wake.js';
 
 export type Disposition = 'delivered' | 'skipped' | 'retry_scheduled' | 'dead_lettered';
 
@@ -84,28 +85,6 @@ interface Lane {
   inflight: Map<string, Lease>;
   wake: Wake;
   loop?: Promise<void>;
-}
-
-/** Wakes a waiting loop; a notify with nobody waiting is remembered. */
-class Wake {
-  private waiters: (() => void)[] = [];
-  private pending = false;
-  wait(): Promise<void> {
-    if (this.pending) {
-      this.pending = false;
-      return Promise.resolve();
-    }
-    return new Promise((r) => this.waiters.push(r));
-  }
-  notify(): void {
-    if (!this.waiters.length) {
-      this.pending = true;
-      return;
-    }
-    const w = this.waiters;
-    this.waiters = [];
-    for (const r of w) r();
-  }
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
