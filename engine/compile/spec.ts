@@ -3,8 +3,7 @@
  * template and config schema is compiled here, once; every problem is collected with its location so
  * an author sees all of them in one run.
  */
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsImport from 'ajv-formats';
+import type { ValidateFunction } from 'ajv/dist/2020.js';
 import type { Diagnostic } from '../errors.js';
 import { diagnosticAt, type KeyPath, type SpecSource } from '../load/source.js';
 import type {
@@ -20,160 +19,25 @@ import type {
 } from '../spec/types.js';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from './expression.js';
 import { FORBIDDEN_SEGMENTS, SPREAD_KEY, type CompiledMapping } from './mapping.js';
-import { ajvLinearRegExp, schemaPatternProblems } from './regex.js';
+import { schemaPatternProblems } from './regex.js';
+import { configValidatorFor } from '../validate/config-schema.js';
+
 import { checkReferences, type ReferenceScope } from './references.js';
 import { parseTemplate, TemplateSyntaxError, type TemplateContext, type TemplatePart } from './template.js';
 
-// ajv-formats is CommonJS: under NodeNext its default import is the module object or the plugin itself.
-type FormatsPlugin = (ajv: Ajv2020) => Ajv2020;
-const formatsModule = addFormatsImport as unknown as FormatsPlugin & { default?: FormatsPlugin };
-const addFormats: FormatsPlugin = typeof formatsModule.default === 'function' ? formatsModule.default : formatsModule;
 
-export interface CompiledTemplate {
-  source: string;
-  context: TemplateContext;
-  /** A URL template whose first placeholder is a whole origin (`{$auth.login.instance_url}/path`). */
-  origin: boolean;
-  parts: TemplatePart[];
-  exprs: CompiledExpr[];
-}
-
-export interface CompiledRequest {
-  /** A fixed method, or a template rendering to one. */
-  method: HttpMethod | CompiledTemplate;
-  url: CompiledTemplate;
-  headers: { name: string; value: CompiledTemplate }[];
-  body: CompiledMapping | undefined;
-  encoding: 'json' | 'form';
-  /** The spec sets Content-Type itself; otherwise the engine adds one for the encoding. */
-  hasContentType: boolean;
-}
-
-export type RuleAction = ErrorRule['action'];
-
-export interface CompiledRule {
-  status?: (status: number) => boolean;
-  codes?: ReadonlySet<string>;
-  messageContains?: string;
-  network?: true | ReadonlySet<string>;
-  action: RuleAction;
-  hint?: string;
-  /** Where the rule came from, for messages: `send.errors[2]` or `default`. */
-  origin: string;
-}
-
-export interface CompiledVendorError {
-  code?: CompiledExpr;
-  message?: CompiledExpr;
-  retryAfter?: CompiledExpr;
-  /** The response header that carries the retry delay (lowercase name). */
-  retryAfterHeader?: { name: string; format: 'seconds' | 'epoch' };
-}
-
-export interface CompiledAuthStage {
-  name: string;
-  request: CompiledRequest;
-  result: { name: string; expr: CompiledExpr }[];
-  /** Outputs that are not secrets. */
-  publicOutputs: ReadonlySet<string>;
-  expiresIn?: CompiledExpr;
-  /** Lifetime when the response states none; Infinity: kept until a `reauth` drops it. */
-  defaultExpiresIn: number;
-  /** The send or poll requests read this stage's outputs themselves (not only through a later stage). */
-  readBySend: boolean;
-  cacheKey: string[];
-  success: (status: number) => boolean;
-  vendorError: CompiledVendorError;
-  rules: CompiledRule[];
-}
-
-export interface CompiledCheck {
-  that: CompiledExpr;
-  message: string;
-  hint?: string;
-}
-
-export interface CompiledBatch {
-  max_items: number;
-  max_bytes: number;
-  max_wait_ms: number;
-  max_in_flight: number;
-  item?: CompiledMapping;
-  body: CompiledMapping;
-  results?: {
-    items?: CompiledExpr;
-    ok?: CompiledExpr;
-    id?: CompiledExpr;
-    message?: CompiledExpr;
-    code?: CompiledExpr;
-    hint?: string;
-  };
-  itemErrors?: {
-    list: CompiledExpr;
-    index: CompiledExpr;
-    code?: CompiledExpr;
-    message?: CompiledExpr;
-    hint?: string;
-    /** Non-success statuses whose answer is still read for the list; undefined: none. */
-    status?: (status: number) => boolean;
-  };
-  groupBy?: CompiledExpr;
-  poll?: {
-    when?: CompiledExpr;
-    status: CompiledRequest;
-    done: CompiledExpr;
-    interval_ms: number;
-    max_wait_ms: number;
-    results: CompiledRequest;
-    more?: CompiledExpr;
-    errors: CompiledExpr;
-    index: CompiledExpr;
-    message?: CompiledExpr;
-    code?: CompiledExpr;
-    hint?: string;
-  };
-}
-
-export interface CompiledSendStage {
-  /** Present when events are sent in batches: `request.body` then maps one event, `batch.body` the request. */
-  batch?: CompiledBatch;
-  request: CompiledRequest;
-  checks: CompiledCheck[];
-  success: (status: number) => boolean;
-  responseId?: CompiledExpr;
-  keep: { name: string; expr: CompiledExpr }[];
-  vendorError: CompiledVendorError;
-  rules: CompiledRule[];
-}
-
-export interface CompiledPreset {
-  name: string;
-  title: string;
-  events: Map<string, CompiledMapping>;
-}
-
-export interface CompiledSpec {
-  file: string;
-  spec: IntegrationSpec;
-  vendor: string;
-  title: string;
-  version: string;
-  configSchema: JsonSchema;
-  configFields: ReadonlySet<string>;
-  secretFields: ReadonlySet<string>;
-  validateConfig: ValidateFunction;
-  consentCategories: string[];
-  allowedHosts: string[];
-  timeouts: { connect_ms: number; response_ms: number };
-  /** What the rate limit is counted by (`scope`, config fields) and the spec's default limit. */
-  rateLimit: { scope: string[]; requests_per_minute?: number };
-  presets: Map<string, CompiledPreset>;
-  defaultPreset: string | undefined;
-  auth: CompiledAuthStage[];
-  send: CompiledSendStage;
-  /** Scope for expressions supplied later by integration records (field_mappings). */
-  recordScope: ReferenceScope;
-}
+export type * from './program.js';
+import type {
+  CompiledAuthStage,
+  CompiledBatch,
+  CompiledCheck,
+  CompiledPreset,
+  CompiledRequest,
+  CompiledRule,
+  CompiledSpec,
+  CompiledTemplate,
+  CompiledVendorError,
+} from './program.js';
 
 /** Defaults every spec inherits after its own rules: transient failures retry, other client errors fail. */
 export const DEFAULT_RULES: CompiledRule[] = [
@@ -208,30 +72,6 @@ export function statusMatcher(match: StatusMatch | StatusMatch[]): (status: numb
   const exact = new Set(list.filter((m): m is number => typeof m === 'number'));
   const classes = new Set(list.filter((m): m is string => typeof m === 'string').map((m) => Number(m[0])));
   return (s) => exact.has(s) || classes.has(Math.floor(s / 100));
-}
-
-let configAjv: Ajv2020 | undefined;
-const configValidators = new Map<string, ValidateFunction>();
-
-/**
- * One Ajv instance for every spec's config schema (an instance and its formats cost more than a
- * compile), and one compiled validator per distinct schema, reused when specs are loaded again.
- * Compiled at load, not at first use, so an invalid config schema is the author's load-time error.
- */
-export function configValidatorFor(schema: JsonSchema): ValidateFunction {
-  const key = JSON.stringify(schema);
-  const cached = configValidators.get(key);
-  if (cached) return cached;
-  if (!configAjv) {
-    // useDefaults: a config field's `default` is what the record gets when it leaves the field out.
-    // Config `pattern`s are written by spec authors and run on tenants' values: linear-time engine (regex.ts).
-    configAjv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true, addUsedSchema: false, code: { regExp: ajvLinearRegExp } });
-    addFormats(configAjv);
-    configAjv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
-  }
-  const validate = configAjv.compile(structuredClone(schema));
-  configValidators.set(key, validate);
-  return validate;
 }
 
 class Compiler {

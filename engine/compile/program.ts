@@ -1,0 +1,156 @@
+/**
+ * The program a compiled spec is: what stage 3 (compile/spec.ts) produces and stage 4 (engine/run/) runs.
+ * Every expression, template and mapping here is already compiled; nothing is parsed per event.
+ */
+import type { ValidateFunction } from 'ajv/dist/2020.js';
+import type { ErrorRule, HttpMethod, IntegrationSpec, JsonSchema } from '../spec/types.js';
+import type { CompiledExpr } from './expression.js';
+import type { CompiledMapping } from './mapping.js';
+import type { ReferenceScope } from './references.js';
+import type { TemplateContext, TemplatePart } from './template.js';
+
+export interface CompiledTemplate {
+  source: string;
+  context: TemplateContext;
+  /** A URL template whose first placeholder is a whole origin (`{$auth.login.instance_url}/path`). */
+  origin: boolean;
+  parts: TemplatePart[];
+  exprs: CompiledExpr[];
+}
+
+export interface CompiledRequest {
+  /** A fixed method, or a template rendering to one. */
+  method: HttpMethod | CompiledTemplate;
+  url: CompiledTemplate;
+  headers: { name: string; value: CompiledTemplate }[];
+  body: CompiledMapping | undefined;
+  encoding: 'json' | 'form';
+  /** The spec sets Content-Type itself; otherwise the engine adds one for the encoding. */
+  hasContentType: boolean;
+}
+
+export type RuleAction = ErrorRule['action'];
+
+export interface CompiledRule {
+  status?: (status: number) => boolean;
+  codes?: ReadonlySet<string>;
+  messageContains?: string;
+  network?: true | ReadonlySet<string>;
+  action: RuleAction;
+  hint?: string;
+  /** Where the rule came from, for messages: `send.errors[2]` or `default`. */
+  origin: string;
+}
+
+export interface CompiledVendorError {
+  code?: CompiledExpr;
+  message?: CompiledExpr;
+  retryAfter?: CompiledExpr;
+  /** The response header that carries the retry delay (lowercase name). */
+  retryAfterHeader?: { name: string; format: 'seconds' | 'epoch' };
+}
+
+export interface CompiledAuthStage {
+  name: string;
+  request: CompiledRequest;
+  result: { name: string; expr: CompiledExpr }[];
+  /** Outputs that are not secrets. */
+  publicOutputs: ReadonlySet<string>;
+  expiresIn?: CompiledExpr;
+  /** Lifetime when the response states none; Infinity: kept until a `reauth` drops it. */
+  defaultExpiresIn: number;
+  /** The send or poll requests read this stage's outputs themselves (not only through a later stage). */
+  readBySend: boolean;
+  cacheKey: string[];
+  success: (status: number) => boolean;
+  vendorError: CompiledVendorError;
+  rules: CompiledRule[];
+}
+
+export interface CompiledCheck {
+  that: CompiledExpr;
+  message: string;
+  hint?: string;
+}
+
+export interface CompiledBatch {
+  max_items: number;
+  max_bytes: number;
+  max_wait_ms: number;
+  max_in_flight: number;
+  item?: CompiledMapping;
+  body: CompiledMapping;
+  results?: {
+    items?: CompiledExpr;
+    ok?: CompiledExpr;
+    id?: CompiledExpr;
+    message?: CompiledExpr;
+    code?: CompiledExpr;
+    hint?: string;
+  };
+  itemErrors?: {
+    list: CompiledExpr;
+    index: CompiledExpr;
+    code?: CompiledExpr;
+    message?: CompiledExpr;
+    hint?: string;
+    /** Non-success statuses whose answer is still read for the list; undefined: none. */
+    status?: (status: number) => boolean;
+  };
+  groupBy?: CompiledExpr;
+  poll?: {
+    when?: CompiledExpr;
+    status: CompiledRequest;
+    done: CompiledExpr;
+    interval_ms: number;
+    max_wait_ms: number;
+    results: CompiledRequest;
+    more?: CompiledExpr;
+    errors: CompiledExpr;
+    index: CompiledExpr;
+    message?: CompiledExpr;
+    code?: CompiledExpr;
+    hint?: string;
+  };
+}
+
+export interface CompiledSendStage {
+  /** Present when events are sent in batches: `request.body` then maps one event, `batch.body` the request. */
+  batch?: CompiledBatch;
+  request: CompiledRequest;
+  checks: CompiledCheck[];
+  success: (status: number) => boolean;
+  responseId?: CompiledExpr;
+  keep: { name: string; expr: CompiledExpr }[];
+  vendorError: CompiledVendorError;
+  rules: CompiledRule[];
+}
+
+export interface CompiledPreset {
+  name: string;
+  title: string;
+  events: Map<string, CompiledMapping>;
+}
+
+export interface CompiledSpec {
+  file: string;
+  spec: IntegrationSpec;
+  vendor: string;
+  title: string;
+  version: string;
+  configSchema: JsonSchema;
+  configFields: ReadonlySet<string>;
+  secretFields: ReadonlySet<string>;
+  validateConfig: ValidateFunction;
+  consentCategories: string[];
+  allowedHosts: string[];
+  timeouts: { connect_ms: number; response_ms: number };
+  /** What the rate limit is counted by (`scope`, config fields) and the spec's default limit. */
+  rateLimit: { scope: string[]; requests_per_minute?: number };
+  presets: Map<string, CompiledPreset>;
+  defaultPreset: string | undefined;
+  auth: CompiledAuthStage[];
+  send: CompiledSendStage;
+  /** Scope for expressions supplied later by integration records (field_mappings). */
+  recordScope: ReferenceScope;
+}
