@@ -1,19 +1,16 @@
 /**
- * What the fleet commands (enqueue, worker, status, dead-letters, replay) share: the `--redis` option
- * (also from SIGNAL_REDIS_URL), connecting the queue with a clear error, and the integration's queue name.
+ * What the fleet commands (enqueue, worker, status, dead-letters, replay) share: checking the `--redis` URL
+ * they require (the option itself: redisOption({ required: true }) in cli/store.ts), connecting the queue
+ * with a clear error, and the integration's queue name.
  */
-import { openStore } from './store.js';
-import { Option } from 'commander';
+import { openStore, REDIS_ENV } from './store.js';
 import type { DeliveryQueue, EngineOptions } from '../engine/index.js';
 import { createRedisQueue, displayRedisUrl, SignalError } from '../engine/index.js';
 import { CliError, EXIT, readJsonFile, type CliIO } from './io.js';
 
-export const REDIS_ENV = 'SIGNAL_REDIS_URL';
+export { REDIS_ENV } from './store.js';
 
-export function redisOption(): Option {
-  return new Option('--redis <url>', 'Redis holding the queues, e.g. redis://127.0.0.1:6379 (required)').env(REDIS_ENV);
-}
-
+/** The fleet's `--redis` URL, or a usage error (exit 2) saying what is missing or malformed. */
 export function checkRedisUrl(url: string | undefined): string {
   if (url === undefined || url === '') throw new CliError(`--redis URL is required (or set ${REDIS_ENV}), e.g. --redis redis://127.0.0.1:6379`);
   let u: URL;

@@ -62,7 +62,7 @@ export function registerDeliver(program: Command, ctx: Context): void {
       secondsOption(0, 600),
       DEFAULT_SHUTDOWN_TIMEOUT_S,
     )
-    .addOption(redisOption())
+    .addOption(redisOption({ required: false }))
     .option('--checkpoint <file>', 'record which lines have an outcome; when the file exists, resume from it (same events and integration)')
     .option('--from-line <n>', 'start at this line: the lines before it are read past, without an outcome', integerOption(1, Number.MAX_SAFE_INTEGER))
     .action(async (opts: DeliverOptions, cmd: Command) => {

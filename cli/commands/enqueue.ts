@@ -6,7 +6,8 @@
 import { Option, type Command } from 'commander';
 import { DEFAULT_MAX_LINE_BYTES, isBlankLine, parseEventLine, REASONS } from '../../engine/index.js';
 import { loadEngine, type Context } from '../context.js';
-import { checkRedisUrl, connectQueue, redisOption } from '../fleet.js';
+import { checkRedisUrl, connectQueue } from '../fleet.js';
+import { redisOption } from '../store.js';
 import { EXIT, readJsonFile } from '../io.js';
 import { readLines } from '../ndjson.js';
 import { integerOption } from '../options.js';
@@ -26,7 +27,7 @@ export function registerEnqueue(program: Command, ctx: Context): void {
   program
     .command('enqueue')
     .description("put NDJSON events on an integration record's queue for `worker`; bad lines are refused with deliver's reasons")
-    .addOption(redisOption())
+    .addOption(redisOption({ required: true }))
     .requiredOption('--integration <file>', 'integration record (JSON): its queue is named after it')
     .requiredOption('--events <file>', "NDJSON events, or '-' for stdin (a dead-letter file is accepted too)")
     .addOption(

@@ -6,7 +6,8 @@
 import type { Command } from 'commander';
 import type { QueueStatus } from '../../engine/index.js';
 import type { Context } from '../context.js';
-import { checkRedisUrl, connectQueue, recordName, redisOption } from '../fleet.js';
+import { checkRedisUrl, connectQueue, recordName } from '../fleet.js';
+import { redisOption } from '../store.js';
 import { EXIT } from '../io.js';
 import { integerOption } from '../options.js';
 
@@ -30,7 +31,7 @@ export function registerStatus(program: Command, ctx: Context): void {
   program
     .command('status')
     .description('queue counts per integration: waiting, in_flight, scheduled_retry, delivered, failed, dead_lettered')
-    .addOption(redisOption())
+    .addOption(redisOption({ required: true }))
     .option('--integration <file>', 'integration record (JSON); default: every integration with a queue')
     .option('--json', 'print {"<integration name>": {waiting, in_flight, scheduled_retry, delivered, failed, dead_lettered, ...}}')
     .action(async (opts: AdminOptions) => {
@@ -42,7 +43,7 @@ export function registerDeadLetters(program: Command, ctx: Context): void {
   program
     .command('dead-letters')
     .description("print an integration's dead letters as NDJSON (deliver's dead-letter shape plus every attempt's history)")
-    .addOption(redisOption())
+    .addOption(redisOption({ required: true }))
     .requiredOption('--integration <file>', 'integration record (JSON)')
     .option('--limit <n>', 'print at most this many (oldest first)', integerOption(1, 10_000_000))
     .action(async (opts: AdminOptions) => {
@@ -54,7 +55,7 @@ export function registerReplay(program: Command, ctx: Context): void {
   program
     .command('replay')
     .description("move an integration's dead letters back onto its queue, with fresh attempts; prints how many")
-    .addOption(redisOption())
+    .addOption(redisOption({ required: true }))
     .requiredOption('--integration <file>', 'integration record (JSON)')
     .option('--limit <n>', 'replay at most this many (oldest first)', integerOption(1, 10_000_000))
     .option('--json', 'print {"integration", "replayed"}')

@@ -8,7 +8,8 @@
 import { Option, type Command } from 'commander';
 import { createFleetMetrics, displayRedisUrl, Engine, startWorker, type EngineOptions, type FleetMetrics, type FleetOutcome } from '../../engine/index.js';
 import { specsDirs, type Context } from '../context.js';
-import { checkRedisUrl, connectQueue, fleetStore, redisOption } from '../fleet.js';
+import { checkRedisUrl, connectQueue, fleetStore } from '../fleet.js';
+import { redisOption } from '../store.js';
 import { EXIT, readJsonFile } from '../io.js';
 import { integerOption, secondsOption } from '../options.js';
 
@@ -55,7 +56,7 @@ export function registerWorker(program: Command, ctx: Context): void {
   program
     .command('worker')
     .description('deliver events from the queues of integration records until SIGTERM/SIGINT (run several for a fleet)')
-    .addOption(redisOption())
+    .addOption(redisOption({ required: true }))
     .requiredOption('--integration <file>', 'integration record (JSON) whose queue to consume; repeat for several', (v: string, prev: string[] = []) => [...prev, v])
     .option('--concurrency <n>', 'deliveries in flight per integration', integerOption(1, 1024), 16)
     .option('--endpoint <url>', 'send every request to this base URL instead of the spec hosts (e.g. a local emulator)')

@@ -4,7 +4,7 @@
  * would make the function raise an error, bail to the interpreter.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import type { Env } from './compiler.js';
+import type { Env } from './scope.js';
 import { append, arrayOf, bail, createSequence, isNumeric, lookup, param, sym, toBoolean, toStr } from './runtime.js';
 
 /** A lambda passed to $map/$filter/$each. */

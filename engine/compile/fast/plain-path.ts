@@ -1,0 +1,67 @@
+/**
+ * Whole expressions that are a plain path (`name.name…`, `$var.name…`): the most common mapping leaf,
+ * so it gets generated straight-line code, both as a compiled expression's entry point and as
+ * statements compile/mapping.ts inlines into a whole mapping.
+ */
+import type { AstNode } from '../expression.js';
+import { BUILTINS } from './functions.js';
+import { has, type FastFn } from './scope.js';
+
+/** A whole expression that is `name.name…` or `$var.name…` without predicates: most mapping leaves. */
+export interface PlainPath {
+  variable?: string;
+  /** The variable names a builtin function: unbound, it is a function value (the interpreter's business). */
+  builtin: boolean;
+  names: string[];
+}
+
+export function plainPathOf(ast: AstNode): PlainPath | undefined {
+  const plainNode = (n: AstNode) => !has(n, 'stages') && !has(n, 'predicate') && !has(n, 'group') && !n.keepArray && !n.consarray && !n.tuple;
+  let steps: AstNode[];
+  if (ast.type === 'variable' && plainNode(ast)) steps = [ast];
+  else if (ast.type === 'path' && plainNode(ast) && !ast.keepSingletonArray && !ast.seekingParent) steps = ast.steps ?? [];
+  else return undefined;
+  const out: PlainPath = { builtin: false, names: [] };
+  for (const [i, step] of steps.entries()) {
+    if (!plainNode(step) || has(step, 'focus') || has(step, 'index') || has(step, 'ancestor')) return undefined;
+    if (i === 0 && step.type === 'variable') {
+      if (step.value === '' || step.value === '$') return undefined;
+      out.variable = String(step.value);
+      out.builtin = Object.prototype.hasOwnProperty.call(BUILTINS, out.variable);
+    } else if (step.type === 'name') out.names.push(String(step.value));
+    else return undefined;
+  }
+  return out;
+}
+
+/**
+ * JavaScript statements that leave a plain path's value in `out` (left untouched, i.e. undefined,
+ * when the path selects nothing) and run `fallback` wherever JSONata's general rules apply (an array
+ * on the way, a sequence at the end, a function value). They read `input`, `b` (the bindings) and
+ * `hasOwn`. Generated, so that each property read is a named load with its own inline cache, as in
+ * hand-written code; names are emitted as JSON string literals.
+ */
+export function plainPathCode(p: PlainPath, out: string, fallback: string, label: string): string {
+  const code = [`${label}: {`, 'let c;'];
+  if (p.variable !== undefined) {
+    const lit = JSON.stringify(p.variable);
+    code.push(`if (hasOwn.call(b, ${lit})) c = b[${lit}]; else { ${p.builtin ? fallback : ''} break ${label}; }`);
+  } else code.push('c = input;');
+  for (const name of p.names) {
+    const lit = JSON.stringify(name);
+    code.push(
+      `if (c === null || typeof c !== 'object') break ${label};`,
+      `if (Array.isArray(c)) { ${fallback} break ${label}; }`,
+      `if (!hasOwn.call(c, ${lit})) break ${label};`,
+      `c = c[${lit}];`,
+    );
+  }
+  code.push(`if (typeof c === 'function' || (Array.isArray(c) && c.sequence === true)) { ${fallback} break ${label}; }`, `${out} = c;`, '}');
+  return code.join('\n');
+}
+
+export function direct(p: PlainPath, full: FastFn): FastFn {
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  const factory = new Function('full', 'hasOwn', `return function direct(input, b) {\nlet v;\n${plainPathCode(p, 'v', 'return full(input, b);', 'path')}\nreturn v;\n};`) as (...a: unknown[]) => FastFn;
+  return factory(full, Object.prototype.hasOwnProperty);
+}
