@@ -16,7 +16,7 @@ export const REDIS_ENV = 'SIGNAL_REDIS_URL';
  */
 export function redisOption(opts: { required: boolean }): Option {
   const help = opts.required
-    ? 'Redis holding the queues, e.g. redis://127.0.0.1:6379 (required)'
+    ? 'Redis holding the queues (and, for worker, the tokens and rate limits the fleet shares), e.g. redis://127.0.0.1:6379 (required)'
     : 'share tokens and rate limits with other processes through this Redis (redis://host:port); tokens are sealed when SIGNAL_STORE_KEY is set';
   return new Option('--redis <url>', help).env(REDIS_ENV);
 }
