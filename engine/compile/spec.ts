@@ -38,34 +38,10 @@ import type {
   CompiledTemplate,
   CompiledVendorError,
 } from './program.js';
-
-/** Defaults every spec inherits after its own rules: transient failures retry, other client errors fail. */
-export const DEFAULT_RULES: CompiledRule[] = [
-  {
-    network: true,
-    action: 'retry',
-    origin: 'default',
-    hint: 'The vendor could not be reached (connection refused, reset or timed out) even after retries: check connectivity to its host (or the endpoint override), then send the dead letters again.',
-  },
-  {
-    status: (s) => s === 429,
-    action: 'retry',
-    origin: 'default',
-    hint: 'The vendor kept throttling after retries: set rate_limit.requests_per_minute on the integration below its limit, or ask the vendor for a higher one; then send the dead letters again.',
-  },
-  {
-    status: (s) => [408, 500, 502, 503, 504].includes(s),
-    action: 'retry',
-    origin: 'default',
-    hint: 'The vendor kept failing or timing out after retries; this is usually temporary: send the dead letters again later.',
-  },
-  { status: () => true, action: 'fail', origin: 'default', hint: "The vendor refused the request: its message (vendor_message) says why." },
-];
+import { DEFAULT_RULES, DEFAULT_TIMEOUTS } from './program.js';
 
 /** At most this many config fields per spec (see docs/spec-language.md, "Limits"). */
 export const MAX_CONFIG_FIELDS = 1_000;
-
-export const DEFAULT_TIMEOUTS = { connect_ms: 5_000, response_ms: 30_000 };
 
 export function statusMatcher(match: StatusMatch | StatusMatch[]): (status: number) => boolean {
   const list = Array.isArray(match) ? match : [match];
