@@ -16,12 +16,17 @@
  *                 timeouts and concurrency, and raw fetch (undici) for reference; the emulator runs in
  *                 its own process (`signal-integrations mock`), so the client side is measured alone.
  * 4. batching   — the batched journey spec vs the single-event spec for the same events.
+ * 5. memory     — the `deliver` CLI streaming events from a generated NDJSON file to the emulator (each in
+ *                 its own process): peak RSS (VmHWM) at 20k and BENCH_MEMORY_EVENTS events (default
+ *                 100000; 1000000 for the issue's figure). Goal: flat, and under 200 MB.
  *
  * BENCH_BODY (events per body-build run, default 20000), BENCH_SEND (default 3000) scale it.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import jsonata from 'jsonata';
 import got from 'got';
@@ -36,6 +41,7 @@ import type { SignalEvent } from '../engine/run/event.js';
 
 const N_BODY = Number(process.env.BENCH_BODY ?? 20_000);
 const N_SEND = Number(process.env.BENCH_SEND ?? 3_000);
+const N_MEMORY = Number(process.env.BENCH_MEMORY_EVENTS ?? 100_000);
 const CONCURRENCY = 64;
 
 type Json = Record<string, any>;
@@ -317,6 +323,69 @@ try {
 } finally {
   engine.close();
   await emu.close();
+}
+
+// ---- 5. memory: the deliver CLI streaming a file, client and server in their own processes ----
+
+/** Writes `n` distinct Lead Submitted events, one per line, with backpressure (never all in memory). */
+async function writeEvents(file: string, n: number): Promise<void> {
+  const out = createWriteStream(file);
+  for (let i = 0; i < n; i++) {
+    if (!out.write(`${JSON.stringify({ ...lead, event_id: `evt_mem_${i}` })}\n`)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+/** Peak resident set (VmHWM, MB) of `deliver` (as an operator runs it: default concurrency) sending a file's events to `url`. */
+async function deliverPeakRss(url: string, file: string): Promise<{ peakMb: number; ms: number; code: number | null }> {
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    [packagePath('dist', 'cli', 'main.js'), 'deliver', '--events', file, '--endpoint', url, '--integration', packagePath('examples', 'integration.json'), '--json'],
+    { stdio: ['ignore', 'ignore', 'ignore'] },
+  );
+  let peakKb = 0;
+  const poll = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (m) peakKb = Math.max(peakKb, Number(m[1]));
+    } catch {
+      // exited between polls, or no /proc (not Linux): the figure says so below
+    }
+  }, 100);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearInterval(poll);
+  return { peakMb: peakKb / 1024, ms: performance.now() - started, code };
+}
+
+{
+  const dir = mkdtempSync(join(tmpdir(), 'bench-memory-'));
+  const memoryMock = await startMockProcess();
+  try {
+    const sizes = [...new Set([20_000, N_MEMORY])].sort((a, b) => a - b);
+    const figures: string[] = [];
+    const peaks: number[] = [];
+    for (const n of sizes) {
+      const file = join(dir, `events-${n}.ndjson`);
+      await writeEvents(file, n);
+      const r = await deliverPeakRss(memoryMock.url, file);
+      rmSync(file, { force: true });
+      if (r.code !== 0) throw new Error(`deliver exited with ${r.code} on ${n} events`);
+      peaks.push(r.peakMb);
+      figures.push(`${n.toLocaleString('en')}: ${r.peakMb ? `${r.peakMb.toFixed(0)} MB` : 'n/a (no /proc)'} in ${(r.ms / 1000).toFixed(0)} s`);
+    }
+    const top = Math.max(...peaks);
+    rows.push([
+      'memory',
+      'deliver CLI streaming a file, its default concurrency, server in its own process (BENCH_MEMORY_EVENTS)',
+      `peak RSS ${figures.join('; ')}`,
+      top ? `${ratio(top, Math.min(...peaks))} from the smallest run; ${top < 200 ? 'under' : 'over'} the 200 MB goal` : 'not measured',
+    ]);
+  } finally {
+    await memoryMock.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length), 8));

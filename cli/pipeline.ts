@@ -226,7 +226,10 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         if (item.abandoned) return;
         inflight.delete(item);
         if (stopped()) finishedInGrace++;
-        emit({ outcome: { ...o, line: item.line }, event: item.event });
+        // The outcome is this line's own: numbered in place rather than copied (same key order).
+        const numbered = o as LineOutcome;
+        numbered.line = item.line;
+        emit({ outcome: numbered, event: item.event });
         wake.notify();
       });
   };

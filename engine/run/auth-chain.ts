@@ -129,15 +129,19 @@ async function authenticateOnce(ctx: IntegrationContext, config: Config, whole: 
  */
 export async function sendWithAuth(
   ctx: IntegrationContext,
-  wireFor: (auth: AuthResults) => Promise<WireRequest>,
+  wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
   opts: Omit<ExchangeOptions, 'requestForRetry'>,
 ): Promise<{ res: ExchangeResult; auth: AuthResults }> {
   const config = ctx.config;
   let { results, used } = await authenticate(ctx, config);
-  const checked = async () => {
-    const wire = await wireFor(results);
+  const routed = (wire: WireRequest): WireRequest => {
     checkHost(wire.stage, wire.url, ctx.spec.allowedHosts);
     return ctx.route(wire);
+  };
+  // Synchronous when the request renders synchronously: no promise of its own per event.
+  const checked = (): WireRequest | Promise<WireRequest> => {
+    const wire = wireFor(results);
+    return wire instanceof Promise ? wire.then(routed) : routed(wire);
   };
   const wire = await checked();
   const res = await exchange(ctx.client, wire, {

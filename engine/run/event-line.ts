@@ -117,6 +117,31 @@ function pathText(path: readonly (string | number)[]): string {
 
 /** The first forbidden key or ill-formed string in a parsed JSON value (iterative: no recursion limit). */
 export function jsonValueProblem(value: unknown): string | undefined {
+  // Every event line passes here: scan without building a path per value, and only when something is
+  // wrong walk again with paths for the message.
+  return hasValueProblem(value) ? describeValueProblem(value) : undefined;
+}
+
+function hasValueProblem(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (!wellFormed(v)) return true;
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push(v[i]);
+    } else if (isRecord(v)) {
+      for (const k in v) {
+        if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
+        if (!wellFormed(k) || FORBIDDEN_KEYS.has(k)) return true;
+        stack.push(v[k]);
+      }
+    }
+  }
+  return false;
+}
+
+function describeValueProblem(value: unknown): string | undefined {
   const stack: { v: unknown; path: (string | number)[] }[] = [{ v: value, path: [] }];
   while (stack.length) {
     const { v, path } = stack.pop()!;

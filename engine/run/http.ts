@@ -113,11 +113,8 @@ export function createHttpClient(opts: { maxSockets?: number } = {}): { client: 
       },
     },
     hooks: {
-      beforeRequest: [
-        async (options) => {
-          await stateOf(options.context)?.beforeAttempt(options);
-        },
-      ],
+      // Synchronous unless the attempt must wait (a retry's fresh request, the rate limiter): no promise per request.
+      beforeRequest: [(options) => stateOf(options.context)?.beforeAttempt(options)],
       beforeRetry: [
         (error) => {
           stateOf(error.options?.context)?.attemptFailed(error);
@@ -160,7 +157,7 @@ interface Ctx {
 
 interface State {
   calculateDelay(retry: RetryObject): Promise<number>;
-  beforeAttempt(options: NormalizedOptions): Promise<void>;
+  beforeAttempt(options: NormalizedOptions): Promise<void> | undefined;
   attemptFailed(error: RequestError): void;
 }
 
@@ -229,35 +226,45 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
     ctx.attempts.push(rec);
   };
 
+  const startAttempt = () => {
+    ctx.attemptStart = now();
+    ctx.inAttempt = true;
+  };
+
+  const beforeAttemptWaiting = async (options: NormalizedOptions): Promise<void> => {
+    if (ctx.retrying && opts.requestForRetry) {
+      const reauth = ctx.reauthPending;
+      ctx.reauthPending = false;
+      if (reauth) ctx.reauthDone = true;
+      let fresh: { url: string; headers: Record<string, string> };
+      try {
+        fresh = await opts.requestForRetry(reauth);
+      } catch (e) {
+        ctx.fatal = e; // the token stage failed: its own outcome, not this request's
+        throw e;
+      }
+      for (const [k, v] of Object.entries(fresh.headers)) options.headers[k.toLowerCase()] = v;
+      if (fresh.url !== options.url?.toString()) options.url = new URL(fresh.url);
+    }
+    if (opts.limiter) {
+      const asked = now();
+      try {
+        await opts.limiter.acquire(opts.signal);
+        if (rateLimitWaits.hasSubscribers && now() > asked) rateLimitWaits.publish({ wait_ms: now() - asked });
+      } catch (e) {
+        if (!opts.signal?.aborted) ctx.fatal = e; // the shared limiter failed (Redis away): its own outcome
+        throw e;
+      }
+    }
+    startAttempt();
+  };
+
   const state: State = {
     calculateDelay,
-    beforeAttempt: async (options) => {
-      if (ctx.retrying && opts.requestForRetry) {
-        const reauth = ctx.reauthPending;
-        ctx.reauthPending = false;
-        if (reauth) ctx.reauthDone = true;
-        let fresh: { url: string; headers: Record<string, string> };
-        try {
-          fresh = await opts.requestForRetry(reauth);
-        } catch (e) {
-          ctx.fatal = e; // the token stage failed: its own outcome, not this request's
-          throw e;
-        }
-        for (const [k, v] of Object.entries(fresh.headers)) options.headers[k.toLowerCase()] = v;
-        if (fresh.url !== options.url?.toString()) options.url = new URL(fresh.url);
-      }
-      if (opts.limiter) {
-        const asked = now();
-        try {
-          await opts.limiter.acquire(opts.signal);
-          if (rateLimitWaits.hasSubscribers && now() > asked) rateLimitWaits.publish({ wait_ms: now() - asked });
-        } catch (e) {
-          if (!opts.signal?.aborted) ctx.fatal = e; // the shared limiter failed (Redis away): its own outcome
-          throw e;
-        }
-      }
-      ctx.attemptStart = now();
-      ctx.inAttempt = true;
+    beforeAttempt: (options) => {
+      if ((ctx.retrying && opts.requestForRetry) || opts.limiter) return beforeAttemptWaiting(options);
+      startAttempt();
+      return undefined;
     },
     attemptFailed: (error) => {
       ctx.inAttempt = false;

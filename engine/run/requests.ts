@@ -69,6 +69,62 @@ export function encodeBody(body: unknown, encoding: 'json' | 'form'): string {
   return params.toString();
 }
 
+/**
+ * The wire request, synchronously when every template expression evaluates synchronously (the usual
+ * case: no promise per template per event); from the first asynchronous one on it continues as
+ * `renderRequest` does, each expression evaluated once, in the same order.
+ */
+export function renderRequestNow(stage: string, req: CompiledRequest, input: unknown, bindings: Bindings, body: unknown): WireRequest | Promise<WireRequest> {
+  if (typeof req.method !== 'string') return renderRequest(stage, req, input, bindings, body);
+  if (!METHODS.has(req.method)) throw new TemplateValueError(`${stage}: method renders to '${req.method}', not an HTTP method`);
+  const url = renderTplNow(req.url, input, bindings);
+  const headers: Record<string, string> = {};
+  if (url instanceof Promise) return continueRequest(stage, req, input, bindings, body, url, headers, 0, undefined);
+  for (let i = 0; i < req.headers.length; i++) {
+    const h = req.headers[i]!;
+    const v = renderTplNow(h.value, input, bindings);
+    if (v instanceof Promise) return continueRequest(stage, req, input, bindings, body, url, headers, i, v);
+    headers[h.name] = v;
+  }
+  return finishRequest(stage, req, req.method, url, headers, body);
+}
+
+async function continueRequest(
+  stage: string,
+  req: CompiledRequest,
+  input: unknown,
+  bindings: Bindings,
+  body: unknown,
+  url: string | Promise<string>,
+  headers: Record<string, string>,
+  from: number,
+  pending: Promise<string> | undefined,
+): Promise<WireRequest> {
+  const u = await url;
+  for (let i = from; i < req.headers.length; i++) {
+    const h = req.headers[i]!;
+    headers[h.name] = await (i === from && pending ? pending : renderTplNow(h.value, input, bindings));
+  }
+  return finishRequest(stage, req, req.method as string, u, headers, body);
+}
+
+/** A template rendered synchronously when its expressions are, else a promise from the first that is not. */
+function renderTplNow(t: CompiledTemplate, input: unknown, bindings: Bindings): string | Promise<string> {
+  const values: unknown[] = [];
+  for (let i = 0; i < t.exprs.length; i++) {
+    const v = t.exprs[i]!.evaluate(input, bindings);
+    if (v instanceof Promise) return continueTpl(t, input, bindings, values, i, v);
+    values.push(v);
+  }
+  return renderTemplate(t.parts, values, t.context, t.origin ? 'check' : undefined);
+}
+
+async function continueTpl(t: CompiledTemplate, input: unknown, bindings: Bindings, values: unknown[], from: number, first: Promise<unknown>): Promise<string> {
+  values.push(await first);
+  for (let i = from + 1; i < t.exprs.length; i++) values.push(await value(t.exprs[i]!, input, bindings));
+  return renderTemplate(t.parts, values, t.context, t.origin ? 'check' : undefined);
+}
+
 /** `preview`: origins from auth results are stand-ins (nothing was fetched), inserted as they are. */
 export async function renderRequest(stage: string, req: CompiledRequest, input: unknown, bindings: Bindings, body: unknown, preview = false): Promise<WireRequest> {
   const method = typeof req.method === 'string' ? req.method : (await renderTpl(req.method, input, bindings)).toUpperCase();
@@ -76,6 +132,11 @@ export async function renderRequest(stage: string, req: CompiledRequest, input: 
   const url = await renderTpl(req.url, input, bindings, preview);
   const headers: Record<string, string> = {};
   for (const h of req.headers) headers[h.name] = await renderTpl(h.value, input, bindings);
+  return finishRequest(stage, req, method, url, headers, body);
+}
+
+function finishRequest(stage: string, req: CompiledRequest, method: string, url: string, headers: Record<string, string>, body: unknown): WireRequest {
+  if (!METHODS.has(method)) throw new TemplateValueError(`${stage}: method renders to '${method}', not an HTTP method`);
   const wire: WireRequest = { stage, method, url, headers };
   if (body !== undefined) {
     wire.body = encodeBody(body, req.encoding);

@@ -5,7 +5,7 @@ import { sendWithAuth } from './auth-chain.js';
 import type { Config, IntegrationContext, Result } from './context.js';
 import type { SignalEvent } from './event.js';
 import type { OutcomeDetail } from './outcome.js';
-import { renderRequest, value } from './requests.js';
+import { renderRequestNow, value } from './requests.js';
 
 export async function sendOne(
   ctx: IntegrationContext,
@@ -24,24 +24,30 @@ export async function sendOne(
   try {
     ({ res } = await sendWithAuth(
       ctx,
-      (auth) => renderRequest('send', send.request, event, { config, event, fields, auth }, body),
+      (auth) => renderRequestNow('send', send.request, event, { config, event, fields, auth }, body),
       { ...ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }), signal: link.signal },
     ));
   } finally {
     link.release();
   }
+  // The exchange's own records, tagged with their stage (they are not shared): no copies per event.
+  for (const a of res.attempts as OutcomeDetail['attempts']) {
+    a.stage = 'send';
+    detail.attempts.push(a);
+  }
+  const attempts = res.attempts.length;
   if (res.aborted) {
-    detail.attempts.push(...res.attempts.map((a) => ({ ...a, stage: 'send' })));
-    return { status: 'failed', reason: REASONS.interrupted, message: 'delivery was interrupted', retryable: true, attempts: res.attempts.length, ...(res.possibly_duplicated ? { possibly_duplicated: true } : {}) };
+    const r: Result = { status: 'failed', reason: REASONS.interrupted, message: 'delivery was interrupted', retryable: true, attempts };
+    if (res.possibly_duplicated) r.possibly_duplicated = true;
+    return r;
   }
-  detail.attempts.push(...res.attempts.map((a) => ({ ...a, stage: 'send' })));
-  const common = { attempts: res.attempts.length, ...(res.possibly_duplicated ? { possibly_duplicated: true } : {}) };
   // A later stage (a token for the retry) failed: its error, with what the attempts already left behind.
-  if (res.error !== undefined) return { ...ctx.failedFrom(res.error), ...common };
+  if (res.error !== undefined) return withAttempts(ctx.failedFrom(res.error), attempts, res.possibly_duplicated);
   if (res.status === undefined || !send.success(res.status)) {
-    return { ...ctx.failedFrom(ctx.failure(REASONS.http, 'the vendor did not accept the event', res)), ...common };
+    return withAttempts(ctx.failedFrom(ctx.failure(REASONS.http, 'the vendor did not accept the event', res)), attempts, res.possibly_duplicated);
   }
-  const out: Result = { status: 'delivered', http_status: res.status, ...common };
+  const out: Result = { status: 'delivered', http_status: res.status, attempts };
+  if (res.possibly_duplicated) out.possibly_duplicated = true;
   const rb = { config, event };
   if (send.responseId) {
     const id = await value(send.responseId, res.json, rb).catch(() => undefined);
@@ -53,4 +59,11 @@ export async function sendOne(
     for (const k of send.keep) out.response[k.name] = redactValue(await value(k.expr, res.json, rb).catch(() => undefined), ctx.redact);
   }
   return out;
+}
+
+/** A failed result with the attempts made (its key order as a spread would leave it). */
+function withAttempts(r: Result, attempts: number, possiblyDuplicated: boolean): Result {
+  r.attempts = attempts;
+  if (possiblyDuplicated) r.possibly_duplicated = true;
+  return r;
 }
