@@ -12,13 +12,11 @@ import {
   type EmulatorState,
   type HandlerResult,
 } from './state.js';
-import { authorize, requireScope } from './token.js';
+import { authorizeScope } from './token.js';
 
 export function handleBatch(s: EmulatorState, ctx: Ctx): HandlerResult {
-  const auth = authorize(s, ctx);
+  const auth = authorizeScope(s, ctx, 'journeys_execute');
   if ('status' in auth) return auth;
-  const denied = requireScope(auth, 'journeys_execute');
-  if (denied) return denied;
   const body = restJsonBody(ctx);
   if (!body.ok) return body.result;
   if (!isPlainObject(body.value)) return json(400, restError('The request body must be a JSON object.', 10000));
@@ -77,10 +75,8 @@ export function handleBatch(s: EmulatorState, ctx: Ctx): HandlerResult {
 }
 
 export function handleBatchStatus(s: EmulatorState, ctx: Ctx): HandlerResult {
-  const auth = authorize(s, ctx);
+  const auth = authorizeScope(s, ctx, 'journeys_read');
   if ('status' in auth) return auth;
-  const denied = requireScope(auth, 'journeys_read');
-  if (denied) return denied;
   const requestId = ctx.url.searchParams.get('requestId');
   if (!requestId) return json(400, restError('requestId is required.', 10002));
   const type = ctx.url.searchParams.get('type');

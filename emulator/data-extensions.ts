@@ -14,7 +14,7 @@ import {
   type RouteHandler,
   type TokenInfo,
 } from './state.js';
-import { authorize, requireScope } from './token.js';
+import { authorizeScope } from './token.js';
 import type { DataExtensionDefinition } from './types.js';
 
 function columnIndex(def: DataExtensionDefinition): Map<string, { name: string; required: boolean }> | null {
@@ -114,10 +114,8 @@ function deValidationError(requestId: string, resultCode: string, message: strin
 }
 
 const handleRows = (op: 'insert' | 'upsert'): RouteHandler => (s, ctx) => {
-  const auth = authorize(s, ctx);
+  const auth = authorizeScope(s, ctx, 'data_extensions_write');
   if ('status' in auth) return auth;
-  const denied = requireScope(auth, 'data_extensions_write');
-  if (denied) return denied;
   const requestId = randomUUID();
   const key = ctx.params['key'] ?? '';
   if (ctx.bodyBytes > MAX_DE_BODY_BYTES) {
@@ -201,10 +199,8 @@ function findDeRequest(s: EmulatorState, ctx: Ctx, auth: TokenInfo): DeRequest |
 }
 
 export function handleDeStatus(s: EmulatorState, ctx: Ctx): HandlerResult {
-  const auth = authorize(s, ctx);
+  const auth = authorizeScope(s, ctx, 'data_extensions_read');
   if ('status' in auth) return auth;
-  const denied = requireScope(auth, 'data_extensions_read');
-  if (denied) return denied;
   const r = findDeRequest(s, ctx, auth);
   if ('status' in r) return r;
   const complete = r.completeAt !== null;
@@ -224,10 +220,8 @@ export function handleDeStatus(s: EmulatorState, ctx: Ctx): HandlerResult {
 }
 
 export function handleDeResults(s: EmulatorState, ctx: Ctx): HandlerResult {
-  const auth = authorize(s, ctx);
+  const auth = authorizeScope(s, ctx, 'data_extensions_read');
   if ('status' in auth) return auth;
-  const denied = requireScope(auth, 'data_extensions_read');
-  if (denied) return denied;
   const r = findDeRequest(s, ctx, auth);
   if ('status' in r) return r;
   const page = intParam(ctx.url.searchParams.get('$page') ?? ctx.url.searchParams.get('page'), 1, Number.MAX_SAFE_INTEGER);

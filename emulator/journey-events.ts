@@ -3,13 +3,11 @@ import { randomUUID } from 'node:crypto';
 import { isPlainObject, prop } from './http-util.js';
 import { CONTACT_KEY_REQUIRED_MESSAGE } from './constants.js';
 import { json, nonEmptyKey, restError, restJsonBody, type Ctx, type EmulatorState, type HandlerResult } from './state.js';
-import { authorize, requireScope } from './token.js';
+import { authorizeScope } from './token.js';
 
 export function handleEvent(s: EmulatorState, ctx: Ctx): HandlerResult {
-  const auth = authorize(s, ctx);
+  const auth = authorizeScope(s, ctx, 'journeys_execute');
   if ('status' in auth) return auth;
-  const denied = requireScope(auth, 'journeys_execute');
-  if (denied) return denied;
   const body = restJsonBody(ctx);
   if (!body.ok) return body.result;
   if (!isPlainObject(body.value)) return json(400, restError('The request body must be a JSON object.', 10000));

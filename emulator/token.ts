@@ -53,6 +53,13 @@ export function authorize(s: EmulatorState, ctx: Ctx): TokenInfo | HandlerResult
   return info;
 }
 
+/** A REST call's token and its scope, or the 401/403 answer: what every REST handler checks first. */
+export function authorizeScope(s: EmulatorState, ctx: Ctx, scope: string): TokenInfo | HandlerResult {
+  const auth = authorize(s, ctx);
+  if ('status' in auth) return auth;
+  return requireScope(auth, scope) ?? auth;
+}
+
 export function requireScope(info: TokenInfo, scope: string): HandlerResult | null {
   if (info.scopes.includes(scope)) return null;
   return json(403, restError('Insufficient Privileges', 20002));
