@@ -9,7 +9,7 @@ import { Engine, checkSpecText } from '../engine/index.js';
 import { compileExpression, ExpressionEvalError } from '../engine/compile/expression.js';
 import { evaluateMapping, type CompiledMapping } from '../engine/compile/mapping.js';
 import { explainSpec, formatExplanation } from '../engine/compile/explain.js';
-import { buildEventBody } from '../engine/run/body.js';
+import { bodyBuilder, buildEventBody } from '../engine/run/body.js';
 import { checkRecord } from '../engine/validate/record.js';
 import { DeliveryError } from '../engine/errors.js';
 import type { SignalEvent } from '../engine/run/event.js';
@@ -36,8 +36,13 @@ describe('the compiled path in the engine', () => {
     try {
       const spec = engine.specs.get('salesforce_marketing_cloud')!;
       const checked = checkRecord(record, engine.specs);
-      const built = buildEventBody(spec.send, checked, order, checked.record.config as Record<string, unknown>);
+      // Both the reference (mapping by mapping) and deliver's builder (fused into one generated function).
+      const build = bodyBuilder(spec.send, checked);
+      const reference = buildEventBody(spec.send, checked, order, checked.record.config as Record<string, unknown>);
+      expect(reference).not.toBeInstanceOf(Promise);
+      const built = build(order, checked.record.config as Record<string, unknown>);
       expect(built).not.toBeInstanceOf(Promise);
+      expect(JSON.stringify((built as { body: unknown }).body)).toBe(JSON.stringify((reference as { body: unknown }).body));
       const { body } = built as { body: Record<string, Record<string, unknown>> };
       expect(Object.getPrototypeOf(body)).toBe(Object.prototype);
       expect(Object.getPrototypeOf(body.Data)).toBe(Object.prototype);
@@ -48,6 +53,7 @@ describe('the compiled path in the engine', () => {
       );
       // A failed check throws synchronously: nothing was deferred to a promise.
       expect(() => buildEventBody(spec.send, checked, { ...order, properties: { email: '  ' } }, checked.record.config as Record<string, unknown>)).toThrow(DeliveryError);
+      expect(() => build({ ...order, properties: { email: '  ' } }, checked.record.config as Record<string, unknown>)).toThrow(DeliveryError);
     } finally {
       engine.close();
     }

@@ -6,6 +6,7 @@
  */
 import { DeliveryError, REASONS } from '../errors.js';
 import type { Bindings } from '../compile/expression.js';
+import { FUSE_BAIL, fuseBody, type FusedBuilder } from '../compile/fuse.js';
 import { evaluateMapping, setPath } from '../compile/mapping.js';
 import type { CompiledSpec } from '../compile/spec.js';
 import type { CheckedRecord } from '../validate/record.js';
@@ -21,6 +22,36 @@ type Send = CompiledSpec['send'];
 type Checked = Pick<CheckedRecord, 'presetEvents' | 'overrides'>;
 type Fields = Record<string, unknown>;
 
+export type BodyBuilder = (event: SignalEvent, config: Record<string, unknown>) => MaybePromise<BuiltBody>;
+
+/**
+ * The body builder of one integration (its spec's send stage and its checked record). Each preset
+ * event's field mapping and the send body are fused into one generated function (compile/fuse.ts),
+ * made on the event's first use and kept by event name; events outside the preset share one.
+ */
+export function bodyBuilder(send: Send, checked: Checked): BodyBuilder {
+  const byEvent = new Map<string, FusedBuilder | null>();
+  let noFields: FusedBuilder | null | undefined;
+  return (event, config) => {
+    const mapping = checked.presetEvents?.events.get(event.event);
+    let fused: FusedBuilder | null | undefined;
+    if (mapping) {
+      fused = byEvent.get(event.event);
+      if (fused === undefined) byEvent.set(event.event, (fused = fuseBody(mapping, send.request.body) ?? null));
+    } else fused = noFields === undefined ? (noFields = fuseBody(undefined, send.request.body) ?? null) : noFields;
+    if (fused) {
+      const r = fused(event, config);
+      if (r !== FUSE_BAIL) {
+        if (checked.overrides.length) return afterBody(send, checked, event, r.bindings, r.fields, r.body);
+        const done = send.checks.length ? runChecks(send.checks, 0, r.body, r.bindings) : undefined;
+        return done instanceof Promise ? done.then(() => r) : r; // r is { body, fields, bindings }
+      }
+    }
+    return buildEventBody(send, checked, event, config);
+  };
+}
+
+/** The reference: the field mapping, then the body, overrides and checks, each evaluated on its own. */
 export function buildEventBody(send: Send, checked: Checked, event: SignalEvent, config: Record<string, unknown>): MaybePromise<BuiltBody> {
   const mapping = checked.presetEvents?.events.get(event.event);
   const fields = mapping ? (evaluateMapping(mapping, event, { config, event }) as MaybePromise<Fields>) : {};

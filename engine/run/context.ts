@@ -17,7 +17,7 @@ import { concealWhenPrinted, redactAndCut, redactor } from '../policy/redact.js'
 import type { RetryPolicy } from '../policy/retry-delay.js';
 import type { CheckedRecord } from '../validate/record.js';
 import type { SignalEvent } from './event.js';
-import { buildEventBody, type BuiltBody, type MaybePromise } from './body.js';
+import { bodyBuilder, type BodyBuilder, type BuiltBody, type MaybePromise } from './body.js';
 import { withTimeouts, type ExchangeResult, type WireRequest } from './http.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
 import { DeliveryLifecycle } from './lifecycle.js';
@@ -51,6 +51,7 @@ function retryableRule(rule: CompiledRule | undefined): boolean {
 
 export class IntegrationContext {
   readonly checked: CheckedRecord;
+  private bodies: BodyBuilder | undefined;
   readonly spec: CompiledSpec;
   readonly deps: IntegrationDeps;
   readonly limiter: Limiter | undefined;
@@ -139,7 +140,7 @@ export class IntegrationContext {
   /** An event's body and preset fields (shared by deliver and preview); throws when a check fails. */
   /** The event's body as deliver and preview build it (synchronous when every expression is compiled). */
   buildBody(event: SignalEvent, config: Config): MaybePromise<BuiltBody> {
-    return buildEventBody(this.spec.send, this.checked, event, config);
+    return (this.bodies ??= bodyBuilder(this.spec.send, this.checked))(event, config);
   }
 
   /** The error for a vendor answer that is not a success, its vendor text redacted. */
