@@ -38,14 +38,13 @@ export function compileSubset(ast: AstNode): { fn: FastFn; plain?: PlainPath } |
     if ((ast as { errors?: unknown }).errors) refuse('syntax errors');
     const top: Scope = { params: new Set(), tail: false, depth: 0, builtins: new Set() };
     const fn = compileNode(ast, top);
-    const called = [...top.builtins];
-    const hasOwn = Object.prototype.hasOwnProperty;
+    const shadowed = shadowCheck([...top.builtins]);
     // Compiled code is synchronous and cannot re-enter itself (there are no user functions), so one
     // evaluation state per expression is reused rather than allocated per call; lambda calls get their own.
     const env: Env = { b: NO_BINDINGS, root: undefined, vars: undefined, top: undefined };
     env.top = env;
     const full: FastFn = (input, bindings) => {
-      for (let i = 0; i < called.length; i++) if (hasOwn.call(bindings, called[i]!)) bail(); // a binding shadows a builtin
+      if (shadowed !== undefined && shadowed(bindings)) bail(); // a binding shadows a builtin
       let wrapped: any = input;
       if (Array.isArray(input) && !isSequence(input)) {
         wrapped = createSequence(input);
@@ -69,6 +68,27 @@ export function compileSubset(ast: AstNode): { fn: FastFn; plain?: PlainPath } |
     if (e instanceof Refused) return { reason: e.reason };
     throw e;
   }
+}
+
+const shadowChecks = new Map<string, (bindings: Record<string, unknown>) => boolean>();
+
+/**
+ * Whether the bindings define a name the expression calls as a builtin (then JSONata would call the
+ * binding). Generated with constant keys so each `in` gets its own inline cache: checked on every
+ * evaluation, a loop of `hasOwnProperty` with varying keys cost more than the rest of a small check.
+ * `in` also sees inherited names; a false alarm only sends the evaluation to the interpreter.
+ */
+function shadowCheck(names: string[]): ((bindings: Record<string, unknown>) => boolean) | undefined {
+  if (names.length === 0) return undefined;
+  const key = names.sort().join(',');
+  let check = shadowChecks.get(key);
+  if (!check) {
+    const test = names.map((n) => `${JSON.stringify(n)} in b`).join(' || ');
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+    check = new Function('b', `return ${test};`) as (bindings: Record<string, unknown>) => boolean;
+    shadowChecks.set(key, check);
+  }
+  return check;
 }
 
 export { BAIL };

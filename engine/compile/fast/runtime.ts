@@ -143,9 +143,19 @@ function significantDigits(s: string): number {
   return n;
 }
 
+/**
+ * A sufficient test, without making a string, that v's shortest form has at most 15 significant digits:
+ * v is the double nearest to m / 10^6 for an integer m below 10^15 (division of exact integers rounds
+ * correctly), so a decimal of at most 15 digits reads back as v. Prices and quantities pass here.
+ */
+function fewDecimals(v: number): boolean {
+  const m = v * 1e6;
+  return Number.isInteger(m) && Math.abs(m) < 1e15 && m / 1e6 === v;
+}
+
 /** True when JSON.stringify's output needs no JSONata replacer: numbers print as they are, no functions, shallow enough. */
 function plainJson(v: unknown, depth: number): boolean {
-  if (typeof v === 'number') return Number.isInteger(v) || (Number.isFinite(v) && significantDigits(String(v)) <= 15);
+  if (typeof v === 'number') return Number.isInteger(v) || fewDecimals(v) || (Number.isFinite(v) && significantDigits(String(v)) <= 15);
   if (typeof v === 'function') return false;
   if (v === null || typeof v !== 'object') return true;
   if (depth > 50 || typeof (v as { toJSON?: unknown }).toJSON === 'function') return false;
@@ -153,7 +163,9 @@ function plainJson(v: unknown, depth: number): boolean {
     for (let i = 0; i < v.length; i++) if (!plainJson(v[i], depth + 1)) return false;
     return true;
   }
-  for (const k in v) if (Object.prototype.hasOwnProperty.call(v, k) && !plainJson((v as Record<string, unknown>)[k], depth + 1)) return false;
+  // Inherited enumerable keys (JSON.stringify skips them) are looked at too: that can only say "not
+  // plain" and take the slower exact path, never the reverse, and it saves a hasOwnProperty per key.
+  for (const k in v) if (!plainJson((v as Record<string, unknown>)[k], depth + 1)) return false;
   return true;
 }
 
