@@ -10,7 +10,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { BUNDLED_SPECS_DIR, checkSpecText, checkSpecs } from '../engine/index.js';
 import { explainSpec } from '../engine/compile/explain.js';
-import type { AstNode } from '../engine/compile/expression.js';
+import { compileExpression, type AstNode } from '../engine/compile/expression.js';
 import { FUSE_BAIL, fuseBody } from '../engine/compile/fuse.js';
 import type { CompiledSpec } from '../engine/compile/spec.js';
 import { bodyBuilder, buildEventBody } from '../engine/run/body.js';
@@ -72,8 +72,14 @@ describe('the fused body builder gives what the mappings give one after the othe
 
   it(`agrees on random events for ${cases.length} preset events (keys, order, values, fields, errors)`, async () => {
     let fusedRuns = 0;
-    for (const { spec, preset, ev } of cases) {
-      const checked = { presetEvents: preset, overrides: [] };
+    // Without overrides the checks run inside the fused function; with them, after the overrides.
+    const overrides = [
+      { path: ['ContactKey'], expr: compileExpression('properties.other') },
+      { path: ['Data', 'email'], expr: undefined },
+      { path: ['extra', 'x'], expr: compileExpression('$string(properties.a)') },
+    ];
+    for (const [{ spec, preset, ev }, withOverrides] of cases.flatMap((c) => [[c, false], [c, true]] as const)) {
+      const checked = { presetEvents: preset, overrides: withOverrides ? overrides : [] };
       const build = bodyBuilder(spec.send, checked);
       if (fuseBody(preset.events.get(ev), spec.send.request.body)) fusedRuns++;
       await fc.assert(

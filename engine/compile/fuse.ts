@@ -5,10 +5,12 @@
  * evaluating the two mappings one after the other gives (compile/mapping.ts, the reference): the same
  * keys in the same order, the same values, the same fallbacks to the full evaluator.
  *
+ * The send stage's checks can run inside it too (when the record overrides no field).
+ *
  * It answers synchronously or not at all: where any leaf answers with a Promise (the interpreter had to
  * run), it returns FUSE_BAIL and the caller builds the body the general way, from the start.
  */
-import type { Bindings } from './expression.js';
+import type { Bindings, CompiledExpr } from './expression.js';
 import type { PlainPath } from './fast/compiler.js';
 import { SPREAD_KEY, type CompiledMapping } from './mapping.js';
 
@@ -23,6 +25,12 @@ export interface FusedBody {
 export type FusedBuilder = (event: unknown, config: unknown) => FusedBody | typeof FUSE_BAIL;
 
 type ObjectNode = Extract<CompiledMapping, { kind: 'object' }>;
+
+/** The send stage's checks, run on the built body inside the fused function; `fail(i)` throws check i's error. */
+export interface FusedChecks {
+  exprs: readonly CompiledExpr[];
+  fail: (index: number) => never;
+}
 
 /** The bindings each stage has: the fields mapping sees `config` and `event`, the body also `fields`. */
 const STAGE_VARS = [new Set(['config', 'event']), new Set(['config', 'event', 'fields'])] as const;
@@ -83,7 +91,7 @@ function fusable(node: ObjectNode): boolean {
  * when the pair is outside what fusing models (an interpreter leaf, a `__proto__` key, a body that is
  * not an object mapping), and the caller keeps the general path.
  */
-export function fuseBody(fields: CompiledMapping | undefined, body: CompiledMapping | undefined): FusedBuilder | undefined {
+export function fuseBody(fields: CompiledMapping | undefined, body: CompiledMapping | undefined, checks?: FusedChecks): FusedBuilder | undefined {
   if (!body || body.kind !== 'object' || !fusable(body)) return undefined;
   if (fields && (fields.kind !== 'object' || !fusable(fields) || fields.entries.some((e) => e.spread))) return undefined;
   const g = new Gen();
@@ -98,6 +106,8 @@ export function fuseBody(fields: CompiledMapping | undefined, body: CompiledMapp
   // Stage 2: the body, with the bindings every non-plain leaf and the send checks see.
   out.push('const b = { config, event: input, fields };');
   const o = emitObject(g, body, 1, out, undefined, fields ? fieldLocals : []);
+  // Then the checks on the finished body: `true` passes, anything else is the check's failure.
+  checks?.exprs.forEach((c, i) => out.push(`v = ${g.ref(c)}.evaluate(${o}, b); if (v instanceof Promise) return drop(v); if (v !== true) ${g.ref(checks.fail)}(${i});`));
   out.push(`return { body: ${o}, fields, bindings: b };`);
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
   const factory = new Function('R', 'hasOwn', 'BAIL', 'drop', `return function fusedBody(input, config) {\n${out.join('\n')}\n};`) as (...a: unknown[]) => FusedBuilder;

@@ -30,22 +30,20 @@ export type BodyBuilder = (event: SignalEvent, config: Record<string, unknown>) 
  * made on the event's first use and kept by event name; events outside the preset share one.
  */
 export function bodyBuilder(send: Send, checked: Checked): BodyBuilder {
-  const byEvent = new Map<string, FusedBuilder | null>();
+  // Checks run inside the fused function unless overrides must change the body first.
+  const checks = checked.overrides.length === 0 && send.checks.length ? { exprs: send.checks.map((c) => c.that), fail: (i: number) => failUnlessTrue(send.checks[i]!, false) as never } : undefined;
+  const byEvent = new Map<string, FusedBuilder | null>(); // preset event names only: bounded
   let noFields: FusedBuilder | null | undefined;
   return (event, config) => {
-    const mapping = checked.presetEvents?.events.get(event.event);
-    let fused: FusedBuilder | null | undefined;
-    if (mapping) {
-      fused = byEvent.get(event.event);
-      if (fused === undefined) byEvent.set(event.event, (fused = fuseBody(mapping, send.request.body) ?? null));
-    } else fused = noFields === undefined ? (noFields = fuseBody(undefined, send.request.body) ?? null) : noFields;
+    let fused = byEvent.get(event.event);
+    if (fused === undefined) {
+      const mapping = checked.presetEvents?.events.get(event.event);
+      if (mapping) byEvent.set(event.event, (fused = fuseBody(mapping, send.request.body, checks) ?? null));
+      else fused = noFields === undefined ? (noFields = fuseBody(undefined, send.request.body, checks) ?? null) : noFields;
+    }
     if (fused) {
       const r = fused(event, config);
-      if (r !== FUSE_BAIL) {
-        if (checked.overrides.length) return afterBody(send, checked, event, r.bindings, r.fields, r.body);
-        const done = send.checks.length ? runChecks(send.checks, 0, r.body, r.bindings) : undefined;
-        return done instanceof Promise ? done.then(() => r) : r; // r is { body, fields, bindings }
-      }
+      if (r !== FUSE_BAIL) return checked.overrides.length ? afterBody(send, checked, event, r.bindings, r.fields, r.body) : r; // r is { body, fields, bindings }
     }
     return buildEventBody(send, checked, event, config);
   };
