@@ -165,6 +165,28 @@ describe('fusing: the shapes it models, refuses and hands back', () => {
     expect(JSON.stringify((r as { body: unknown }).body)).toBe('{"v":[1,2]}');
   });
 
+  it('reads own properties only, as JSONata: inherited, null-prototype and polluted-prototype objects', async () => {
+    const spec = await compileOne('Data:\n  email: properties.email\n  a: properties.a\n  "...": $fields');
+    const preset = spec.presets.get('p')!;
+    const build = bodyBuilder(spec.send, { presetEvents: preset, overrides: [] });
+    const reference = (e: SignalEvent) => buildEventBody(spec.send, { presetEvents: preset, overrides: [] }, e, {}) as { body: unknown };
+    const inherited = Object.assign(Object.create({ email: 'inherited@x' }) as object, { a: 1 });
+    const nullProto = Object.assign(Object.create(null) as object, { email: 'n@x', a: 2 });
+    for (const properties of [inherited, nullProto, { a: 3 }]) {
+      const event = { type: 'track', event: 'E', event_id: 'e', properties } as unknown as SignalEvent;
+      expect(JSON.stringify((build(event, {}) as { body: unknown }).body)).toBe(JSON.stringify(reference(event).body));
+    }
+    expect(JSON.stringify((build({ type: 'track', event: 'E', event_id: 'e', properties: inherited } as unknown as SignalEvent, {}) as { body: unknown }).body)).toBe('{"Data":{"a":1}}');
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.email = 'polluted@x';
+    try {
+      const event = { type: 'track', event: 'E', event_id: 'e', properties: { a: 4 } } as unknown as SignalEvent;
+      expect(JSON.stringify((build(event, {}) as { body: unknown }).body)).toBe('{"Data":{"a":4}}');
+    } finally {
+      delete proto.email;
+    }
+  });
+
   it('answers FUSE_BAIL when a leaf needs the interpreter at run time, and the builder still gives the reference body', async () => {
     // `+` on a string is an error in JSONata: the compiled code hands the evaluation to the interpreter (a Promise).
     const spec = await compileOne('v: properties.a + 1');

@@ -53,28 +53,35 @@ class Gen {
   /**
    * A path prefix read once: `p` holds the object at the end of it (not null, not an array) or
    * undefined when the path selects nothing there; `f` is set where an array is on the way, for which
-   * JSONata's general rules (and so the full evaluator) apply. Written before the statements that use
-   * it, in the stage that owns its root.
+   * JSONata's general rules (and so the full evaluator) apply; `s` says the object's prototype is
+   * Object.prototype (see ownRead). Written before the statements that use it, in the stage that owns
+   * its root.
    */
-  slot(root: string, names: readonly string[], into: string[]): { p: string; f: string } {
+  slot(root: string, names: readonly string[], into: string[]): { p: string; f: string; s: string } {
     const key = JSON.stringify([root, ...names]);
     const known = this.slots.get(key);
-    if (known) return { p: known, f: `${known}f` };
+    if (known) return { p: known, f: `${known}f`, s: `${known}s` };
     const p = this.name('p');
-    const f = `${p}f`;
-    if (names.length === 0) {
-      into.push(`let ${p}, ${f} = false;`, `if (${root} !== null && typeof ${root} === 'object') { if (Array.isArray(${root})) ${f} = true; else ${p} = ${root}; }`);
-    } else {
+    const [f, s] = [`${p}f`, `${p}s`];
+    const take = (c: string) => `if (${c} !== null && typeof ${c} === 'object') { if (Array.isArray(${c})) ${f} = true; else { ${p} = ${c}; ${s} = getProto(${c}) === OP; } }`;
+    if (names.length === 0) into.push(`let ${p}, ${f} = false, ${s} = false;`, take(root));
+    else {
       const parent = this.slot(root, names.slice(0, -1), into);
-      const lit = JSON.stringify(names[names.length - 1]);
-      into.push(
-        `let ${p}, ${f} = ${parent.f};`,
-        `if (${parent.p} !== undefined && hasOwn.call(${parent.p}, ${lit})) { const c = ${parent.p}[${lit}]; if (c !== null && typeof c === 'object') { if (Array.isArray(c)) ${f} = true; else ${p} = c; } }`,
-      );
+      into.push(`let ${p}, ${f} = ${parent.f}, ${s} = false;`, `if (${parent.p} !== undefined) { ${ownRead('c', parent, JSON.stringify(names[names.length - 1]))} ${take('c')} }`);
     }
     this.slots.set(key, p);
-    return { p, f };
+    return { p, f, s };
   }
+}
+
+/**
+ * `let c = own property lit of the slot's object, or undefined` (JSONata reads own properties only).
+ * hasOwnProperty costs more than the read itself, so it is skipped where the read cannot have come
+ * from a prototype: the object's prototype is Object.prototype and Object.prototype has no such name
+ * (`in` on a constant key is one inline-cache check, and also catches a polluted Object.prototype).
+ */
+function ownRead(c: string, slot: { p: string; s: string }, lit: string): string {
+  return `let ${c} = ${slot.p}[${lit}]; if (${c} !== undefined && (!${slot.s} || ${lit} in OP) && !hasOwn.call(${slot.p}, ${lit})) ${c} = undefined;`;
 }
 
 /** Every leaf answers synchronously in the common case and no key could touch a prototype: fusable. */
@@ -110,8 +117,8 @@ export function fuseBody(fields: CompiledMapping | undefined, body: CompiledMapp
   checks?.exprs.forEach((c, i) => out.push(`v = ${g.ref(c)}.evaluate(${o}, b); if (v instanceof Promise) return drop(v); if (v !== true) ${g.ref(checks.fail)}(${i});`));
   out.push(`return { body: ${o}, fields, bindings: b };`);
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const factory = new Function('R', 'hasOwn', 'BAIL', 'drop', `return function fusedBody(input, config) {\n${out.join('\n')}\n};`) as (...a: unknown[]) => FusedBuilder;
-  return factory(g.refs, Object.prototype.hasOwnProperty, FUSE_BAIL, drop);
+  const factory = new Function('R', 'hasOwn', 'getProto', 'OP', 'BAIL', 'drop', `return function fusedBody(input, config) {\n${out.join('\n')}\n};`) as (...a: unknown[]) => FusedBuilder;
+  return factory(g.refs, Object.prototype.hasOwnProperty, Object.getPrototypeOf, Object.prototype, FUSE_BAIL, drop);
 }
 
 /** A promise the fused code gave up on: its outcome is not wanted, and a rejection must not go unhandled. */
@@ -179,7 +186,7 @@ function leafCode(g: Gen, node: Exclude<CompiledMapping, ObjectNode>, stage: 0 |
   }
   const sequenceCheck = (c: string) => `if (typeof ${c} === 'function' || (Array.isArray(${c}) && ${c}.sequence === true)) { ${full} } else ${local} = ${c};`;
   if (p.names.length === 0) return [`${local} = undefined;`, `{ const c = ${root}; ${sequenceCheck('c')} }`];
-  const { p: parent, f } = g.slot(root, p.names.slice(0, -1), prelude);
+  const slot = g.slot(root, p.names.slice(0, -1), prelude);
   const lit = JSON.stringify(p.names[p.names.length - 1]);
-  return [`${local} = undefined;`, `if (${f}) { ${full} } else if (${parent} !== undefined && hasOwn.call(${parent}, ${lit})) { const c = ${parent}[${lit}]; ${sequenceCheck('c')} }`];
+  return [`${local} = undefined;`, `if (${slot.f}) { ${full} } else if (${slot.p} !== undefined) { ${ownRead('c', slot, lit)} if (c !== undefined) { ${sequenceCheck('c')} } }`];
 }
