@@ -69,6 +69,36 @@ describe('the compiled path in the engine', () => {
     expect(compileExpression('properties.value + 1').evaluate({ properties: { value: 1 } }, {})).toBe(2);
   });
 
+  it('reads own properties only, as JSONata does, whatever the prototype (inherited, null, polluted Object.prototype)', async () => {
+    const { default: jsonata } = await import('jsonata');
+    const sources = ['a.b', '$exists(a.b) ? a.b', 'a.(b)', '$config.b'];
+    const inputs = () => [
+      { a: Object.assign(Object.create({ b: 'inherited' }) as object, { c: 1 }) },
+      { a: Object.assign(Object.create(null) as object, { b: 'own' }) },
+      { a: { b: 'own' } },
+      { a: { c: 1 } },
+    ];
+    const proto = Object.prototype as Record<string, unknown>;
+    for (const polluted of [false, true]) {
+      if (polluted) proto.b = 'polluted';
+      try {
+        for (const src of sources) {
+          const compiled = compileExpression(src);
+          const interpreter = jsonata(src);
+          for (const input of inputs()) {
+            const bindings = { config: input.a };
+            const mapped = evaluateMapping({ kind: 'object', entries: [{ key: 'v', spread: false, node: { kind: 'expr', expr: compiled, path: 'v' } }] }, input, bindings);
+            const expected = await interpreter.evaluate(input, bindings);
+            expect(compiled.evaluate(input, bindings), `${src} (polluted: ${polluted})`).toEqual(expected);
+            expect((mapped as { v?: unknown }).v, `${src} in a mapping (polluted: ${polluted})`).toEqual(expected);
+          }
+        }
+      } finally {
+        delete proto.b;
+      }
+    }
+  });
+
   it('keeps a spread `__proto__` key from data as plain data, never as the body’s prototype', () => {
     const spread: CompiledMapping = { kind: 'object', entries: [{ key: '...', spread: true, node: { kind: 'expr', expr: compileExpression('$extra'), path: 'x' } }] };
     const extra = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as Record<string, unknown>;

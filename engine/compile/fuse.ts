@@ -11,7 +11,7 @@
  * run), it returns FUSE_BAIL and the caller builds the body the general way, from the start.
  */
 import type { Bindings, CompiledExpr } from './expression.js';
-import type { PlainPath } from './fast/compiler.js';
+import { PLAIN_PATH_ARGS, PLAIN_PATH_PARAMS, type PlainPath } from './fast/compiler.js';
 import { SPREAD_KEY, type CompiledMapping } from './mapping.js';
 
 export const FUSE_BAIL: unique symbol = Symbol('fuse.bail');
@@ -117,8 +117,8 @@ export function fuseBody(fields: CompiledMapping | undefined, body: CompiledMapp
   checks?.exprs.forEach((c, i) => out.push(`v = ${g.ref(c)}.evaluate(${o}, b); if (v instanceof Promise) return drop(v); if (v !== true) ${g.ref(checks.fail)}(${i});`));
   out.push(`return { body: ${o}, fields, bindings: b };`);
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const factory = new Function('R', 'hasOwn', 'getProto', 'OP', 'BAIL', 'drop', `return function fusedBody(input, config) {\n${out.join('\n')}\n};`) as (...a: unknown[]) => FusedBuilder;
-  return factory(g.refs, Object.prototype.hasOwnProperty, Object.getPrototypeOf, Object.prototype, FUSE_BAIL, drop);
+  const factory = new Function('R', 'BAIL', 'drop', ...PLAIN_PATH_PARAMS, `return function fusedBody(input, config) {\n${out.join('\n')}\n};`) as (...a: unknown[]) => FusedBuilder;
+  return factory(g.refs, FUSE_BAIL, drop, ...PLAIN_PATH_ARGS);
 }
 
 /** A promise the fused code gave up on: its outcome is not wanted, and a rejection must not go unhandled. */

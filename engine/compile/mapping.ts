@@ -5,7 +5,7 @@
  */
 import { SignalError } from '../errors.js';
 import type { Bindings, CompiledExpr } from './expression.js';
-import { plainPathCode } from './fast/compiler.js';
+import { PLAIN_PATH_ARGS, PLAIN_PATH_PARAMS, plainPathCode } from './fast/compiler.js';
 
 export const SPREAD_KEY = '...';
 
@@ -116,7 +116,7 @@ function generateBuilder(entries: Entries): Builder {
     });
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
   const subs = entries.map((e) => (e.node.kind === 'object' ? (e.node.build ??= generateBuilder(e.node.entries)) : undefined));
-  const factory = new Function('nodes', 'entries', 'subs', 'put', 'define', 'resume', 'hasOwn', `return function build(input, b) {\n${lines.join('\n')}\n};`) as (...a: unknown[]) => Builder;
+  const factory = new Function('nodes', 'entries', 'subs', 'put', 'define', 'resume', ...PLAIN_PATH_PARAMS, `return function build(input, b) {\n${lines.join('\n')}\n};`) as (...a: unknown[]) => Builder;
   return factory(
     entries.map((e) => e.node),
     entries,
@@ -124,7 +124,7 @@ function generateBuilder(entries: Entries): Builder {
     put,
     define,
     resume,
-    Object.prototype.hasOwnProperty,
+    ...PLAIN_PATH_ARGS,
   );
 }
 

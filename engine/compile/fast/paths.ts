@@ -6,6 +6,7 @@
 import type { AstNode } from '../expression.js';
 import { compileNode, compileVariable } from './node.js';
 import { append, bail, checkLength, createSequence, isNumeric, isSequence, toBoolean, type Seq } from './runtime.js';
+import { notProvablyOwn } from './plain-path.js';
 import { has, refuse, sub, type Env, type Fn, type Scope } from './scope.js';
 
 export function compilePath(node: AstNode, scope: Scope): Fn {
@@ -71,8 +72,7 @@ function plainWalk(steps: AstNode[], scope: Scope, general: Fn, tailFn: Fn): Fn 
     body.push(
       `if (c === null || typeof c !== 'object') return undefined;`,
       `if (Array.isArray(c)) return general(input, env);`,
-      `if (!hasOwn.call(c, ${lit})) return undefined;`,
-      `c = c[${lit}];`,
+      `{ const n = c[${lit}]; if (n === undefined || ${notProvablyOwn('c', lit)}) return undefined; c = n; }`,
     );
   }
   // A sequence held in the data (a value JSONata computed earlier) is re-sequenced by the general code.
@@ -82,8 +82,8 @@ function plainWalk(steps: AstNode[], scope: Scope, general: Fn, tailFn: Fn): Fn 
     body.push(`const r = tail(c, env);`, `if (Array.isArray(r)) return general(input, env);`, `return r;`);
   } else body.push(`if (typeof c === 'function') bail();`, `if (Array.isArray(c) && c.sequence === true) return general(input, env);`, `return c;`);
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const factory = new Function('first', 'general', 'hasOwn', 'bail', 'tail', `return function walk(input, env) {\n${body.join('\n')}\n};`) as (...a: unknown[]) => Fn;
-  return factory(first, general, Object.prototype.hasOwnProperty, bail, tail);
+  const factory = new Function('first', 'general', 'hasOwn', 'getProto', 'OP', 'bail', 'tail', `return function walk(input, env) {\n${body.join('\n')}\n};`) as (...a: unknown[]) => Fn;
+  return factory(first, general, Object.prototype.hasOwnProperty, Object.getPrototypeOf, Object.prototype, bail, tail);
 }
 
 type Filter = (input: any, env: Env) => any;

@@ -39,7 +39,7 @@ export function plainPathOf(ast: AstNode): PlainPath | undefined {
  * when the path selects nothing) and run `fallback` wherever JSONata's general rules apply (an array
  * on the way, a sequence at the end, a function value). They read `input`, `b` (the bindings) and
  * `hasOwn`. Generated, so that each property read is a named load with its own inline cache, as in
- * hand-written code; names are emitted as JSON string literals.
+ * hand-written code; names are emitted as JSON string literals. The code reads PLAIN_PATH_PARAMS too.
  */
 export function plainPathCode(p: PlainPath, out: string, fallback: string, label: string): string {
   const code = [`${label}: {`, 'let c;'];
@@ -52,16 +52,30 @@ export function plainPathCode(p: PlainPath, out: string, fallback: string, label
     code.push(
       `if (c === null || typeof c !== 'object') break ${label};`,
       `if (Array.isArray(c)) { ${fallback} break ${label}; }`,
-      `if (!hasOwn.call(c, ${lit})) break ${label};`,
-      `c = c[${lit}];`,
+      `{ const n = c[${lit}]; if (n === undefined || ${notProvablyOwn('c', lit)}) break ${label}; c = n; }`,
     );
   }
   code.push(`if (typeof c === 'function' || (Array.isArray(c) && c.sequence === true)) { ${fallback} break ${label}; }`, `${out} = c;`, '}');
   return code.join('\n');
 }
 
+/**
+ * JavaScript for "the value just read as `obj[lit]` (not undefined) may be inherited": JSONata reads
+ * own properties only, but hasOwnProperty costs more than the read, so it runs only where a prototype
+ * could have answered: the object's prototype is not Object.prototype, or Object.prototype has that
+ * name (`in` on a constant key is one inline-cache check; it also catches a polluted Object.prototype).
+ * Generated code using it receives `hasOwn`, `getProto` (Object.getPrototypeOf) and `OP` (Object.prototype).
+ */
+export function notProvablyOwn(obj: string, lit: string): string {
+  return `(getProto(${obj}) !== OP || ${lit} in OP) && !hasOwn.call(${obj}, ${lit})`;
+}
+
+/** The arguments generated code from plainPathCode and notProvablyOwn reads, in the order of PLAIN_PATH_PARAMS. */
+export const PLAIN_PATH_PARAMS = ['hasOwn', 'getProto', 'OP'] as const;
+export const PLAIN_PATH_ARGS = [Object.prototype.hasOwnProperty, Object.getPrototypeOf, Object.prototype] as const;
+
 export function direct(p: PlainPath, full: FastFn): FastFn {
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const factory = new Function('full', 'hasOwn', `return function direct(input, b) {\nlet v;\n${plainPathCode(p, 'v', 'return full(input, b);', 'path')}\nreturn v;\n};`) as (...a: unknown[]) => FastFn;
-  return factory(full, Object.prototype.hasOwnProperty);
+  const factory = new Function('full', ...PLAIN_PATH_PARAMS, `return function direct(input, b) {\nlet v;\n${plainPathCode(p, 'v', 'return full(input, b);', 'path')}\nreturn v;\n};`) as (...a: unknown[]) => FastFn;
+  return factory(full, ...PLAIN_PATH_ARGS);
 }
