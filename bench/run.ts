@@ -8,10 +8,10 @@
  *                 builds the same Marketing Cloud body and makes the same check, and vs every
  *                 expression through the JSONata interpreter; then the same with the wire body
  *                 (JSON.stringify) on both sides. Goal: ≥ 0.5× the hand-written speed.
- * 2. start-up   — loading and compiling every shipped spec in-process: the first load (cold: JIT,
- *                 schema validators compiled) and again (warm). Goal: < 50 ms warm. Also a fresh
- *                 `node` process importing the engine and loading the specs, and `--help`, against
- *                 `node -e 0`.
+ * 2. start-up   — loading and compiling every shipped spec in a fresh process (the engine already
+ *                 imported): the first load, as the runtime does it at boot (cold JIT, validators
+ *                 compiled), and a second one. Goal: < 50 ms. Also a fresh `node` process importing
+ *                 the engine and loading the specs, and `--help`, against `node -e 0`.
  * 3. delivery   — the engine delivering events vs raw got POSTs of precomputed bodies with the same
  *                 timeouts and concurrency, and raw fetch (undici) for reference; the emulator runs in
  *                 its own process (`signal-integrations mock`), so the client side is measured alone.
@@ -204,9 +204,22 @@ for (const [label, template, hand] of [
 
 // ---- 2. start-up ----
 
-const cold = await time(async () => (await Engine.load()).close());
-const warm = await best(async () => (await Engine.load()).close());
-rows.push(['start-up', 'load + compile all shipped specs, in-process', `first ${cold.toFixed(1)} ms, then ${warm.toFixed(1)} ms`, warm < 50 ? 'under the 50 ms goal' : 'over the 50 ms goal']);
+{
+  // The runtime loads its specs once at boot, in a fresh process: the first load there is the figure
+  // that counts (cold JIT, validators compiled); a second load in the same process reuses compiled
+  // expressions and validators. Best of three fresh processes.
+  const script = `const { Engine } = await import(${JSON.stringify(packagePath('dist', 'engine', 'index.js'))});
+const t0 = performance.now(); (await Engine.load()).close(); const t1 = performance.now(); (await Engine.load()).close();
+console.log(JSON.stringify({ first: t1 - t0, again: performance.now() - t1 }));`;
+  let first = Infinity;
+  let again = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const r = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as { first: number; again: number };
+    first = Math.min(first, r.first);
+    again = Math.min(again, r.again);
+  }
+  rows.push(['start-up', 'load + compile all shipped specs, fresh process (engine imported)', `first ${first.toFixed(1)} ms, then ${again.toFixed(1)} ms`, first < 50 ? 'first under the 50 ms goal' : 'first over the 50 ms goal']);
+}
 {
   const measure = async (args: string[]) => {
     let min = Infinity;
