@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { generateStandalone, schemaHash } from '../engine/validate/spec-schema-standalone.js';
+import { generateConfigMeta, generateStandalone, schemaHash } from '../engine/validate/spec-schema-standalone.js';
+import { AJV_VERSION, CONFIG_AJV_OPTIONS, META_SCHEMA_2020 } from '../engine/validate/config-schema.js';
 import { SPEC_SCHEMA_FILE, SPEC_SCHEMA_OPTIONS } from '../engine/validate/spec-schema.js';
 import { packagePath } from '../engine/paths.js';
 
@@ -41,6 +42,39 @@ describe('build-time spec schema validator', () => {
       }
       expect(compiled(spec)).toBe(true);
       expect(compiled({ ...spec, unknown_key: 1 })).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('checks config schemas against the 2020-12 meta-schema exactly as ajv itself does (verdicts and messages)', async () => {
+    await mkdir(join(packagePath('node_modules'), '.cache'), { recursive: true });
+    const dir = await mkdtemp(join(packagePath('node_modules'), '.cache', 'config-meta-'));
+    try {
+      const file = join(dir, 'config-meta.validator.cjs');
+      generateConfigMeta(file);
+      const prebuilt = createRequire(import.meta.url)(file) as ValidateFunction & { ajvVersion: string };
+      expect(prebuilt.ajvVersion).toBe(AJV_VERSION);
+      const ajv = new Ajv2020({ ...CONFIG_AJV_OPTIONS });
+      const own = ajv.getSchema(META_SCHEMA_2020)!;
+      const schemas: unknown[] = [
+        { type: 'object', properties: { a: { type: 'string', minLength: 1, secret: true } }, required: ['a'] },
+        { type: 'object', properties: { a: { type: 'string', minLength: 'x' } } },
+        { type: 'object', properties: { a: { type: 'strin' } } },
+        { type: 'object', required: 'a', properties: {} },
+        { type: 'object', properties: { a: { pattern: 7, enum: 'x', maxItems: -1 } } },
+        { type: 'object', additionalProperties: 'no' },
+        { type: 'object', properties: { a: { anyOf: [] } } },
+        true,
+        7,
+      ];
+      for (const schema of schemas) {
+        const verdict = prebuilt(structuredClone(schema));
+        expect(verdict).toBe(own(structuredClone(schema)));
+        expect(ajv.errorsText(prebuilt.errors)).toBe(ajv.errorsText(own.errors));
+      }
+      expect(prebuilt(schemas[1])).toBe(false);
+      expect(ajv.errorsText(prebuilt.errors)).toMatch(/minLength must be integer/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

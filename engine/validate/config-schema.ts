@@ -2,6 +2,7 @@
  * Integration records' `config` is checked against the spec's own config schema: compiled when the spec
  * is compiled (an invalid config schema is the author's load-time error), checked per record.
  */
+import { createRequire } from 'node:module';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsImport from 'ajv-formats';
 import { ajvLinearRegExp } from '../compile/regex.js';
@@ -15,6 +16,30 @@ const addFormats: FormatsPlugin = typeof formatsModule.default === 'function' ? 
 let configAjv: Ajv2020 | undefined;
 const configValidators = new Map<string, ValidateFunction>();
 
+export const CONFIG_META_FILE = 'config-meta.validator.cjs';
+export const META_SCHEMA_2020 = 'https://json-schema.org/draft/2020-12/schema';
+// useDefaults: a config field's `default` is what the record gets when it leaves the field out.
+export const CONFIG_AJV_OPTIONS = { allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true, addUsedSchema: false } as const;
+export const AJV_VERSION = (createRequire(import.meta.url)('ajv/package.json') as { version: string }).version;
+
+/**
+ * The meta-schema's validator generated at build time (spec-schema-standalone.ts), while it was made
+ * by this very ajv; undefined when not built (tests run from sources): then ajv compiles the
+ * meta-schema itself, as it always did.
+ */
+let prebuiltMeta: ValidateFunction | null | undefined;
+function configMetaValidator(): ValidateFunction | undefined {
+  if (prebuiltMeta === undefined) {
+    try {
+      const mod = createRequire(import.meta.url)(`./${CONFIG_META_FILE}`) as ValidateFunction & { default?: ValidateFunction; ajvVersion?: string };
+      prebuiltMeta = mod.ajvVersion === AJV_VERSION ? (mod.default ?? mod) : null;
+    } catch {
+      prebuiltMeta = null;
+    }
+  }
+  return prebuiltMeta ?? undefined;
+}
+
 /**
  * One Ajv instance for every spec's config schema (an instance and its formats cost more than a
  * compile), and one compiled validator per distinct schema, reused when specs are loaded again.
@@ -24,12 +49,18 @@ export function configValidatorFor(schema: JsonSchema): ValidateFunction {
   const key = JSON.stringify(schema);
   const cached = configValidators.get(key);
   if (cached) return cached;
+  const meta = (schema as { $schema?: unknown }).$schema === undefined || (schema as { $schema?: unknown }).$schema === META_SCHEMA_2020 ? configMetaValidator() : undefined;
   if (!configAjv) {
-    // useDefaults: a config field's `default` is what the record gets when it leaves the field out.
     // Config `pattern`s are written by spec authors and run on tenants' values: linear-time engine (regex.ts).
-    configAjv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true, addUsedSchema: false, code: { regExp: ajvLinearRegExp } });
+    // With the prebuilt meta-schema validator, ajv need not compile the meta-schema to check each schema.
+    configAjv = new Ajv2020({ ...CONFIG_AJV_OPTIONS, ...(meta ? { validateSchema: false } : {}), code: { regExp: ajvLinearRegExp } });
     addFormats(configAjv);
     configAjv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
+  }
+  if (configAjv.opts.validateSchema === false) {
+    // What ajv's own check would throw, word for word.
+    if (!meta) configAjv.validateSchema(schema as object, true);
+    else if (!meta(schema)) throw new Error(`schema is invalid: ${configAjv.errorsText(meta.errors)}`);
   }
   const validate = configAjv.compile(structuredClone(schema));
   configValidators.set(key, validate);

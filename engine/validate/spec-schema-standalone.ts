@@ -11,6 +11,7 @@ import standalone from 'ajv/dist/standalone/index.js';
 import { SPEC_SCHEMA_FILE, SPEC_SCHEMA_OPTIONS } from './spec-schema.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { ajvLinearRegExp } from '../compile/regex.js';
+import { AJV_VERSION, CONFIG_AJV_OPTIONS, CONFIG_META_FILE, META_SCHEMA_2020 } from './config-schema.js';
 
 export const STANDALONE_FILE = 'spec-schema.validator.cjs';
 
@@ -29,6 +30,19 @@ export function generateStandalone(outFile: string): void {
   writeFileSync(outFile, `${code(ajv, validate)}\nmodule.exports.schemaHash = ${JSON.stringify(schemaHash(text))};\n`);
 }
 
+/**
+ * The JSON Schema 2020-12 meta-schema's validator, for checking spec authors' config schemas: compiling
+ * it is most of the first Engine.load() in a fresh process (~50–90 ms). It records the ajv version it
+ * was made with; config-schema.ts uses it only under that same version.
+ */
+export function generateConfigMeta(outFile: string): void {
+  const ajv = new Ajv2020({ ...CONFIG_AJV_OPTIONS, code: { source: true } });
+  const validate = ajv.getSchema(META_SCHEMA_2020)!;
+  const code = ((standalone as unknown as { default?: unknown }).default ?? standalone) as (ajv: Ajv2020, v: unknown) => string;
+  writeFileSync(outFile, `${code(ajv, validate)}\nmodule.exports.ajvVersion = ${JSON.stringify(AJV_VERSION)};\n`);
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   generateStandalone(fileURLToPath(new URL(STANDALONE_FILE, import.meta.url)));
+  generateConfigMeta(fileURLToPath(new URL(CONFIG_META_FILE, import.meta.url)));
 }
