@@ -205,8 +205,24 @@ function configFieldsOf(schema: JsonSchema): { fields: Set<string>; secrets: Set
   return { fields, secrets };
 }
 
+/** A config validator compiled on first use, for a schema known to compile. */
+function lazyValidator(schema: IntegrationSpec['config']): ValidateFunction {
+  let compiled: ValidateFunction | undefined;
+  const validate = ((data: unknown) => {
+    compiled ??= configValidatorFor(schema);
+    const ok = compiled(data);
+    validate.errors = compiled.errors;
+    return ok;
+  }) as ValidateFunction;
+  return validate;
+}
+
 /** Compile a spec that passed the schema. Returns undefined (and diagnostics) when anything is wrong. */
-export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
+/**
+ * `knownValid`: the build compiled this very spec without a diagnostic (load/known-specs.ts), so its
+ * config schema's checks are skipped and its validator is compiled when a record first needs it.
+ */
+export function compileSpec(source: SpecSource, opts: { knownValid?: boolean } = {}): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
   const c = new Compiler(source);
   const spec = source.value as IntegrationSpec;
   const { fields: configFields, secrets: secretFields } = configFieldsOf(spec.config);
@@ -216,12 +232,15 @@ export function compileSpec(source: SpecSource): { spec?: CompiledSpec; diagnost
   // ajv generates code per field: 30,000 fields took seconds to compile. Real configs have a handful.
   const tooMany = fieldCount > MAX_CONFIG_FIELDS;
   if (tooMany) c.problem(['config', 'properties'], `config declares ${fieldCount} fields; a spec may declare at most ${MAX_CONFIG_FIELDS}`);
-  const refused = tooMany ? [] : schemaPatternProblems(spec.config, ['config']);
-  for (const p of refused) c.problem(p.path, p.message);
-  try {
-    if (!tooMany && !refused.length) validateConfig = configValidatorFor(spec.config);
-  } catch (e) {
-    c.problem(['config'], `config is not a valid JSON Schema: ${(e as Error).message}`);
+  if (opts.knownValid) validateConfig = lazyValidator(spec.config);
+  else {
+    const refused = tooMany ? [] : schemaPatternProblems(spec.config, ['config']);
+    for (const p of refused) c.problem(p.path, p.message);
+    try {
+      if (!tooMany && !refused.length) validateConfig = configValidatorFor(spec.config);
+    } catch (e) {
+      c.problem(['config'], `config is not a valid JSON Schema: ${(e as Error).message}`);
+    }
   }
   const required = (spec.config.required ?? []) as string[];
   required.forEach((r, i) => {

@@ -6,6 +6,8 @@ import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } fro
 import { isUtf8 } from 'node:buffer';
 import { dirname, extname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
+import { specSchemaText } from '../validate/spec-schema.js';
+import { knownParse } from './known-specs.js';
 import { SignalError, type Diagnostic } from '../errors.js';
 
 /**
@@ -194,18 +196,25 @@ export interface ParseOptions {
 export function parseSource(file: string, text: string, opts: ParseOptions = {}): { source: SpecSource; diagnostics: Diagnostic[] } {
   const seen = opts.seen ?? [];
   const root = opts.root ?? dirname(file);
-  const lines = new LineCounter();
-  // prettyErrors adds line/col to every YAML error; duplicate keys are checked below, in linear time.
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, strict: true, uniqueKeys: false });
   const diagnostics: Diagnostic[] = [];
-  for (const err of [...doc.errors, ...doc.warnings]) {
-    const pos = err.linePos?.[0] ?? { line: 1, col: 1 };
-    diagnostics.push({ file, line: pos.line, col: pos.col, path: '', message: `YAML: ${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}` });
+  let value: unknown;
+  let source: SpecSource;
+  const known = knownParse(text, specSchemaText);
+  if (known !== undefined) {
+    // A text the build parsed cleanly: its value is known; the document is parsed only if a diagnostic needs a position.
+    value = known;
+    source = lazyDocument({ file, text, value, parents: [] });
+  } else {
+    const { doc, lines } = parseYaml(text);
+    for (const err of [...doc.errors, ...doc.warnings]) {
+      const pos = err.linePos?.[0] ?? { line: 1, col: 1 };
+      diagnostics.push({ file, line: pos.line, col: pos.col, path: '', message: `YAML: ${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}` });
+    }
+    const duplicates = doc.errors.length ? [] : duplicateKeys(doc, lines, file);
+    diagnostics.push(...duplicates);
+    value = doc.errors.length || duplicates.length ? undefined : yamlValue(doc);
+    source = { file, text, doc, lines, value, parents: [] };
   }
-  const duplicates = doc.errors.length ? [] : duplicateKeys(doc, lines, file);
-  diagnostics.push(...duplicates);
-  let value: unknown = doc.errors.length || duplicates.length ? undefined : doc.toJS({ maxAliasCount: 100 });
-  const source: SpecSource = { file, text, doc, lines, value, parents: [] };
   if (isObject(value) && typeof value.extends === 'string') {
     // `extends: other.yaml` inherits every key of that spec (recursively) unless this file sets it.
     const parentFile = resolve(dirname(file), value.extends);
@@ -233,6 +242,27 @@ export function parseSource(file: string, text: string, opts: ParseOptions = {})
     source.value = value;
   }
   return { source, diagnostics };
+}
+
+/** The YAML document of a spec text, with line positions. */
+export function parseYaml(text: string): { doc: Document.Parsed; lines: LineCounter } {
+  const lines = new LineCounter();
+  // prettyErrors adds line/col to every YAML error; duplicate keys are checked separately, in linear time.
+  return { doc: parseDocument(text, { lineCounter: lines, prettyErrors: true, strict: true, uniqueKeys: false }), lines };
+}
+
+export function yamlValue(doc: Document.Parsed): unknown {
+  return doc.toJS({ maxAliasCount: 100 });
+}
+
+/** A source whose `doc` and `lines` are parsed from its text on first use. */
+function lazyDocument(base: Omit<SpecSource, 'doc' | 'lines'>): SpecSource {
+  let parsed: { doc: Document.Parsed; lines: LineCounter } | undefined;
+  const get = () => (parsed ??= parseYaml(base.text));
+  return Object.defineProperties(base, {
+    doc: { get: () => get().doc, enumerable: true },
+    lines: { get: () => get().lines, enumerable: true },
+  }) as SpecSource;
 }
 
 /** Read and parse a spec file (size, file type and UTF-8 checked first: SpecReadError otherwise). */

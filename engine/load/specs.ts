@@ -6,7 +6,8 @@ import { readdir } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
 import { SpecError, type Diagnostic } from '../errors.js';
 import { compileSpec, type CompiledSpec } from '../compile/spec.js';
-import { validateSpecShape } from '../validate/spec-schema.js';
+import { specSchemaText, validateSpecShape } from '../validate/spec-schema.js';
+import { knownValid } from './known-specs.js';
 import { lintSpec, yamlShapeHints } from '../compile/lint.js';
 import { diagnosticAt, parseSource, readSource, SpecReadError, type SpecSource } from './source.js';
 
@@ -15,8 +16,13 @@ export interface LoadResult {
   diagnostics: Diagnostic[];
 }
 
-function checkSource(source: SpecSource, parseDiagnostics: Diagnostic[]): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
+export function checkSource(source: SpecSource, parseDiagnostics: Diagnostic[]): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
   if (parseDiagnostics.length) return { diagnostics: parseDiagnostics };
+  // A spec the build saw pass every check below (known-specs.ts): compiled, its config schema when first used.
+  if (knownValid(source.value, specSchemaText)) {
+    const known = compileSpec(source, { knownValid: true });
+    if (known.spec) return known;
+  }
   // Text that YAML read as a mapping: say so (and what to write) instead of the schema's "must be string".
   const hints = yamlShapeHints(source);
   const hinted = new Set(hints.map((d) => `${d.file}:${d.line}:${d.col}`));
@@ -61,7 +67,7 @@ export async function checkSpecFile(file: string, root?: string): Promise<{ spec
 }
 
 /** The spec files at a path, with the root their `extends` must stay in: the folder given, or a file's folder. */
-async function specFilesIn(path: string): Promise<{ file: string; root: string }[]> {
+export async function specFilesIn(path: string): Promise<{ file: string; root: string }[]> {
   try {
     const entries = await readdir(path, { withFileTypes: true });
     return entries

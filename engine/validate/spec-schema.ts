@@ -22,9 +22,15 @@ export const SPEC_SCHEMA_OPTIONS = { allErrors: true, strict: true, verbose: tru
  * Compiled once per process: from the standalone code `npm run build` generates next to this file
  * (spec-schema-standalone.ts) while it matches the schema file, else by ajv here.
  */
+let schemaText: string | undefined;
+/** The spec schema file's text, read once per process. */
+export function specSchemaText(): string {
+  return (schemaText ??= readFileSync(SPEC_SCHEMA_FILE, 'utf8'));
+}
+
 function specValidator(): ValidateFunction {
   if (!validator) {
-    const text = readFileSync(SPEC_SCHEMA_FILE, 'utf8');
+    const text = specSchemaText();
     // The schema's patterns run on whatever a spec file holds: linear-time engine, like every other pattern.
     validator = prebuilt(text) ?? new Ajv2020({ ...SPEC_SCHEMA_OPTIONS, code: { regExp: ajvLinearRegExp } }).compile(JSON.parse(text) as object);
   }
