@@ -12,7 +12,7 @@
  */
 import type { Bindings, CompiledExpr } from './expression.js';
 import { PLAIN_PATH_ARGS, PLAIN_PATH_PARAMS, type PlainPath } from './fast/compiler.js';
-import { SPREAD_KEY, type CompiledMapping } from './mapping.js';
+import type { CompiledMapping } from './mapping.js';
 
 export const FUSE_BAIL: unique symbol = Symbol('fuse.bail');
 
