@@ -3,8 +3,10 @@
  * anything is delivered: every bad field is listed in one RecordError, and no config value (above all
  * a secret) is ever echoed in it.
  */
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine, RecordError } from '../engine/index.js';
+import { RECORD_SCHEMA } from '../engine/validate/record.js';
 import { referenceRecord, type Json } from './helpers/fixtures.js';
 
 let engine: Engine;
@@ -116,5 +118,13 @@ describe('integration records', () => {
     expect(problems.some((p) => /source_id.*required/.test(p))).toBe(true);
     expect(problems.some((p) => /name.*required/.test(p))).toBe(true);
     expect(problems.some((p) => /unknown field 'colour'/.test(p))).toBe(true);
+  });
+});
+
+describe('the record schema itself', () => {
+  it('is a valid JSON Schema 2020-12 (checked here once, so the engine need not compile the meta-schema at run time)', () => {
+    const ajv = new Ajv2020({ allErrors: true, strict: true });
+    expect(ajv.validateSchema(RECORD_SCHEMA)).toBe(true);
+    expect(ajv.errors ?? null).toBeNull();
   });
 });

@@ -4,7 +4,7 @@
  * against the generic record schema and its spec's config schema; every bad field is listed in one
  * error, by name and rule only — a value is never echoed, so a secret cannot leak through a message.
  */
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { RecordError } from '../errors.js';
 import type { CompiledPreset, CompiledSpec } from '../compile/spec.js';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from '../compile/expression.js';
@@ -72,9 +72,18 @@ export const RECORD_SCHEMA = {
   },
 } as const;
 
-// Its patterns run on tenant-supplied field_mappings keys: linear-time engine, like every pattern.
-const ajv = new Ajv2020({ allErrors: true, strict: true, code: { regExp: ajvLinearRegExp } });
-const validateRecordShape = ajv.compile(RECORD_SCHEMA);
+let recordShape: ValidateFunction | undefined;
+
+/**
+ * Compiled when the first record is checked, not when the engine is imported (a fresh process paid ~100 ms
+ * for it, mostly ajv compiling the JSON Schema meta-schema to check this constant schema: a test does that once).
+ * Its patterns run on tenant-supplied field_mappings keys: linear-time engine, like every pattern.
+ */
+function validateRecordShape(input: unknown): { ok: boolean; errors: ErrorObject[] } {
+  recordShape ??= new Ajv2020({ allErrors: true, strict: true, validateSchema: false, code: { regExp: ajvLinearRegExp } }).compile(RECORD_SCHEMA);
+  const ok = recordShape(input);
+  return { ok, errors: recordShape.errors ?? [] };
+}
 
 /** `config.account_id: must match pattern "^[0-9]+$"`: the place and the rule, never the value. */
 export function describeErrors(prefix: string, errors: readonly ErrorObject[]): string[] {
@@ -116,7 +125,8 @@ export function checkRecord(input: unknown, specs: ReadonlyMap<string, CompiledS
   const subject = `integration record ${name}`.trim() + ' is invalid';
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new RecordError(subject, ['an integration record must be a JSON object']);
   const problems: string[] = [];
-  if (!validateRecordShape(input)) problems.push(...describeErrors('', validateRecordShape.errors ?? []));
+  const shape = validateRecordShape(input);
+  if (!shape.ok) problems.push(...describeErrors('', shape.errors));
   // The config is validated on a copy, so the schema's `default`s fill it without touching the caller's record.
   const original = input as IntegrationRecord;
   const record: IntegrationRecord = isObject(original.config) ? { ...original, config: structuredClone(original.config) } : original;
