@@ -6,7 +6,7 @@
 import type { AstNode } from '../expression.js';
 import { compileNode, compileVariable } from './node.js';
 import { append, bail, checkLength, createSequence, isNumeric, isSequence, toBoolean, type Seq } from './runtime.js';
-import { notProvablyOwn } from './plain-path.js';
+import { notProvablyOwn, PLAIN_PATH_ARGS, PLAIN_PATH_PARAMS } from './plain-path.js';
 import { has, refuse, sub, type Env, type Fn, type Scope } from './scope.js';
 
 export function compilePath(node: AstNode, scope: Scope): Fn {
@@ -81,9 +81,16 @@ function plainWalk(steps: AstNode[], scope: Scope, general: Fn, tailFn: Fn): Fn 
     body.push(`if (c === undefined) return undefined;`, `if (typeof c === 'function') bail();`, `if (Array.isArray(c)) return general(input, env);`);
     body.push(`const r = tail(c, env);`, `if (Array.isArray(r)) return general(input, env);`, `return r;`);
   } else body.push(`if (typeof c === 'function') bail();`, `if (Array.isArray(c) && c.sequence === true) return general(input, env);`, `return c;`);
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const factory = new Function('first', 'general', 'hasOwn', 'getProto', 'OP', 'bail', 'tail', `return function walk(input, env) {\n${body.join('\n')}\n};`) as (...a: unknown[]) => Fn;
-  return factory(first, general, Object.prototype.hasOwnProperty, Object.getPrototypeOf, Object.prototype, bail, tail);
+  // Generated at the first evaluation, not at load: a spec may hold thousands of paths that never run.
+  let walk: Fn | undefined;
+  return (input, env) => {
+    if (!walk) {
+      // eslint-disable-next-line @typescript-eslint/no-implied-eval
+      const factory = new Function('first', 'general', 'bail', 'tail', ...PLAIN_PATH_PARAMS, `return function walk(input, env) {\n${body.join('\n')}\n};`) as (...a: unknown[]) => Fn;
+      walk = factory(first, general, bail, tail, ...PLAIN_PATH_ARGS);
+    }
+    return walk(input, env);
+  };
 }
 
 type Filter = (input: any, env: Env) => any;

@@ -74,8 +74,15 @@ export function notProvablyOwn(obj: string, lit: string): string {
 export const PLAIN_PATH_PARAMS = ['hasOwn', 'getProto', 'OP'] as const;
 export const PLAIN_PATH_ARGS = [Object.prototype.hasOwnProperty, Object.getPrototypeOf, Object.prototype] as const;
 
+/** The plain path's generated function, made at its first evaluation (not at load: most paths of a big spec never run). */
 export function direct(p: PlainPath, full: FastFn): FastFn {
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const factory = new Function('full', ...PLAIN_PATH_PARAMS, `return function direct(input, b) {\nlet v;\n${plainPathCode(p, 'v', 'return full(input, b);', 'path')}\nreturn v;\n};`) as (...a: unknown[]) => FastFn;
-  return factory(full, ...PLAIN_PATH_ARGS);
+  let fn: FastFn | undefined;
+  return (input, b) => {
+    if (!fn) {
+      // eslint-disable-next-line @typescript-eslint/no-implied-eval
+      const factory = new Function('full', ...PLAIN_PATH_PARAMS, `return function direct(input, b) {\nlet v;\n${plainPathCode(p, 'v', 'return full(input, b);', 'path')}\nreturn v;\n};`) as (...a: unknown[]) => FastFn;
+      fn = factory(full, ...PLAIN_PATH_ARGS);
+    }
+    return fn(input, b);
+  };
 }
