@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { Engine, checkSpecText } from '../engine/index.js';
 import { compileExpression, ExpressionEvalError } from '../engine/compile/expression.js';
+import { plainPathAst } from '../engine/compile/fast/compiler.js';
 import { evaluateMapping, type CompiledMapping } from '../engine/compile/mapping.js';
 import { explainSpec, formatExplanation } from '../engine/compile/explain.js';
 import { bodyBuilder, buildEventBody } from '../engine/run/body.js';
@@ -97,6 +98,31 @@ describe('the compiled path in the engine', () => {
         delete proto.b;
       }
     }
+  });
+
+  it('builds exactly the AST JSONata’s parser gives for a plain path, without running the parser', async () => {
+    const { default: fc } = await import('fast-check');
+    const { default: jsonata } = await import('jsonata');
+    const ident = fc.oneof(fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/), fc.constantFrom('and', 'or', 'in', 'true', 'false', 'null', 'function', 'email', 'properties', '_', 'a1'));
+    let built = 0;
+    fc.assert(
+      fc.property(fc.boolean(), fc.array(ident, { minLength: 1, maxLength: 4 }), (dollar, names) => {
+        const source = `${dollar ? '$' : ''}${names.join('.')}`;
+        const ast = plainPathAst(source);
+        if (ast === undefined) return;
+        built++;
+        expect(ast).toEqual(jsonata(source).ast());
+      }),
+      { numRuns: 2_000, seed: 20261128 },
+    );
+    expect(built).toBeGreaterThan(500);
+    for (const source of ['properties.email', '$config.event_definition_key', '$fields', 'user_id']) expect(plainPathAst(source)).toEqual(jsonata(source).ast());
+    for (const source of ['$', '$$', 'a .b', '`a b`.c', 'a.and', 'a[0]', 'a.b()', '']) expect(plainPathAst(source)).toBeUndefined();
+    // Compiled from the quick AST, the interpreter still answers where it must (parsed when first needed).
+    const e = compileExpression('properties.value');
+    expect(JSON.stringify(e.evaluate({ properties: [{ value: 1 }, { value: 2 }] }, {}))).toBe('[1,2]');
+    // `$string` unbound is the builtin itself: only the interpreter (parsed now, on first need) gives JSONata's value for it.
+    await expect(compileExpression('$string').evaluate({}, {})).resolves.toMatchObject({ _jsonata_function: true });
   });
 
   it('keeps a spread `__proto__` key from data as plain data, never as the body’s prototype', () => {

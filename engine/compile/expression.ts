@@ -6,7 +6,7 @@
  */
 import jsonata from 'jsonata';
 import { SignalError } from '../errors.js';
-import { compileSubset, type PlainPath } from './fast/compiler.js';
+import { compileSubset, plainPathAst, type PlainPath } from './fast/compiler.js';
 import { LinearRegExp, regexProblems } from './regex.js';
 
 export type Bindings = Record<string, unknown>;
@@ -109,24 +109,30 @@ export function compileExpression(source: string): CompiledExpr {
   return compiled;
 }
 
-function compileUncached(source: string): CompiledExpr {
-  let expr: jsonata.Expression;
+function parse(source: string): jsonata.Expression {
   try {
-    expr = jsonata(source, JSONATA_OPTIONS);
+    return jsonata(source, JSONATA_OPTIONS);
   } catch (e) {
     const err = e as JsonataErrorLike;
     // JSONata positions point just past the offending token; report its start.
     const pos = Math.max(0, (err.position ?? 0) - (err.token?.length ?? 0));
     throw new ExpressionSyntaxError(`JSONata syntax error ${err.code ?? ''}: ${err.message ?? String(e)}`.replace('  ', ' '), pos);
   }
-  const ast = expr.ast() as unknown as AstNode;
+}
+
+function compileUncached(source: string): CompiledExpr {
+  // A plain path's AST is built directly, and JSONata's own parse waits until the interpreter is needed.
+  const quick = plainPathAst(source);
+  let parsed = quick ? undefined : parse(source);
+  const interpreter = () => (parsed ??= parse(source));
+  const ast = quick ?? (parsed!.ast() as unknown as AstNode);
   const [refused] = regexProblems(ast);
   if (refused) throw new ExpressionSyntaxError(refused.message, refused.position);
   // Regexes are outside the compiled subset: they always run in the interpreter, on the linear engine.
   const fast = compileSubset(ast);
   const slow = async (input: unknown, bindings: Bindings): Promise<unknown> => {
     try {
-      const v: unknown = await gated(() => expr.evaluate(input, bindings) as Promise<unknown>);
+      const v: unknown = await gated(() => interpreter().evaluate(input, bindings) as Promise<unknown>);
       if (typeof v === 'function') throw new ExpressionEvalError('the expression returned a function, not a value', undefined);
       return v;
     } catch (e) {

@@ -27,7 +27,7 @@ import { direct, plainPathOf, type PlainPath } from './plain-path.js';
 import { BAIL, bail, createSequence, isSequence, type Seq } from './runtime.js';
 import { Refused, Thunk, refuse, type Env, type FastFn, type Scope } from './scope.js';
 
-export { PLAIN_PATH_ARGS, PLAIN_PATH_PARAMS, plainPathCode, plainPathOf, type PlainPath } from './plain-path.js';
+export { PLAIN_PATH_ARGS, PLAIN_PATH_PARAMS, plainPathAst, plainPathCode, plainPathOf, type PlainPath } from './plain-path.js';
 export { Refused, Thunk, type Env, type FastFn, type Fn } from './scope.js';
 
 const NO_BINDINGS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
