@@ -9,7 +9,11 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { generateConfigMeta, generateStandalone, schemaHash } from '../engine/validate/spec-schema-standalone.js';
-import { AJV_VERSION, CONFIG_AJV_OPTIONS, META_SCHEMA_2020 } from '../engine/validate/config-schema.js';
+import { AJV_VERSION, CONFIG_AJV_OPTIONS, META_SCHEMA_2020, configValidatorFor } from '../engine/validate/config-schema.js';
+import { generateConfigValidators, generateRecordValidator, recordSchemaHash } from '../engine/validate/record-standalone.js';
+import { RECORD_AJV_OPTIONS, RECORD_SCHEMA } from '../engine/validate/record.js';
+import { sha256 } from '../engine/load/known-specs.js';
+import { BUNDLED_SPECS_DIR, checkSpecs } from '../engine/index.js';
 import { SPEC_SCHEMA_FILE, SPEC_SCHEMA_OPTIONS } from '../engine/validate/spec-schema.js';
 import { packagePath } from '../engine/paths.js';
 
@@ -75,6 +79,51 @@ describe('build-time spec schema validator', () => {
       }
       expect(prebuilt(schemas[1])).toBe(false);
       expect(ajv.errorsText(prebuilt.errors)).toMatch(/minLength must be integer/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('generates record and shipped config validators that answer as ajv compiled at run time (defaults filled alike)', async () => {
+    await mkdir(join(packagePath('node_modules'), '.cache'), { recursive: true });
+    const dir = await mkdtemp(join(packagePath('node_modules'), '.cache', 'record-'));
+    try {
+      await copyFile(packagePath('dist', 'engine', 'validate', 'linear-regexp.cjs'), join(dir, 'linear-regexp.cjs'));
+      const recordFile = join(dir, 'record.validator.cjs');
+      generateRecordValidator(recordFile);
+      const prebuiltRecord = createRequire(import.meta.url)(recordFile) as ValidateFunction & { schemaHash: string };
+      expect(prebuiltRecord.schemaHash).toBe(recordSchemaHash());
+      const compiledRecord = new Ajv2020(RECORD_AJV_OPTIONS).compile(RECORD_SCHEMA);
+      const base = { source_id: 's', vendor: 'v', name: 'n', enabled: true, config: {} };
+      const records: unknown[] = [base, { ...base, enabled: 'yes' }, { ...base, field_mappings: { 'Data.x': 'a', __proto__x: 1 } }, { ...base, field_mappings: { '__proto__.x': 'a' } }, { ...base, extra: 1 }, {}, []];
+      for (const r of records) {
+        expect(prebuiltRecord(structuredClone(r))).toBe(compiledRecord(structuredClone(r)));
+        expect(prebuiltRecord.errors ?? null).toEqual(compiledRecord.errors ?? null);
+      }
+
+      const { specs } = await checkSpecs([BUNDLED_SPECS_DIR]);
+      const schemas = [...specs.values()].map((s) => s.configSchema as object);
+      const configFile = join(dir, 'config.validators.cjs');
+      generateConfigValidators(configFile, schemas);
+      const prebuilt = createRequire(import.meta.url)(configFile) as Record<string, ValidateFunction> & { ajvVersion: string };
+      expect(prebuilt.ajvVersion).toBe(AJV_VERSION);
+      const configs: Record<string, unknown>[] = [
+        { tenant_subdomain: 'mc-abc', client_id: 'id', client_secret: 's', event_definition_key: 'k' },
+        { tenant_subdomain: 'bad host!', client_id: '', client_secret: 's', event_definition_key: 'a.b', account_id: 'x1' },
+        { tenant_subdomain: 'mc-abc', client_id: 'id', client_secret: 's', data_extension_key: 'k', unknown: 1 },
+        {},
+      ];
+      for (const schema of schemas) {
+        const built = prebuilt[sha256(JSON.stringify(schema))]!;
+        expect(built).toBeTypeOf('function');
+        const compiled = configValidatorFor(schema as never);
+        for (const c of configs) {
+          const [a, b] = [structuredClone(c), structuredClone(c)];
+          expect(built(a)).toBe(compiled(b));
+          expect(built.errors ?? null).toEqual(compiled.errors ?? null);
+          expect(a).toEqual(b); // the same defaults filled in
+        }
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

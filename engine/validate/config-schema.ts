@@ -2,6 +2,7 @@
  * Integration records' `config` is checked against the spec's own config schema: compiled when the spec
  * is compiled (an invalid config schema is the author's load-time error), checked per record.
  */
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsImport from 'ajv-formats';
@@ -40,6 +41,19 @@ function configMetaValidator(): ValidateFunction | undefined {
   return prebuiltMeta ?? undefined;
 }
 
+let prebuiltConfig: Record<string, ValidateFunction> | null | undefined;
+function prebuiltConfigValidators(): Record<string, ValidateFunction> | undefined {
+  if (prebuiltConfig === undefined) {
+    try {
+      const mod = createRequire(import.meta.url)('./config.validators.cjs') as Record<string, ValidateFunction> & { ajvVersion?: unknown };
+      prebuiltConfig = mod.ajvVersion === AJV_VERSION ? mod : null;
+    } catch {
+      prebuiltConfig = null;
+    }
+  }
+  return prebuiltConfig ?? undefined;
+}
+
 /**
  * One Ajv instance for every spec's config schema (an instance and its formats cost more than a
  * compile), and one compiled validator per distinct schema, reused when specs are loaded again.
@@ -49,6 +63,12 @@ export function configValidatorFor(schema: JsonSchema): ValidateFunction {
   const key = JSON.stringify(schema);
   const cached = configValidators.get(key);
   if (cached) return cached;
+  // A shipped spec's config schema: its validator was generated at build time (record-standalone.ts).
+  const built = prebuiltConfigValidators()?.[createHash('sha256').update(key).digest('hex')];
+  if (built) {
+    configValidators.set(key, built);
+    return built;
+  }
   const meta = (schema as { $schema?: unknown }).$schema === undefined || (schema as { $schema?: unknown }).$schema === META_SCHEMA_2020 ? configMetaValidator() : undefined;
   if (!configAjv) {
     // Config `pattern`s are written by spec authors and run on tenants' values: linear-time engine (regex.ts).

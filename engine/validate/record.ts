@@ -4,6 +4,8 @@
  * against the generic record schema and its spec's config schema; every bad field is listed in one
  * error, by name and rule only — a value is never echoed, so a secret cannot leak through a message.
  */
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { RecordError } from '../errors.js';
 import type { CompiledPreset, CompiledSpec } from '../compile/spec.js';
@@ -74,13 +76,25 @@ export const RECORD_SCHEMA = {
 
 let recordShape: ValidateFunction | undefined;
 
+/** The validator `npm run build` generated (record-standalone.ts) while it matches RECORD_SCHEMA; else none. */
+function prebuiltRecordValidator(): ValidateFunction | undefined {
+  try {
+    const mod = createRequire(import.meta.url)('./record.validator.cjs') as ValidateFunction & { default?: ValidateFunction; schemaHash?: string };
+    return mod.schemaHash === createHash('sha256').update(JSON.stringify(RECORD_SCHEMA)).digest('hex') ? (mod.default ?? mod) : undefined;
+  } catch {
+    return undefined; // not built (tests run from sources): compile
+  }
+}
+
 /**
  * Compiled when the first record is checked, not when the engine is imported (a fresh process paid ~100 ms
  * for it, mostly ajv compiling the JSON Schema meta-schema to check this constant schema: a test does that once).
  * Its patterns run on tenant-supplied field_mappings keys: linear-time engine, like every pattern.
  */
+export const RECORD_AJV_OPTIONS = { allErrors: true, strict: true } as const;
+
 function validateRecordShape(input: unknown): { ok: boolean; errors: ErrorObject[] } {
-  recordShape ??= new Ajv2020({ allErrors: true, strict: true, validateSchema: false, code: { regExp: ajvLinearRegExp } }).compile(RECORD_SCHEMA);
+  recordShape ??= prebuiltRecordValidator() ?? new Ajv2020({ ...RECORD_AJV_OPTIONS, validateSchema: false, code: { regExp: ajvLinearRegExp } }).compile(RECORD_SCHEMA);
   const ok = recordShape(input);
   return { ok, errors: recordShape.errors ?? [] };
 }

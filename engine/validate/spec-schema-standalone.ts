@@ -12,6 +12,9 @@ import { SPEC_SCHEMA_FILE, SPEC_SCHEMA_OPTIONS } from './spec-schema.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { ajvLinearRegExp } from '../compile/regex.js';
 import { AJV_VERSION, CONFIG_AJV_OPTIONS, CONFIG_META_FILE, META_SCHEMA_2020 } from './config-schema.js';
+import { CONFIG_VALIDATORS_FILE, RECORD_VALIDATOR_FILE, generateConfigValidators, generateRecordValidator } from './record-standalone.js';
+import { checkSpecs } from '../load/specs.js';
+import { BUNDLED_SPECS_DIR, packagePath } from '../paths.js';
 
 export const STANDALONE_FILE = 'spec-schema.validator.cjs';
 
@@ -43,6 +46,11 @@ export function generateConfigMeta(outFile: string): void {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  generateStandalone(fileURLToPath(new URL(STANDALONE_FILE, import.meta.url)));
-  generateConfigMeta(fileURLToPath(new URL(CONFIG_META_FILE, import.meta.url)));
+  const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+  generateStandalone(here(STANDALONE_FILE));
+  generateConfigMeta(here(CONFIG_META_FILE));
+  generateRecordValidator(here(RECORD_VALIDATOR_FILE));
+  // The shipped specs' config schemas (read with the validators just written).
+  const { specs } = await checkSpecs([BUNDLED_SPECS_DIR, packagePath('examples', 'specs')]);
+  generateConfigValidators(here(CONFIG_VALIDATORS_FILE), [...specs.values()].map((s) => s.configSchema as object));
 }
