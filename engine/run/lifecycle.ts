@@ -2,10 +2,11 @@
  * The engine's delivery lifecycle, shared by its integrations: whether new deliveries are still taken,
  * which ones are in flight, and the one signal that aborts them all (shutdown past its deadline, close).
  */
-import { linkedSignal, type LinkedSignal } from './abort-fanout.js';
+import { SignalLinks, type LinkedSignal } from './abort-fanout.js';
 
 export class DeliveryLifecycle {
   private readonly controller = new AbortController();
+  private readonly links = new SignalLinks(this.controller.signal);
   private readonly inflight = new Set<Promise<unknown>>();
   private stopping = false;
 
@@ -22,9 +23,9 @@ export class DeliveryLifecycle {
     return this.inflight.size;
   }
 
-  /** A signal for one piece of work: aborted by the engine, or by `extra` (the caller's signal). */
+  /** A signal for one piece of work: aborted by the engine, or by `extra` (the caller's signal). Shared, not per piece. */
   signal(extra?: AbortSignal): LinkedSignal {
-    return linkedSignal(this.controller.signal, extra);
+    return this.links.signal(extra);
   }
 
   /** Count a delivery as in flight until it settles. */
