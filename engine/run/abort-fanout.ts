@@ -103,3 +103,42 @@ export class SignalLinks {
 }
 
 const noop = () => {};
+
+/** What a signal can cancel: got's request promise (`cancel()` destroys the request and stops its retries). */
+export interface Cancellable {
+  cancel(): void;
+}
+
+const cancellables = new WeakMap<AbortSignal, Set<Cancellable>>();
+
+/**
+ * Cancel `c` when `signal` aborts (at once when it already has); `forget` it when its work ends. One
+ * listener per signal however many are registered, and no listener, closure or AbortController per
+ * request: handing got the signal itself costs a listener added and removed on it per request.
+ */
+export function cancelOnAbort(signal: AbortSignal, c: Cancellable): void {
+  if (signal.aborted) {
+    c.cancel();
+    return;
+  }
+  let set = cancellables.get(signal);
+  if (!set) {
+    const s = new Set<Cancellable>();
+    cancellables.set(signal, s);
+    signal.addEventListener(
+      'abort',
+      () => {
+        cancellables.delete(signal);
+        for (const x of s) x.cancel();
+        s.clear();
+      },
+      { once: true },
+    );
+    set = s;
+  }
+  set.add(c);
+}
+
+export function forget(signal: AbortSignal, c: Cancellable): void {
+  cancellables.get(signal)?.delete(c);
+}
