@@ -107,7 +107,8 @@ export class Integration {
     if (missing.length) return { status: 'skipped', reason: REASONS.consent, message: `consent not granted for: ${missing.join(', ')}`, attempts: 0 };
 
     const config = checked.record.config;
-    const { body, fields } = await this.ctx.buildBody(event, config);
+    const built = this.ctx.buildBody(event, config);
+    const { body, fields } = built instanceof Promise ? await built : built;
     if (this.batch) return this.batch.enqueue(event, body, fields, detail, parked);
     return sendOne(this.ctx, event, config, body, fields, detail, signal);
   }

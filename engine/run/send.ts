@@ -6,6 +6,7 @@ import type { Config, IntegrationContext, Result } from './context.js';
 import type { SignalEvent } from './event.js';
 import type { OutcomeDetail } from './outcome.js';
 import { renderRequestNow, value } from './requests.js';
+import type { Bindings, CompiledExpr } from '../compile/expression.js';
 
 export async function sendOne(
   ctx: IntegrationContext,
@@ -25,7 +26,7 @@ export async function sendOne(
     ({ res } = await sendWithAuth(
       ctx,
       (auth) => renderRequestNow('send', send.request, event, { config, event, fields, auth }, body),
-      { ...ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }), signal: link.signal },
+      ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }, link.signal),
     ));
   } finally {
     link.release();
@@ -50,7 +51,8 @@ export async function sendOne(
   if (res.possibly_duplicated) out.possibly_duplicated = true;
   const rb = { config, event };
   if (send.responseId) {
-    const id = await value(send.responseId, res.json, rb).catch(() => undefined);
+    const v = valueOrUndefined(send.responseId, res.json, rb);
+    const id = v instanceof Promise ? await v : v;
     if (id !== undefined && id !== null) out.response_id = String(id);
   }
   if (send.keep.length) {
@@ -66,4 +68,14 @@ function withAttempts(r: Result, attempts: number, possiblyDuplicated: boolean):
   r.attempts = attempts;
   if (possiblyDuplicated) r.possibly_duplicated = true;
   return r;
+}
+
+/** An expression's value, or undefined when it fails; synchronous when the expression is (no promise per event). */
+function valueOrUndefined(expr: CompiledExpr, input: unknown, bindings: Bindings): unknown {
+  try {
+    const v = expr.evaluate(input, bindings);
+    return v instanceof Promise ? v.catch(() => undefined) : v;
+  } catch {
+    return undefined;
+  }
 }
