@@ -286,19 +286,21 @@ class Exchange implements State {
     this.finishAttempt(error.response?.statusCode, error.response ? undefined : networkCode(error));
   }
 
-  /** The final answer (success or not). */
-  async answered(statusCode: number, body: string, headers: Record<string, string | string[] | undefined>): Promise<ExchangeResult> {
-    const opts = this.opts;
+  /** The final answer: synchronous for a success, which needs no vendor_error expression. */
+  answered(statusCode: number, body: string, headers: Record<string, string | string[] | undefined>): ExchangeResult | Promise<ExchangeResult> {
     this.finishAttempt(statusCode, undefined);
     const result: ExchangeResult = { status: statusCode, json: parseJson(body), attempts: this.attempts, possibly_duplicated: this.unknownFate() };
-    if (!opts.success(statusCode)) {
-      // A final answer that is not a success: the rule that stopped the retries, or the first that matches now.
-      const r = this.facts?.status === statusCode && this.facts ? { facts: this.facts } : await responseFacts(statusCode, body, opts.vendorError, opts.bindings, headers);
-      result.facts = r.facts;
-      const rule = this.rule ?? matchRule(opts.rules, r.facts);
-      if (rule) result.rule = rule;
-      if (this.gave_up) result.gave_up = this.gave_up;
-    }
+    return this.opts.success(statusCode) ? result : this.notAccepted(result, statusCode, body, headers);
+  }
+
+  /** A final answer that is not a success: the rule that stopped the retries, or the first that matches now. */
+  async notAccepted(result: ExchangeResult, statusCode: number, body: string, headers: Record<string, string | string[] | undefined>): Promise<ExchangeResult> {
+    const opts = this.opts;
+    const r = this.facts?.status === statusCode && this.facts ? { facts: this.facts } : await responseFacts(statusCode, body, opts.vendorError, opts.bindings, headers);
+    result.facts = r.facts;
+    const rule = this.rule ?? matchRule(opts.rules, r.facts);
+    if (rule) result.rule = rule;
+    if (this.gave_up) result.gave_up = this.gave_up;
     return result;
   }
 
