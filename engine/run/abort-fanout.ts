@@ -70,13 +70,16 @@ export function linkedSignal(...parents: (AbortSignal | undefined)[]): LinkedSig
 export class SignalLinks {
   private readonly linked = new Map<AbortSignal, { link: LinkedSignal; users: number }>();
 
+  private readonly own: LinkedSignal;
+
   constructor(private readonly base: AbortSignal) {
     setMaxListeners(0, base);
+    this.own = { signal: base, release: noop };
   }
 
   /** A signal aborted by the engine's or by `extra`; `release` when the work ends. */
   signal(extra?: AbortSignal): LinkedSignal {
-    if (!extra || extra === this.base) return { signal: this.base, release: noop };
+    if (!extra || extra === this.base) return this.own;
     let entry = this.linked.get(extra);
     if (!entry) {
       const link = linkedSignal(this.base, extra);

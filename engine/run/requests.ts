@@ -36,6 +36,8 @@ export function parseEndpoint(endpoint: string): EndpointBase {
 type UrlParts = Pick<URL, 'protocol' | 'username' | 'password' | 'hostname' | 'host' | 'pathname' | 'search'> & {
   /** The allowed_hosts list (by identity) this URL last passed `checkHost` against. */
   allowedBy?: readonly string[];
+  /** Where this URL last went through an endpoint override (read-only: shared by every caller). */
+  routed?: { base: EndpointBase; to: { readonly url: string; readonly forwardedHost?: string } };
 };
 const parsedUrls = new Map<string, UrlParts>();
 
@@ -55,11 +57,13 @@ function parseUrl(url: string): UrlParts {
 }
 
 /** Pure: where a request goes once an endpoint override applies (path and query kept). */
-export function applyEndpoint(url: string, endpoint: string | EndpointBase | undefined): { url: string; forwardedHost?: string } {
+export function applyEndpoint(url: string, endpoint: string | EndpointBase | undefined): { readonly url: string; readonly forwardedHost?: string } {
   if (!endpoint) return { url };
   const base = typeof endpoint === 'string' ? parseEndpoint(endpoint) : endpoint;
   const original = parseUrl(url);
-  return { url: `${base.origin}${base.path}${original.pathname}${original.search}`, forwardedHost: original.host };
+  // The same URL to the same endpoint, event after event: routed once (by the endpoint object's identity).
+  if (original.routed?.base !== base) original.routed = { base, to: { url: `${base.origin}${base.path}${original.pathname}${original.search}`, forwardedHost: original.host } };
+  return original.routed.to;
 }
 
 export function encodeBody(body: unknown, encoding: 'json' | 'form'): string {
