@@ -7,7 +7,9 @@ import { SignalLinks, type LinkedSignal } from './abort-fanout.js';
 export class DeliveryLifecycle {
   private readonly controller = new AbortController();
   private readonly links = new SignalLinks(this.controller.signal);
-  private readonly inflight = new Set<Promise<unknown>>();
+  /** Deliveries in flight, and who waits for there to be none. */
+  private inflight = 0;
+  private idleWaiters: (() => void)[] = [];
   private stopping = false;
 
   /** False once a shutdown began: new deliveries end at once as `interrupted`. */
@@ -20,7 +22,7 @@ export class DeliveryLifecycle {
   }
 
   get size(): number {
-    return this.inflight.size;
+    return this.inflight;
   }
 
   /** A signal for one piece of work: aborted by the engine, or by `extra` (the caller's signal). Shared, not per piece. */
@@ -30,11 +32,18 @@ export class DeliveryLifecycle {
 
   /** Count a delivery as in flight until it settles. */
   track<T>(p: Promise<T>): Promise<T> {
-    this.inflight.add(p);
-    const done = () => this.inflight.delete(p);
-    p.then(done, done);
+    this.inflight++;
+    p.then(this.settled, this.settled);
     return p;
   }
+
+  /** One function for every delivery (no closure per event). */
+  private readonly settled = (): void => {
+    if (--this.inflight > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  };
 
   /** Take no new deliveries. */
   stop(): void {
@@ -49,6 +58,6 @@ export class DeliveryLifecycle {
 
   /** Resolves once no delivery is in flight (including ones that started while waiting). */
   async idle(): Promise<void> {
-    while (this.inflight.size) await Promise.allSettled([...this.inflight]);
+    while (this.inflight) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 }
