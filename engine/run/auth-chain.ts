@@ -167,29 +167,50 @@ export function sendWithAuth(
   wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
   opts: Omit<ExchangeOptions, 'requestForRetry'>,
 ): Promise<{ res: ExchangeResult; auth: AuthResults }> {
-  const now = authenticateNow(ctx, ctx.config);
-  return now instanceof Promise ? now.then((a) => sendAuthenticated(ctx, wireFor, opts, a)) : sendAuthenticated(ctx, wireFor, opts, now);
+  const go = (first: Authenticated) => {
+    const sending = startSend(ctx, wireFor, opts, first);
+    return sending.res.then((res) => ({ res, auth: sending.auth.results }));
+  };
+  try {
+    const now = authenticateNow(ctx, ctx.config);
+    return now instanceof Promise ? now.then(go) : go(now);
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
-async function sendAuthenticated(
+/** `sendWithAuth` for a caller that needs only the exchange's result (the single send): no promise layer of its own. */
+export function sendWithAuthResult(
+  ctx: IntegrationContext,
+  wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
+  opts: Omit<ExchangeOptions, 'requestForRetry'>,
+): Promise<ExchangeResult> {
+  try {
+    const now = authenticateNow(ctx, ctx.config);
+    return now instanceof Promise ? now.then((a) => startSend(ctx, wireFor, opts, a).res) : startSend(ctx, wireFor, opts, now).res;
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function routedWire(ctx: IntegrationContext, wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>, results: AuthResults): WireRequest | Promise<WireRequest> {
+  const wire = wireFor(results);
+  return wire instanceof Promise ? wire.then((w) => checkedAndRouted(ctx, w)) : checkedAndRouted(ctx, wire);
+}
+
+function checkedAndRouted(ctx: IntegrationContext, wire: WireRequest): WireRequest {
+  checkHost(wire.stage, wire.url, ctx.spec.allowedHosts);
+  return ctx.route(wire);
+}
+
+/** Render, check and send; `auth` follows a retry's fresh tokens. Throws when the first request cannot be rendered. */
+function startSend(
   ctx: IntegrationContext,
   wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
   opts: Omit<ExchangeOptions, 'requestForRetry'>,
   first: Authenticated,
-): Promise<{ res: ExchangeResult; auth: AuthResults }> {
-  const config = ctx.config;
-  let { results, used } = first;
-  const routed = (wire: WireRequest): WireRequest => {
-    checkHost(wire.stage, wire.url, ctx.spec.allowedHosts);
-    return ctx.route(wire);
-  };
-  // Synchronous when the request renders synchronously: no promise of its own per event.
-  const checked = (): WireRequest | Promise<WireRequest> => {
-    const wire = wireFor(results);
-    return wire instanceof Promise ? wire.then(routed) : routed(wire);
-  };
-  const rendered = checked();
-  const wire = rendered instanceof Promise ? await rendered : rendered;
+): { res: Promise<ExchangeResult>; auth: Authenticated } {
+  const sending = { res: undefined as unknown as Promise<ExchangeResult>, auth: first };
   const xo: ExchangeOptions = { ...opts };
   if (ctx.spec.auth.length) {
     xo.requestForRetry = async (reauth: boolean) => {
@@ -198,13 +219,16 @@ async function sendAuthenticated(
       // is refused (its `reauth` rule), so a chain re-runs no further back than it must.
       const last = ctx.spec.auth.length - 1;
       if (reauth) {
+        const used = sending.auth.used;
         await Promise.all(used.map((entry, i) => (entry && (i === last || ctx.spec.auth[i]!.readBySend) ? ctx.deps.tokens.invalidate(ctx.authKeys[i]!, entry) : undefined)));
       }
-      ({ results, used } = await authenticate(ctx, config));
-      const again = await checked();
+      sending.auth = await authenticate(ctx, ctx.config);
+      const again = await routedWire(ctx, wireFor, sending.auth.results);
       return { url: again.url, headers: again.headers };
     };
   }
-  const res = await exchange(ctx.client, wire, xo);
-  return { res, auth: results };
+  // Synchronous when the request renders synchronously: no promise of its own per event.
+  const wire = routedWire(ctx, wireFor, first.results);
+  sending.res = wire instanceof Promise ? wire.then((w) => exchange(ctx.client, w, xo)) : exchange(ctx.client, wire, xo);
+  return sending;
 }

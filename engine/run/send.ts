@@ -1,7 +1,7 @@
 /** The single send: one event, one request (specs without a batch). */
 import { REASONS } from '../errors.js';
 import { redactValue } from '../policy/redact.js';
-import { sendWithAuth } from './auth-chain.js';
+import { sendWithAuthResult } from './auth-chain.js';
 import type { Config, IntegrationContext, Result } from './context.js';
 import type { SignalEvent } from './event.js';
 import type { OutcomeDetail } from './outcome.js';
@@ -23,11 +23,11 @@ export async function sendOne(
   const link = ctx.lifecycle.signal(signal);
   let res;
   try {
-    ({ res } = await sendWithAuth(
+    res = await sendWithAuthResult(
       ctx,
       (auth) => renderRequestNow('send', send.request, event, { config, event, fields, auth }, body),
       ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }, link.signal),
-    ));
+    );
   } finally {
     link.release();
   }
