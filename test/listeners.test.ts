@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { DEFAULT_CONCURRENCY } from '../cli/commands/deliver.js';
-import { linkedSignal } from '../engine/run/abort-fanout.js';
+import { linkedSignal, SignalLinks } from '../engine/run/abort-fanout.js';
 import { event, leadSubmitted, referenceRecord, withSetup, within } from './helpers/fixtures.js';
 
 let warnings: Error[] = [];
@@ -71,5 +71,31 @@ describe('abort listeners', () => {
     for (const c of children) c.release();
     const late = linkedSignal(parent.signal, undefined);
     expect(late.signal.aborted).toBe(true);
+  });
+
+  it('SignalLinks: one shared signal per caller signal, aborted by either side, dropped once unused', () => {
+    const engine = new AbortController();
+    const links = new SignalLinks(engine.signal);
+    expect(links.signal().signal).toBe(engine.signal);
+    const caller = new AbortController();
+    const a = links.signal(caller.signal);
+    const b = links.signal(caller.signal);
+    expect(a.signal).toBe(b.signal);
+    expect(a.signal).not.toBe(engine.signal);
+    a.release();
+    b.release();
+    // Unused: the next one is a new signal, and the first no longer follows the caller.
+    const c = links.signal(caller.signal);
+    expect(c.signal).not.toBe(a.signal);
+    caller.abort('caller stop');
+    expect(c.signal.aborted && c.signal.reason === 'caller stop').toBe(true);
+    expect(a.signal.aborted).toBe(false);
+    expect(engine.signal.aborted).toBe(false);
+    const other = new AbortController();
+    const d = links.signal(other.signal);
+    engine.abort('engine stop');
+    expect(d.signal.aborted && d.signal.reason === 'engine stop').toBe(true);
+    c.release();
+    d.release();
   });
 });

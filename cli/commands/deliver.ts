@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { DEFAULT_MAX_LINE_BYTES, type Engine, type Integration } from '../../engine/index.js';
 import { Checkpoint } from '../checkpoint.js';
+import { boundHeapGrowth } from '../heap.js';
 import { loadEngine, type Context } from '../context.js';
 import { DeadLetterFile } from '../dead-letters.js';
 import { outcomeJson, outcomeLine, responseIdLabel, summaryText } from '../format.js';
@@ -66,6 +67,7 @@ export function registerDeliver(program: Command, ctx: Context): void {
     .option('--checkpoint <file>', 'record which lines have an outcome; when the file exists, resume from it (same events and integration)')
     .option('--from-line <n>', 'start at this line: the lines before it are read past, without an outcome', integerOption(1, Number.MAX_SAFE_INTEGER))
     .action(async (opts: DeliverOptions, cmd: Command) => {
+      boundHeapGrowth(); // a long streaming run: keep the old generation near what is live (cli/heap.ts)
       ctx.exitCode = await deliver(ctx, cmd, opts);
     });
 }

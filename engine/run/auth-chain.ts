@@ -59,10 +59,15 @@ async function runAuthStage(ctx: IntegrationContext, stage: CompiledAuthStage, c
   return { value: out, lifetime_s: Number.isFinite(lifetime) && lifetime > 0 ? lifetime : stage.defaultExpiresIn };
 }
 
-type Used = (CachedToken<Record<string, unknown>> | undefined)[];
+type Used = readonly (CachedToken<Record<string, unknown>> | undefined)[];
+/** Every auth stage's results, and the cache entry each came from (`used[i]` is stage i's). */
+export interface Authenticated {
+  results: AuthResults;
+  used: Used;
+}
 
 /** Results of every auth stage, from the shared cache or one shared fetch per stage; `used[i]` is stage i's entry. */
-export async function authenticate(ctx: IntegrationContext, config: Config): Promise<{ results: AuthResults; used: Used }> {
+export async function authenticate(ctx: IntegrationContext, config: Config): Promise<Authenticated> {
   try {
     return await authenticateOnce(ctx, config, false);
   } catch (e) {
@@ -85,7 +90,7 @@ export async function authenticate(ctx: IntegrationContext, config: Config): Pro
   }
 }
 
-async function authenticateOnce(ctx: IntegrationContext, config: Config, whole: boolean): Promise<{ results: AuthResults; used: Used }> {
+async function authenticateOnce(ctx: IntegrationContext, config: Config, whole: boolean): Promise<Authenticated> {
   const stages = ctx.spec.auth;
   const { tokens } = ctx.deps;
   // Which stages must be valid now: the last; one the send reads itself; every stage before one that must be fetched.
@@ -94,7 +99,7 @@ async function authenticateOnce(ctx: IntegrationContext, config: Config, whole: 
     if (needed[i] && !tokens.peek(ctx.authKeys[i]!)) needed.fill(true, 0, i);
   }
   const results: AuthResults = {};
-  const used: Used = [];
+  const used: (CachedToken<Record<string, unknown>> | undefined)[] = [];
   for (const [i, stage] of stages.entries()) {
     let entry: CachedToken<Record<string, unknown>> | undefined;
     if (needed[i]) {
@@ -124,46 +129,106 @@ async function authenticateOnce(ctx: IntegrationContext, config: Config, whole: 
 }
 
 /**
+ * The auth results from the cache, synchronously, when every stage the request needs holds a valid token
+ * (the usual case: no promise and no objects per event — the same results object while the same tokens
+ * are cached); otherwise `authenticate`. The same stages are read as `authenticate` reads them.
+ */
+export function authenticateNow(ctx: IntegrationContext, config: Config): Authenticated | Promise<Authenticated> {
+  const stages = ctx.spec.auth;
+  const { tokens } = ctx.deps;
+  const memo = ctx.authMemo;
+  let same = memo !== undefined;
+  for (let i = 0; i < stages.length; i++) {
+    const entry = tokens.peek(ctx.authKeys[i]!);
+    if (!entry && (stages[i]!.readBySend || i === stages.length - 1)) return authenticate(ctx, config);
+    if (same && memo!.used[i] !== entry) same = false;
+  }
+  if (same) return memo!;
+  const results: AuthResults = {};
+  const used: (CachedToken<Record<string, unknown>> | undefined)[] = [];
+  for (let i = 0; i < stages.length; i++) {
+    const stage = stages[i]!;
+    const entry = tokens.peek(ctx.authKeys[i]!);
+    used.push(entry);
+    if (!entry) continue;
+    results[stage.name] = entry.value;
+    for (const [k, v] of Object.entries(entry.value)) if (!stage.publicOutputs.has(k)) ctx.rememberSecret(v);
+  }
+  ctx.authMemo = { results, used };
+  return ctx.authMemo;
+}
+
+/**
  * Send a request that needs auth: on a `reauth` rule the tokens it used are dropped and fetched again,
  * once. Every retry re-renders the whole request (URL and headers) from the current auth results.
  */
-export async function sendWithAuth(
+export function sendWithAuth(
   ctx: IntegrationContext,
   wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
   opts: Omit<ExchangeOptions, 'requestForRetry'>,
 ): Promise<{ res: ExchangeResult; auth: AuthResults }> {
-  const config = ctx.config;
-  let { results, used } = await authenticate(ctx, config);
-  const routed = (wire: WireRequest): WireRequest => {
-    checkHost(wire.stage, wire.url, ctx.spec.allowedHosts);
-    return ctx.route(wire);
+  const go = (first: Authenticated) => {
+    const sending = startSend(ctx, wireFor, opts, first);
+    return sending.res.then((res) => ({ res, auth: sending.auth.results }));
   };
+  try {
+    const now = authenticateNow(ctx, ctx.config);
+    return now instanceof Promise ? now.then(go) : go(now);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/** `sendWithAuth` for a caller that needs only the exchange's result (the single send): no promise layer of its own. */
+export function sendWithAuthResult(
+  ctx: IntegrationContext,
+  wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
+  opts: Omit<ExchangeOptions, 'requestForRetry'>,
+): Promise<ExchangeResult> {
+  try {
+    const now = authenticateNow(ctx, ctx.config);
+    return now instanceof Promise ? now.then((a) => startSend(ctx, wireFor, opts, a).res) : startSend(ctx, wireFor, opts, now).res;
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function routedWire(ctx: IntegrationContext, wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>, results: AuthResults): WireRequest | Promise<WireRequest> {
+  const wire = wireFor(results);
+  return wire instanceof Promise ? wire.then((w) => checkedAndRouted(ctx, w)) : checkedAndRouted(ctx, wire);
+}
+
+function checkedAndRouted(ctx: IntegrationContext, wire: WireRequest): WireRequest {
+  checkHost(wire.stage, wire.url, ctx.spec.allowedHosts);
+  return ctx.route(wire);
+}
+
+/** Render, check and send; `auth` follows a retry's fresh tokens. Throws when the first request cannot be rendered. */
+function startSend(
+  ctx: IntegrationContext,
+  wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
+  opts: Omit<ExchangeOptions, 'requestForRetry'>,
+  first: Authenticated,
+): { res: Promise<ExchangeResult>; auth: Authenticated } {
+  const sending = { res: undefined as unknown as Promise<ExchangeResult>, auth: first };
+  const xo: ExchangeOptions = { ...opts };
+  if (ctx.spec.auth.length) {
+    xo.requestForRetry = async (reauth: boolean) => {
+      // Drop the tokens the failed attempt sent (unless another delivery already replaced them): the last
+      // stage's and any the request reads itself. An earlier stage is dropped only when its own successor
+      // is refused (its `reauth` rule), so a chain re-runs no further back than it must.
+      const last = ctx.spec.auth.length - 1;
+      if (reauth) {
+        const used = sending.auth.used;
+        await Promise.all(used.map((entry, i) => (entry && (i === last || ctx.spec.auth[i]!.readBySend) ? ctx.deps.tokens.invalidate(ctx.authKeys[i]!, entry) : undefined)));
+      }
+      sending.auth = await authenticate(ctx, ctx.config);
+      const again = await routedWire(ctx, wireFor, sending.auth.results);
+      return { url: again.url, headers: again.headers };
+    };
+  }
   // Synchronous when the request renders synchronously: no promise of its own per event.
-  const checked = (): WireRequest | Promise<WireRequest> => {
-    const wire = wireFor(results);
-    return wire instanceof Promise ? wire.then(routed) : routed(wire);
-  };
-  const wire = await checked();
-  const res = await exchange(ctx.client, wire, {
-    ...opts,
-    ...(ctx.spec.auth.length
-      ? {
-          requestForRetry: async (reauth: boolean) => {
-            // Drop the tokens the failed attempt sent (unless another delivery already replaced them): the last
-            // stage's and any the request reads itself. An earlier stage is dropped only when its own successor
-            // is refused (its `reauth` rule), so a chain re-runs no further back than it must.
-            const last = ctx.spec.auth.length - 1;
-            if (reauth) {
-              await Promise.all(
-                used.map((entry, i) => (entry && (i === last || ctx.spec.auth[i]!.readBySend) ? ctx.deps.tokens.invalidate(ctx.authKeys[i]!, entry) : undefined)),
-              );
-            }
-            ({ results, used } = await authenticate(ctx, config));
-            const again = await checked();
-            return { url: again.url, headers: again.headers };
-          },
-        }
-      : {}),
-  });
-  return { res, auth: results };
+  const wire = routedWire(ctx, wireFor, first.results);
+  sending.res = wire instanceof Promise ? wire.then((w) => exchange(ctx.client, w, xo)) : exchange(ctx.client, wire, xo);
+  return sending;
 }

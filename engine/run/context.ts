@@ -18,11 +18,11 @@ import type { RetryPolicy } from '../policy/retry-delay.js';
 import type { CheckedRecord } from '../validate/record.js';
 import type { SignalEvent } from './event.js';
 import { bodyBuilder, type BodyBuilder, type BuiltBody, type MaybePromise } from './body.js';
-import { withTimeouts, type ExchangeResult, type WireRequest } from './http.js';
+import { withTimeouts, type ExchangeOptions, type ExchangeResult, type WireRequest } from './http.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
 import { DeliveryLifecycle } from './lifecycle.js';
 import { applyEndpoint, parseEndpoint, value, type EndpointBase } from './requests.js';
-import type { Limiter, TokenStore } from '../store/types.js';
+import type { CachedToken, Limiter, TokenStore } from '../store/types.js';
 
 export interface IntegrationDeps {
   client: Got;
@@ -63,6 +63,8 @@ export class IntegrationContext {
   /** Default policy, then the engine's, then the record's `retry`. */
   readonly retry: RetryPolicy;
   readonly lifecycle: DeliveryLifecycle;
+  /** The auth results last built from cached tokens (auth-chain.ts `authenticateNow`), reused while those tokens stay. */
+  authMemo?: { results: AuthResults; used: readonly (CachedToken<Record<string, unknown>> | undefined)[] };
   /** Secret config values (fixed) and the auth results seen lately (bounded): scrubbed from all output. */
   private readonly configSecrets: string[] = [];
   private readonly tokenSecrets = new Set<string>();
@@ -120,21 +122,21 @@ export class IntegrationContext {
     }
   }
 
+  /** The request sent where the endpoint override says; `wire` is freshly rendered (never shared), so it is changed in place. */
   route(wire: WireRequest): WireRequest {
+    if (!this.endpoint) return wire;
     const { url, forwardedHost } = applyEndpoint(wire.url, this.endpoint);
     if (!forwardedHost) return wire;
-    return { ...wire, url, headers: { ...wire.headers, 'X-Forwarded-Host': forwardedHost } };
+    wire.url = url;
+    wire.headers['X-Forwarded-Host'] = forwardedHost;
+    return wire;
   }
 
-  exchangeOptions(rules: readonly CompiledRule[], vendorError: CompiledSpec['send']['vendorError'], success: (s: number) => boolean, bindings: Bindings) {
-    return {
-      rules,
-      vendorError,
-      success,
-      bindings,
-      policy: this.retry,
-      ...(this.limiter ? { limiter: this.limiter } : {}),
-    };
+  exchangeOptions(rules: readonly CompiledRule[], vendorError: CompiledSpec['send']['vendorError'], success: (s: number) => boolean, bindings: Bindings, signal?: AbortSignal): ExchangeOptions {
+    const o: ExchangeOptions = { rules, vendorError, success, bindings, policy: this.retry };
+    if (this.limiter) o.limiter = this.limiter;
+    if (signal) o.signal = signal;
+    return o;
   }
 
   /** An event's body and preset fields (shared by deliver and preview); throws when a check fails. */

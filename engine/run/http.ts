@@ -7,13 +7,14 @@
 import { channel } from 'node:diagnostics_channel';
 import http from 'node:http';
 import https from 'node:https';
-import got, { type Got, type NormalizedOptions, type RequestError, type RetryObject } from 'got';
+import got, { type CancelableRequest, type Got, type NormalizedOptions, type RequestError, type Response, type RetryObject } from 'got';
 import type { CompiledRule, CompiledVendorError } from '../compile/spec.js';
 import type { Bindings } from '../compile/expression.js';
 import { matchRule, type FailureFacts } from '../policy/rules.js';
 import { parseJson, responseFacts } from './response-facts.js';
 import { parseNamedRetryHeader, parseRetryAfter, retryDelay, type RetryPolicy } from '../policy/retry-delay.js';
 import type { Limiter } from '../store/types.js';
+import { cancelOnAbort, forget } from './abort-fanout.js';
 
 /** Published with `{ wait_ms }` when a request waited for the rate limiter (metrics subscribe; free otherwise). */
 export const RATE_LIMIT_WAIT_CHANNEL = 'signal-integrations:rate-limit-wait';
@@ -84,7 +85,7 @@ const NETWORK_CODES = new Set([
 ]);
 
 /** Per-exchange state travels in got's `context`, so the hooks and retry options below stay static. */
-const STATE = 'signalExchange';
+const STATE = 'signalExchange' as const;
 const stateOf = (context: Record<string, unknown> | undefined): State | undefined => context?.[STATE] as State | undefined;
 
 /** A client with an integration's timeouts: set once, not merged into every request's options. */
@@ -93,7 +94,10 @@ export function withTimeouts(client: Got, t: { connect_ms: number; response_ms: 
 }
 
 export function createHttpClient(opts: { maxSockets?: number } = {}): { client: Got; close: () => void } {
-  const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 128, maxFreeSockets: 32 };
+  const maxSockets = opts.maxSockets ?? 128;
+  // Idle sockets kept up to the pool's size: after a lull, a burst at the same concurrency reuses its
+  // connections instead of opening all but 32 of them again (the server closes idle ones in its own time).
+  const agentOpts = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets };
   const agent = { http: new http.Agent(agentOpts), https: new https.Agent(agentOpts) };
   const client = got.extend({
     agent,
@@ -139,34 +143,41 @@ function networkCode(error: RequestError): string | undefined {
   return undefined;
 }
 
-interface Ctx {
-  attempts: AttemptRecord[];
-  attemptStart: number;
-  reauthPending: boolean;
-  reauthDone: boolean;
-  retrying: boolean;
-  facts?: FailureFacts;
-  rule?: CompiledRule;
-  gave_up?: ExchangeResult['gave_up'];
-  possiblyDuplicated: boolean;
-  sentAndBroke: boolean;
-  /** An attempt started (its request may be on the wire) and has not ended yet. */
-  inAttempt: boolean;
-  fatal?: unknown;
-}
-
 interface State {
   calculateDelay(retry: RetryObject): Promise<number>;
   beforeAttempt(options: NormalizedOptions): Promise<void> | undefined;
   attemptFailed(error: RequestError): void;
 }
 
-export async function exchange(client: Got, req: WireRequest, opts: ExchangeOptions): Promise<ExchangeResult> {
-  const now = opts.now ?? Date.now;
-  const started = now();
-  const ctx: Ctx = { attempts: [], attemptStart: started, reauthPending: false, reauthDone: false, retrying: false, possiblyDuplicated: false, sentAndBroke: false, inAttempt: false };
+/**
+ * One logical request's attempts. An instance (methods on its prototype, no closures per request) is
+ * what got's hooks and `calculateDelay` reach through `context`.
+ */
+class Exchange implements State {
+  readonly attempts: AttemptRecord[] = [];
+  readonly started: number;
+  attemptStart: number;
+  reauthPending = false;
+  reauthDone = false;
+  retrying = false;
+  facts?: FailureFacts;
+  rule?: CompiledRule;
+  gave_up?: ExchangeResult['gave_up'];
+  possiblyDuplicated = false;
+  sentAndBroke = false;
+  /** An attempt started (its request may be on the wire) and has not ended yet. */
+  inAttempt = false;
+  fatal?: unknown;
 
-  const calculateDelay = async ({ attemptCount, error, retryAfter }: RetryObject): Promise<number> => {
+  constructor(
+    readonly opts: ExchangeOptions,
+    readonly now: () => number,
+  ) {
+    this.started = this.attemptStart = now();
+  }
+
+  async calculateDelay({ attemptCount, error, retryAfter }: RetryObject): Promise<number> {
+    const opts = this.opts;
     if (opts.signal?.aborted) return 0;
     try {
       const response = error.response;
@@ -177,150 +188,175 @@ export async function exchange(client: Got, req: WireRequest, opts: ExchangeOpti
         facts = r.facts;
         const named = opts.vendorError.retryAfterHeader;
         const header =
-          (named ? parseNamedRetryHeader(response.headers[named.name], named.format, now()) : undefined) ?? parseRetryAfter(response.headers['retry-after'], now());
+          (named ? parseNamedRetryHeader(response.headers[named.name], named.format, this.now()) : undefined) ?? parseRetryAfter(response.headers['retry-after'], this.now());
         retryAfterMs = header ?? (r.retry_after_s !== undefined ? r.retry_after_s * 1000 : retryAfter);
       } else {
         const code = networkCode(error);
         if (!code) {
-          ctx.facts = { message: error.message };
+          this.facts = { message: error.message };
           return 0; // not a network failure (bad header, aborted...): nothing to retry
         }
         facts = { network: code, message: error.message };
         // The request left us and the connection broke: the vendor may have acted on it.
-        if (error.timings?.upload !== undefined) ctx.sentAndBroke = true;
+        if (error.timings?.upload !== undefined) this.sentAndBroke = true;
       }
-      ctx.facts = facts;
+      this.facts = facts;
       const rule = matchRule(opts.rules, facts);
-      ctx.rule = rule;
+      this.rule = rule;
       if (!rule || rule.action === 'fail') return 0;
       if (rule.action === 'reauth') {
-        if (ctx.reauthDone || !opts.requestForRetry) {
-          ctx.gave_up = 'reauth_once';
+        if (this.reauthDone || !opts.requestForRetry) {
+          this.gave_up = 'reauth_once';
           return 0;
         }
-        ctx.reauthPending = true;
+        this.reauthPending = true;
         return 1;
       }
-      const state = { attempt: attemptCount, elapsed_ms: now() - started, ...(retryAfterMs !== undefined ? { retry_after_ms: retryAfterMs } : {}) };
+      const state = { attempt: attemptCount, elapsed_ms: this.now() - this.started, ...(retryAfterMs !== undefined ? { retry_after_ms: retryAfterMs } : {}) };
       const delay = retryDelay(opts.policy, state);
       if (delay === undefined) {
-        ctx.gave_up =
+        this.gave_up =
           attemptCount >= opts.policy.max_attempts ? 'max_attempts' : retryAfterMs !== undefined && retryAfterMs > opts.policy.max_retry_after_ms ? 'retry_after_too_long' : 'max_elapsed';
         return 0;
       }
-      if (ctx.sentAndBroke) ctx.possiblyDuplicated = true;
+      if (this.sentAndBroke) this.possiblyDuplicated = true;
       return Math.max(1, delay); // got reads 0 as "stop"
     } catch (e) {
-      ctx.fatal = e;
+      this.fatal = e;
       return 0;
     }
-  };
+  }
 
-  // Any attempt that broke after it was sent leaves the event's fate unknown, whatever comes after it.
-  const unknownFate = () => ctx.possiblyDuplicated || ctx.sentAndBroke;
+  /** Any attempt that broke after it was sent leaves the event's fate unknown, whatever comes after it. */
+  unknownFate(): boolean {
+    return this.possiblyDuplicated || this.sentAndBroke;
+  }
 
-  const finishAttempt = (status: number | undefined, network: string | undefined) => {
-    const rec: AttemptRecord = { duration_ms: now() - ctx.attemptStart };
+  finishAttempt(status: number | undefined, network: string | undefined): void {
+    const rec: AttemptRecord = { duration_ms: this.now() - this.attemptStart };
     if (status !== undefined) rec.status = status;
     if (network !== undefined) rec.network = network;
-    ctx.attempts.push(rec);
-  };
+    this.attempts.push(rec);
+  }
 
-  const startAttempt = () => {
-    ctx.attemptStart = now();
-    ctx.inAttempt = true;
-  };
+  startAttempt(): void {
+    this.attemptStart = this.now();
+    this.inAttempt = true;
+  }
 
-  const beforeAttemptWaiting = async (options: NormalizedOptions): Promise<void> => {
-    if (ctx.retrying && opts.requestForRetry) {
-      const reauth = ctx.reauthPending;
-      ctx.reauthPending = false;
-      if (reauth) ctx.reauthDone = true;
+  /** Synchronous unless the attempt must wait (a retry's fresh request, the rate limiter): no promise per request. */
+  beforeAttempt(options: NormalizedOptions): Promise<void> | undefined {
+    if ((this.retrying && this.opts.requestForRetry) || this.opts.limiter) return this.beforeAttemptWaiting(options);
+    this.startAttempt();
+    return undefined;
+  }
+
+  async beforeAttemptWaiting(options: NormalizedOptions): Promise<void> {
+    const opts = this.opts;
+    if (this.retrying && opts.requestForRetry) {
+      const reauth = this.reauthPending;
+      this.reauthPending = false;
+      if (reauth) this.reauthDone = true;
       let fresh: { url: string; headers: Record<string, string> };
       try {
         fresh = await opts.requestForRetry(reauth);
       } catch (e) {
-        ctx.fatal = e; // the token stage failed: its own outcome, not this request's
+        this.fatal = e; // the token stage failed: its own outcome, not this request's
         throw e;
       }
       for (const [k, v] of Object.entries(fresh.headers)) options.headers[k.toLowerCase()] = v;
       if (fresh.url !== options.url?.toString()) options.url = new URL(fresh.url);
     }
     if (opts.limiter) {
-      const asked = now();
+      const asked = this.now();
       try {
         await opts.limiter.acquire(opts.signal);
-        if (rateLimitWaits.hasSubscribers && now() > asked) rateLimitWaits.publish({ wait_ms: now() - asked });
+        if (rateLimitWaits.hasSubscribers && this.now() > asked) rateLimitWaits.publish({ wait_ms: this.now() - asked });
       } catch (e) {
-        if (!opts.signal?.aborted) ctx.fatal = e; // the shared limiter failed (Redis away): its own outcome
+        if (!opts.signal?.aborted) this.fatal = e; // the shared limiter failed (Redis away): its own outcome
         throw e;
       }
     }
-    startAttempt();
-  };
+    this.startAttempt();
+  }
 
-  const state: State = {
-    calculateDelay,
-    beforeAttempt: (options) => {
-      if ((ctx.retrying && opts.requestForRetry) || opts.limiter) return beforeAttemptWaiting(options);
-      startAttempt();
-      return undefined;
-    },
-    attemptFailed: (error) => {
-      ctx.inAttempt = false;
-      ctx.retrying = true;
-      finishAttempt(error.response?.statusCode, error.response ? undefined : networkCode(error));
-    },
-  };
+  attemptFailed(error: RequestError): void {
+    this.inAttempt = false;
+    this.retrying = true;
+    this.finishAttempt(error.response?.statusCode, error.response ? undefined : networkCode(error));
+  }
 
-  try {
-    const response = await client(req.url, {
-      method: req.method as 'POST',
-      headers: req.headers,
-      ...(req.body !== undefined ? { body: req.body } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      context: { [STATE]: state },
-    });
-    finishAttempt(response.statusCode, undefined);
-    const ok = opts.success(response.statusCode);
-    const result: ExchangeResult = {
-      status: response.statusCode,
-      json: parseJson(response.body),
-      attempts: ctx.attempts,
-      possibly_duplicated: unknownFate(),
-    };
-    if (!ok) {
-      // A final answer that is not a success: the rule that stopped the retries, or the first that matches now.
-      const r = ctx.facts?.status === response.statusCode && ctx.facts ? { facts: ctx.facts } : await responseFacts(response.statusCode, response.body, opts.vendorError, opts.bindings, response.headers);
-      result.facts = r.facts;
-      const rule = ctx.rule ?? matchRule(opts.rules, r.facts);
-      if (rule) result.rule = rule;
-      if (ctx.gave_up) result.gave_up = ctx.gave_up;
-    }
-    return result;
-  } catch (e) {
-    const error = e as RequestError;
-    if (ctx.fatal) return { attempts: ctx.attempts, possibly_duplicated: unknownFate(), error: ctx.fatal, facts: { message: 'stopped' } };
-    if (opts.signal?.aborted) {
-      // An attempt cut off in flight counts, and if its request had gone out the vendor may hold it.
-      if (ctx.inAttempt) {
-        finishAttempt(undefined, undefined);
-        if (error.timings?.upload !== undefined) ctx.sentAndBroke = true;
-      }
-      return { attempts: ctx.attempts, possibly_duplicated: unknownFate(), aborted: true, facts: { message: 'aborted' } };
-    }
-    const code = networkCode(error);
-    finishAttempt(undefined, code);
-    const facts: FailureFacts = ctx.facts ?? { message: error.message };
-    if (code) facts.network = code;
-    const result: ExchangeResult = {
-      facts,
-      attempts: ctx.attempts,
-      possibly_duplicated: unknownFate(),
-    };
-    const rule = ctx.rule ?? (code ? matchRule(opts.rules, facts) : undefined);
+  /** The final answer: synchronous for a success, which needs no vendor_error expression. */
+  answered(statusCode: number, body: string, headers: Record<string, string | string[] | undefined>): ExchangeResult | Promise<ExchangeResult> {
+    this.finishAttempt(statusCode, undefined);
+    const result: ExchangeResult = { status: statusCode, json: parseJson(body), attempts: this.attempts, possibly_duplicated: this.unknownFate() };
+    return this.opts.success(statusCode) ? result : this.notAccepted(result, statusCode, body, headers);
+  }
+
+  /** A final answer that is not a success: the rule that stopped the retries, or the first that matches now. */
+  async notAccepted(result: ExchangeResult, statusCode: number, body: string, headers: Record<string, string | string[] | undefined>): Promise<ExchangeResult> {
+    const opts = this.opts;
+    const r = this.facts?.status === statusCode && this.facts ? { facts: this.facts } : await responseFacts(statusCode, body, opts.vendorError, opts.bindings, headers);
+    result.facts = r.facts;
+    const rule = this.rule ?? matchRule(opts.rules, r.facts);
     if (rule) result.rule = rule;
-    if (ctx.gave_up) result.gave_up = ctx.gave_up;
+    if (this.gave_up) result.gave_up = this.gave_up;
     return result;
   }
+
+  /** The exchange ended without a final answer. */
+  broke(error: RequestError): ExchangeResult {
+    const opts = this.opts;
+    if (this.fatal) return { attempts: this.attempts, possibly_duplicated: this.unknownFate(), error: this.fatal, facts: { message: 'stopped' } };
+    if (opts.signal?.aborted) {
+      // An attempt cut off in flight counts, and if its request had gone out the vendor may hold it.
+      if (this.inAttempt) {
+        this.finishAttempt(undefined, undefined);
+        if (error.timings?.upload !== undefined) this.sentAndBroke = true;
+      }
+      return { attempts: this.attempts, possibly_duplicated: this.unknownFate(), aborted: true, facts: { message: 'aborted' } };
+    }
+    const code = networkCode(error);
+    this.finishAttempt(undefined, code);
+    const facts: FailureFacts = this.facts ?? { message: error.message };
+    if (code) facts.network = code;
+    const result: ExchangeResult = { facts, attempts: this.attempts, possibly_duplicated: this.unknownFate() };
+    const rule = this.rule ?? (code ? matchRule(opts.rules, facts) : undefined);
+    if (rule) result.rule = rule;
+    if (this.gave_up) result.gave_up = this.gave_up;
+    return result;
+  }
+}
+
+interface RequestOptions {
+  method: string;
+  headers: Record<string, string>;
+  body?: string;
+  context: { [STATE]: State };
+}
+
+export function exchange(client: Got, req: WireRequest, opts: ExchangeOptions): Promise<ExchangeResult> {
+  const x = new Exchange(opts, opts.now ?? Date.now);
+  const options: RequestOptions = { method: req.method, headers: req.headers, context: { [STATE]: x } };
+  if (req.body !== undefined) options.body = req.body;
+  // The signal cancels got's promise (the request, a retry's wait) rather than going to got itself.
+  const signal = opts.signal;
+  let pending: CancelableRequest<Response<string>>;
+  try {
+    pending = client(req.url, options as Parameters<Got>[1] & { isStream?: false }) as CancelableRequest<Response<string>>;
+  } catch (e) {
+    return Promise.resolve(x.broke(e as RequestError));
+  }
+  if (signal) cancelOnAbort(signal, pending);
+  // Two reactions rather than an async frame: less held per request in flight.
+  return pending.then(
+    (response) => {
+      if (signal) forget(signal, pending);
+      return x.answered(response.statusCode, response.body, response.headers);
+    },
+    (e: unknown) => {
+      if (signal) forget(signal, pending);
+      return x.broke(e as RequestError);
+    },
+  );
 }

@@ -12,7 +12,8 @@ import type { CompiledSpec } from '../compile/spec.js';
 import type { CheckedRecord } from '../validate/record.js';
 import { concealWhenPrinted } from '../policy/redact.js';
 import { BatchSender } from './batch-send.js';
-import { IntegrationContext, type IntegrationDeps, type Result } from './context.js';
+import { IntegrationContext, type Config, type IntegrationDeps, type Result } from './context.js';
+import type { BuiltBody } from './body.js';
 import { eventIdOf, eventNameOf, eventProblems, type SignalEvent } from './event.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
 import { previewRequests, type PreviewRequest } from './preview.js';
@@ -78,7 +79,8 @@ export class Integration {
       result = { status: 'failed', reason: REASONS.interrupted, message: 'the engine is shutting down: the event was not sent', retryable: true, attempts: 0 };
     } else {
       try {
-        result = await this.deliverInner(event, detail, parked, signal);
+        const r = this.deliverInner(event, detail, parked, signal);
+        result = r instanceof Promise ? await r : r;
       } catch (e) {
         result = { ...this.ctx.failedFrom(e), attempts: detail.attempts.length };
       }
@@ -94,7 +96,8 @@ export class Integration {
     return outcome;
   }
 
-  private async deliverInner(raw: unknown, detail: OutcomeDetail, parked: (() => void) | undefined, signal: AbortSignal | undefined): Promise<Result> {
+  /** Synchronous for an event decided without a request; otherwise the send's own promise (no async layer of its own). */
+  private deliverInner(raw: unknown, detail: OutcomeDetail, parked: (() => void) | undefined, signal: AbortSignal | undefined): Result | Promise<Result> {
     const problems = eventProblems(raw);
     if (problems.length) return { status: 'failed', reason: REASONS.invalidEvent, message: problems.join('; '), retryable: false, attempts: 0 };
     const event = raw as SignalEvent;
@@ -103,13 +106,18 @@ export class Integration {
     if (checked.forwarded && !checked.forwarded.has(event.event)) {
       return { status: 'skipped', reason: REASONS.notForwarded, message: `'${event.event}' is not an event this integration forwards`, attempts: 0 };
     }
-    const missing = checked.consent.filter((c) => event.consent?.[c] !== true);
+    const missing = checked.consent.length ? checked.consent.filter((c) => event.consent?.[c] !== true) : checked.consent;
     if (missing.length) return { status: 'skipped', reason: REASONS.consent, message: `consent not granted for: ${missing.join(', ')}`, attempts: 0 };
 
     const config = checked.record.config;
-    const { body, fields } = await this.ctx.buildBody(event, config);
-    if (this.batch) return this.batch.enqueue(event, body, fields, detail, parked);
-    return sendOne(this.ctx, event, config, body, fields, detail, signal);
+    const built = this.ctx.buildBody(event, config);
+    if (built instanceof Promise) return built.then((b) => this.send(event, config, b, detail, parked, signal));
+    return this.send(event, config, built, detail, parked, signal);
+  }
+
+  private send(event: SignalEvent, config: Config, built: BuiltBody, detail: OutcomeDetail, parked: (() => void) | undefined, signal: AbortSignal | undefined): Promise<Result> {
+    if (this.batch) return this.batch.enqueue(event, built.body, built.fields, detail, parked);
+    return sendOne(this.ctx, event, config, built.body, built.fields, detail, signal);
   }
 
   /** Events waiting in batches not yet sent (batching specs), for metrics and shutdown. */

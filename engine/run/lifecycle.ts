@@ -2,11 +2,14 @@
  * The engine's delivery lifecycle, shared by its integrations: whether new deliveries are still taken,
  * which ones are in flight, and the one signal that aborts them all (shutdown past its deadline, close).
  */
-import { linkedSignal, type LinkedSignal } from './abort-fanout.js';
+import { SignalLinks, type LinkedSignal } from './abort-fanout.js';
 
 export class DeliveryLifecycle {
   private readonly controller = new AbortController();
-  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly links = new SignalLinks(this.controller.signal);
+  /** Deliveries in flight, and who waits for there to be none. */
+  private inflight = 0;
+  private idleWaiters: (() => void)[] = [];
   private stopping = false;
 
   /** False once a shutdown began: new deliveries end at once as `interrupted`. */
@@ -19,21 +22,28 @@ export class DeliveryLifecycle {
   }
 
   get size(): number {
-    return this.inflight.size;
+    return this.inflight;
   }
 
-  /** A signal for one piece of work: aborted by the engine, or by `extra` (the caller's signal). */
+  /** A signal for one piece of work: aborted by the engine, or by `extra` (the caller's signal). Shared, not per piece. */
   signal(extra?: AbortSignal): LinkedSignal {
-    return linkedSignal(this.controller.signal, extra);
+    return this.links.signal(extra);
   }
 
   /** Count a delivery as in flight until it settles. */
   track<T>(p: Promise<T>): Promise<T> {
-    this.inflight.add(p);
-    const done = () => this.inflight.delete(p);
-    p.then(done, done);
+    this.inflight++;
+    p.then(this.settled, this.settled);
     return p;
   }
+
+  /** One function for every delivery (no closure per event). */
+  private readonly settled = (): void => {
+    if (--this.inflight > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  };
 
   /** Take no new deliveries. */
   stop(): void {
@@ -48,6 +58,6 @@ export class DeliveryLifecycle {
 
   /** Resolves once no delivery is in flight (including ones that started while waiting). */
   async idle(): Promise<void> {
-    while (this.inflight.size) await Promise.allSettled([...this.inflight]);
+    while (this.inflight) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 }

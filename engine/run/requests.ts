@@ -33,7 +33,12 @@ export function parseEndpoint(endpoint: string): EndpointBase {
   return { origin: base.origin, path: base.pathname.replace(/\/$/, '') };
 }
 
-type UrlParts = Pick<URL, 'protocol' | 'username' | 'password' | 'hostname' | 'host' | 'pathname' | 'search'>;
+type UrlParts = Pick<URL, 'protocol' | 'username' | 'password' | 'hostname' | 'host' | 'pathname' | 'search'> & {
+  /** The allowed_hosts list (by identity) this URL last passed `checkHost` against. */
+  allowedBy?: readonly string[];
+  /** Where this URL last went through an endpoint override (read-only: shared by every caller). */
+  routed?: { base: EndpointBase; to: { readonly url: string; readonly forwardedHost?: string } };
+};
 const parsedUrls = new Map<string, UrlParts>();
 
 /**
@@ -52,11 +57,13 @@ function parseUrl(url: string): UrlParts {
 }
 
 /** Pure: where a request goes once an endpoint override applies (path and query kept). */
-export function applyEndpoint(url: string, endpoint: string | EndpointBase | undefined): { url: string; forwardedHost?: string } {
+export function applyEndpoint(url: string, endpoint: string | EndpointBase | undefined): { readonly url: string; readonly forwardedHost?: string } {
   if (!endpoint) return { url };
   const base = typeof endpoint === 'string' ? parseEndpoint(endpoint) : endpoint;
   const original = parseUrl(url);
-  return { url: `${base.origin}${base.path}${original.pathname}${original.search}`, forwardedHost: original.host };
+  // The same URL to the same endpoint, event after event: routed once (by the endpoint object's identity).
+  if (original.routed?.base !== base) original.routed = { base, to: { url: `${base.origin}${base.path}${original.pathname}${original.search}`, forwardedHost: original.host } };
+  return original.routed.to;
 }
 
 export function encodeBody(body: unknown, encoding: 'json' | 'form'): string {
@@ -108,6 +115,12 @@ async function continueRequest(
   return finishRequest(stage, req, req.method as string, u, headers, body);
 }
 
+/**
+ * Each template's last rendering, reused while its values are the same strings or numbers (an
+ * integration's URL and auth header usually are, event after event): rendering is a pure function of them.
+ */
+const lastRendered = new WeakMap<CompiledTemplate, { values: unknown[]; out: string }>();
+
 /** A template rendered synchronously when its expressions are, else a promise from the first that is not. */
 function renderTplNow(t: CompiledTemplate, input: unknown, bindings: Bindings): string | Promise<string> {
   const values: unknown[] = [];
@@ -116,7 +129,17 @@ function renderTplNow(t: CompiledTemplate, input: unknown, bindings: Bindings): 
     if (v instanceof Promise) return continueTpl(t, input, bindings, values, i, v);
     values.push(v);
   }
-  return renderTemplate(t.parts, values, t.context, t.origin ? 'check' : undefined);
+  const last = lastRendered.get(t);
+  if (last && sameValues(last.values, values)) return last.out;
+  const out = renderTemplate(t.parts, values, t.context, t.origin ? 'check' : undefined);
+  if (values.every((v) => typeof v === 'string' || typeof v === 'number')) lastRendered.set(t, { values, out });
+  return out;
+}
+
+function sameValues(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 async function continueTpl(t: CompiledTemplate, input: unknown, bindings: Bindings, values: unknown[], from: number, first: Promise<unknown>): Promise<string> {
@@ -153,9 +176,12 @@ export function checkHost(stage: string, url: string, allowed: readonly string[]
   } catch {
     throw new DeliveryError(REASONS.hostNotAllowed, `${stage}: the request URL is not a valid URL`);
   }
+  // Already allowed by this very list (a spec's list is one array): the verdict cannot change.
+  if (parsed.allowedBy === allowed) return;
   if (parsed.username || parsed.password || !['https:', 'http:'].includes(parsed.protocol) || !hostAllowed(parsed.hostname, [...allowed])) {
     throw new DeliveryError(REASONS.hostNotAllowed, `${stage}: host '${parsed.hostname}' is not in the spec's allowed_hosts (${allowed.join(', ')})`, {
       hint: 'The request URL was built from the config or the event; check the values that fill the URL template.',
     });
   }
+  parsed.allowedBy = allowed;
 }

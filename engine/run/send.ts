@@ -1,13 +1,15 @@
 /** The single send: one event, one request (specs without a batch). */
 import { REASONS } from '../errors.js';
 import { redactValue } from '../policy/redact.js';
-import { sendWithAuth } from './auth-chain.js';
+import { sendWithAuthResult } from './auth-chain.js';
 import type { Config, IntegrationContext, Result } from './context.js';
 import type { SignalEvent } from './event.js';
 import type { OutcomeDetail } from './outcome.js';
+import type { ExchangeResult } from './http.js';
 import { renderRequestNow, value } from './requests.js';
+import type { Bindings, CompiledExpr } from '../compile/expression.js';
 
-export async function sendOne(
+export function sendOne(
   ctx: IntegrationContext,
   event: SignalEvent,
   config: Config,
@@ -20,16 +22,26 @@ export async function sendOne(
   // Aborted by the caller's signal or the engine's shutdown, through one listener on each, however many
   // deliveries share them.
   const link = ctx.lifecycle.signal(signal);
-  let res;
-  try {
-    ({ res } = await sendWithAuth(
-      ctx,
-      (auth) => renderRequestNow('send', send.request, event, { config, event, fields, auth }, body),
-      { ...ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }), signal: link.signal },
-    ));
-  } finally {
-    link.release();
-  }
+  // Reactions on the exchange's promise rather than an async frame: less held per request in flight.
+  return sendWithAuthResult(
+    ctx,
+    (auth) => renderRequestNow('send', send.request, event, { config, event, fields, auth }, body),
+    ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }, link.signal),
+  ).then(
+    (res) => {
+      link.release();
+      return sent(ctx, event, config, detail, res);
+    },
+    (e: unknown) => {
+      link.release();
+      throw e;
+    },
+  );
+}
+
+/** The outcome of the single send's exchange; synchronous unless a response expression is not. */
+function sent(ctx: IntegrationContext, event: SignalEvent, config: Config, detail: OutcomeDetail, res: ExchangeResult): Result | Promise<Result> {
+  const send = ctx.spec.send;
   // The exchange's own records, tagged with their stage (they are not shared): no copies per event.
   for (const a of res.attempts as OutcomeDetail['attempts']) {
     a.stage = 'send';
@@ -50,9 +62,21 @@ export async function sendOne(
   if (res.possibly_duplicated) out.possibly_duplicated = true;
   const rb = { config, event };
   if (send.responseId) {
-    const id = await value(send.responseId, res.json, rb).catch(() => undefined);
-    if (id !== undefined && id !== null) out.response_id = String(id);
+    const id = valueOrUndefined(send.responseId, res.json, rb);
+    if (id instanceof Promise) return id.then((v) => kept(ctx, withResponseId(out, v), res, rb));
+    withResponseId(out, id);
   }
+  return send.keep.length ? kept(ctx, out, res, rb) : out;
+}
+
+function withResponseId(out: Result, id: unknown): Result {
+  if (id !== undefined && id !== null) out.response_id = String(id);
+  return out;
+}
+
+/** Fields kept from the vendor's answer (spec `success.keep`). */
+async function kept(ctx: IntegrationContext, out: Result, res: ExchangeResult, rb: Bindings): Promise<Result> {
+  const send = ctx.spec.send;
   if (send.keep.length) {
     out.response = {};
     // A kept value may be an object holding a token: every string in it is scrubbed.
@@ -66,4 +90,14 @@ function withAttempts(r: Result, attempts: number, possiblyDuplicated: boolean):
   r.attempts = attempts;
   if (possiblyDuplicated) r.possibly_duplicated = true;
   return r;
+}
+
+/** An expression's value, or undefined when it fails; synchronous when the expression is (no promise per event). */
+function valueOrUndefined(expr: CompiledExpr, input: unknown, bindings: Bindings): unknown {
+  try {
+    const v = expr.evaluate(input, bindings);
+    return v instanceof Promise ? v.catch(() => undefined) : v;
+  } catch {
+    return undefined;
+  }
 }
