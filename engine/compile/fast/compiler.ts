@@ -36,7 +36,8 @@ const NO_BINDINGS: Record<string, unknown> = Object.freeze({}) as Record<string,
 export function compileSubset(ast: AstNode): { fn: FastFn; plain?: PlainPath } | { reason: string } {
   try {
     if ((ast as { errors?: unknown }).errors) refuse('syntax errors');
-    const top: Scope = { params: new Set(), tail: false, depth: 0, builtins: new Set() };
+    const plain = plainPathOf(ast);
+    const top: Scope = { params: new Set(), tail: false, depth: 0, builtins: new Set(), ...(plain ? { lazyCode: true } : {}) };
     const fn = compileNode(ast, top);
     const shadowed = shadowCheck([...top.builtins]);
     // Compiled code is synchronous and cannot re-enter itself (there are no user functions), so one
@@ -62,7 +63,6 @@ export function compileSubset(ast: AstNode): { fn: FastFn; plain?: PlainPath } |
         env.root = undefined;
       }
     };
-    const plain = plainPathOf(ast);
     return plain ? { fn: direct(plain, full), plain } : { fn: full };
   } catch (e) {
     if (e instanceof Refused) return { reason: e.reason };

@@ -81,16 +81,14 @@ function plainWalk(steps: AstNode[], scope: Scope, general: Fn, tailFn: Fn): Fn 
     body.push(`if (c === undefined) return undefined;`, `if (typeof c === 'function') bail();`, `if (Array.isArray(c)) return general(input, env);`);
     body.push(`const r = tail(c, env);`, `if (Array.isArray(r)) return general(input, env);`, `return r;`);
   } else body.push(`if (typeof c === 'function') bail();`, `if (Array.isArray(c) && c.sequence === true) return general(input, env);`, `return c;`);
-  // Generated at the first evaluation, not at load: a spec may hold thousands of paths that never run.
-  let walk: Fn | undefined;
-  return (input, env) => {
-    if (!walk) {
-      // eslint-disable-next-line @typescript-eslint/no-implied-eval
-      const factory = new Function('first', 'general', 'bail', 'tail', ...PLAIN_PATH_PARAMS, `return function walk(input, env) {\n${body.join('\n')}\n};`) as (...a: unknown[]) => Fn;
-      walk = factory(first, general, bail, tail, ...PLAIN_PATH_ARGS);
-    }
-    return walk(input, env);
+  const generate = (): Fn => {
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+    const factory = new Function('first', 'general', 'bail', 'tail', ...PLAIN_PATH_PARAMS, `return function walk(input, env) {\n${body.join('\n')}\n};`) as (...a: unknown[]) => Fn;
+    return factory(first, general, bail, tail, ...PLAIN_PATH_ARGS);
   };
+  if (!scope.lazyCode) return generate();
+  let walk: Fn | undefined;
+  return (input, env) => (walk ??= generate())(input, env);
 }
 
 type Filter = (input: any, env: Env) => any;

@@ -51,11 +51,18 @@ export interface Scope {
   depth: number;
   /** Builtins called anywhere in the expression: a binding of the same name shadows them (checked once per evaluation). */
   builtins: Set<string>;
+  /**
+   * Generate code at first use rather than now: set where the closures are only the fallback of a whole
+   * expression that is a plain path (plain-path.ts `direct` answers it), so loading a spec of thousands of
+   * paths does not generate their code twice. Elsewhere generated code is made now: a lazy wrapper costs
+   * a call on every evaluation.
+   */
+  lazyCode?: boolean;
 }
 
 export const has = (n: AstNode, k: string) => Object.prototype.hasOwnProperty.call(n, k) && (n as any)[k] !== undefined;
 
 export function sub(scope: Scope, tail = false): Scope {
   if (scope.depth + 1 > MAX_DEPTH) refuse(`nested deeper than ${MAX_DEPTH}`);
-  return { params: scope.params, tail, depth: scope.depth + 1, builtins: scope.builtins };
+  return { params: scope.params, tail, depth: scope.depth + 1, builtins: scope.builtins, ...(scope.lazyCode ? { lazyCode: true } : {}) };
 }
