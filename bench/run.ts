@@ -16,13 +16,15 @@
  * 3. delivery   — the engine delivering events vs raw got POSTs of precomputed bodies with the same
  *                 timeouts, keep-alive pool and concurrency, and raw fetch (undici) for reference; the
  *                 emulator runs in its own process (`signal-integrations mock`), so the client side is
- *                 measured alone. All three warmed up alike, rounds alternated, best of five each.
+ *                 measured alone. All sides warmed up alike, rounds alternated, best of five each. The
+ *                 engine both through deliverAll and as `deliver` per event under the raw side's driver.
  * 4. batching   — the batched journey spec vs the single-event spec for the same events.
  * 5. memory     — the `deliver` CLI streaming events from a generated NDJSON file to the emulator (each in
  *                 its own process): peak RSS (VmHWM) at 20k and BENCH_MEMORY_EVENTS events (default
  *                 100000; 1000000 for the issue's figure). Goal: flat, and under 200 MB.
  *
- * BENCH_BODY (events per body-build run, default 20000), BENCH_SEND (default 3000) scale it.
+ * BENCH_BODY (events per body-build run, default 20000), BENCH_SEND (default 3000) scale it;
+ * BENCH_ONLY=body,startup,delivery,batching,memory runs only those sections.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -44,6 +46,9 @@ import type { SignalEvent } from '../engine/run/event.js';
 const N_BODY = Number(process.env.BENCH_BODY ?? 20_000);
 const N_SEND = Number(process.env.BENCH_SEND ?? 3_000);
 const N_MEMORY = Number(process.env.BENCH_MEMORY_EVENTS ?? 100_000);
+/** BENCH_ONLY=body,startup,delivery,batching,memory runs those sections only. */
+const ONLY = process.env.BENCH_ONLY?.split(',').map((x) => x.trim());
+const want = (section: string) => !ONLY || ONLY.includes(section);
 const CONCURRENCY = 64;
 
 type Json = Record<string, any>;
@@ -149,10 +154,10 @@ const config = checked.record.config as Json;
 const checksViaJsonata = spec.send.checks.map((c) => jsonata(c.that.source));
 const bodyViaJsonata = viaJsonata(spec.send.request.body!);
 
-for (const [label, template, hand] of [
+for (const [label, template, hand] of (!want('body') ? [] : [
   ['Lead Submitted', lead, handLead],
   ['Order Completed', order, handOrder],
-] as const) {
+] as const)) {
   const events = eventsLike(template, N_BODY);
   const fieldsMapping = checked.presetEvents!.events.get(template.event as string)!;
   const fieldsViaJsonata = viaJsonata(fieldsMapping);
@@ -215,7 +220,7 @@ for (const [label, template, hand] of [
 
 // ---- 2. start-up ----
 
-{
+if (want('startup')) {
   // The runtime loads its specs once at boot, in a fresh process: the first load there is the figure
   // that counts (cold JIT, validators compiled); a second load in the same process reuses compiled
   // expressions and validators. Best of three fresh processes.
@@ -231,7 +236,7 @@ console.log(JSON.stringify({ first: t1 - t0, again: performance.now() - t1 }));`
   }
   rows.push(['start-up', 'load + compile all shipped specs, fresh process (engine imported)', `first ${first.toFixed(1)} ms, then ${again.toFixed(1)} ms`, first < 50 ? 'first under the 50 ms goal' : 'first over the 50 ms goal']);
 }
-{
+if (want('startup')) {
   const measure = async (args: string[]) => {
     let min = Infinity;
     for (let i = 0; i < 3; i++) min = Math.min(min, await time(() => execFileSync(process.execPath, args, { stdio: 'ignore' })));
@@ -282,8 +287,8 @@ async function concurrently(n: number, send: () => Promise<unknown>): Promise<vo
   );
 }
 
-const mockProcess = await startMockProcess();
-try {
+const mockProcess = want('delivery') ? await startMockProcess() : undefined;
+if (mockProcess) try {
   const remote = await Engine.load({ endpoint: mockProcess.url });
   const single = remote.createIntegration(record);
   const sendEvents = eventsLike(lead, N_SEND);
@@ -304,6 +309,12 @@ try {
     agent: { http: new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 128 }) },
   });
   const engineRun = () => single.deliverAll(sendEvents, { concurrency: CONCURRENCY });
+  // The engine under the very driver the raw side uses (`deliver` per event, nothing kept): what the
+  // engine adds per request, without deliverAll's own pool and the 3,000 outcomes it returns.
+  const engineDriven = () => {
+    let i = 0;
+    return concurrently(sendEvents.length, () => single.deliver(sendEvents[i++]!));
+  };
   const rawRun = () => concurrently(sendEvents.length, () => client.post(wire.url, { headers, body: wire.body ?? '' }));
   // Node's built-in fetch (undici), for reference.
   const fetchRun = () =>
@@ -317,18 +328,26 @@ try {
   await concurrently(200, () => client.post(wire.url, { headers, body: wire.body ?? '' }));
   await concurrently(200, async () => (await fetch(wire.url, { method: 'POST', headers, body: wire.body ?? '' })).arrayBuffer());
   let engineSend = Infinity;
+  let engineDrivenSend = Infinity;
   let rawSend = Infinity;
   let rawFetch = Infinity;
   for (let round = 0; round < 5; round++) {
     engineSend = Math.min(engineSend, await time(engineRun));
     rawSend = Math.min(rawSend, await time(rawRun));
+    engineDrivenSend = Math.min(engineDrivenSend, await time(engineDriven));
     rawFetch = Math.min(rawFetch, await time(fetchRun));
   }
   rows.push([
     'delivery',
     `${N_SEND} events, ${CONCURRENCY} in flight, server in its own process`,
-    `engine ${engineSend.toFixed(0)} ms, raw got ${rawSend.toFixed(0)} ms, raw fetch (undici) ${rawFetch.toFixed(0)} ms`,
+    `engine deliverAll ${engineSend.toFixed(0)} ms, raw got ${rawSend.toFixed(0)} ms, raw fetch (undici) ${rawFetch.toFixed(0)} ms`,
     `${ratio(engineSend, rawSend)} the raw got cost; got ${ratio(rawFetch, rawSend)} undici speed`,
+  ]);
+  rows.push([
+    '  same driver',
+    `engine.deliver per event under the raw side's own driver`,
+    `engine ${engineDrivenSend.toFixed(0)} ms, raw got ${rawSend.toFixed(0)} ms`,
+    `${ratio(engineDrivenSend, rawSend)} the raw got cost`,
   ]);
   remote.close();
 } finally {
@@ -337,24 +356,26 @@ try {
 
 const emu = await startMarketingCloudEmulator();
 try {
-  const local = await Engine.load({ endpoint: emu.url });
-  const single = local.createIntegration(record);
-  const sendEvents = eventsLike(lead, N_SEND);
-  await single.deliverAll(eventsLike(lead, 50), { concurrency: CONCURRENCY });
-  const batched = local.createIntegration({ ...record, vendor: 'salesforce_marketing_cloud_journey_batch' });
-  emu.reset();
-  const batchTime = await time(() => batched.deliverAll(sendEvents));
-  const batchRequests = emu.requests.filter((r) => r.path === '/interaction/v1/async/events').length;
-  emu.reset();
-  const singleTime = await time(() => single.deliverAll(sendEvents, { concurrency: CONCURRENCY }));
-  const singleRequests = emu.requests.filter((r) => r.path === '/interaction/v1/events').length;
-  rows.push([
-    'batching',
-    `${N_SEND} journey entries`,
-    `${batchRequests} requests in ${batchTime.toFixed(0)} ms vs ${singleRequests} in ${singleTime.toFixed(0)} ms`,
-    `${ratio(singleRequests, batchRequests)} fewer requests, ${ratio(singleTime, batchTime)} faster`,
-  ]);
-  local.close();
+  if (want('batching')) {
+    const local = await Engine.load({ endpoint: emu.url });
+    const single = local.createIntegration(record);
+    const sendEvents = eventsLike(lead, N_SEND);
+    await single.deliverAll(eventsLike(lead, 50), { concurrency: CONCURRENCY });
+    const batched = local.createIntegration({ ...record, vendor: 'salesforce_marketing_cloud_journey_batch' });
+    emu.reset();
+    const batchTime = await time(() => batched.deliverAll(sendEvents));
+    const batchRequests = emu.requests.filter((r) => r.path === '/interaction/v1/async/events').length;
+    emu.reset();
+    const singleTime = await time(() => single.deliverAll(sendEvents, { concurrency: CONCURRENCY }));
+    const singleRequests = emu.requests.filter((r) => r.path === '/interaction/v1/events').length;
+    rows.push([
+      'batching',
+      `${N_SEND} journey entries`,
+      `${batchRequests} requests in ${batchTime.toFixed(0)} ms vs ${singleRequests} in ${singleTime.toFixed(0)} ms`,
+      `${ratio(singleRequests, batchRequests)} fewer requests, ${ratio(singleTime, batchTime)} faster`,
+    ]);
+    local.close();
+  }
 } finally {
   engine.close();
   await emu.close();
@@ -394,7 +415,7 @@ async function deliverPeakRss(url: string, file: string): Promise<{ peakMb: numb
   return { peakMb: peakKb / 1024, ms: performance.now() - started, code };
 }
 
-{
+if (want('memory')) {
   const dir = mkdtempSync(join(tmpdir(), 'bench-memory-'));
   const memoryMock = await startMockProcess();
   try {
