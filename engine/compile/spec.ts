@@ -20,7 +20,7 @@ import type {
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from './expression.js';
 import { FORBIDDEN_SEGMENTS, SPREAD_KEY, type CompiledMapping } from './mapping.js';
 import { schemaPatternProblems } from './regex.js';
-import { configValidatorFor } from '../validate/config-schema.js';
+import { configValidatorFor, lazyConfigValidator } from '../validate/config-schema.js';
 
 import { checkReferences, type ReferenceScope } from './references.js';
 import { parseTemplate, TemplateSyntaxError, type TemplateContext, type TemplatePart } from './template.js';
@@ -205,18 +205,6 @@ function configFieldsOf(schema: JsonSchema): { fields: Set<string>; secrets: Set
   return { fields, secrets };
 }
 
-/** A config validator compiled on first use, for a schema known to compile. */
-function lazyValidator(schema: IntegrationSpec['config']): ValidateFunction {
-  let compiled: ValidateFunction | undefined;
-  const validate = ((data: unknown) => {
-    compiled ??= configValidatorFor(schema);
-    const ok = compiled(data);
-    validate.errors = compiled.errors;
-    return ok;
-  }) as ValidateFunction;
-  return validate;
-}
-
 /** Compile a spec that passed the schema. Returns undefined (and diagnostics) when anything is wrong. */
 /**
  * `knownValid`: the build compiled this very spec without a diagnostic (load/known-specs.ts), so its
@@ -232,7 +220,7 @@ export function compileSpec(source: SpecSource, opts: { knownValid?: boolean } =
   // ajv generates code per field: 30,000 fields took seconds to compile. Real configs have a handful.
   const tooMany = fieldCount > MAX_CONFIG_FIELDS;
   if (tooMany) c.problem(['config', 'properties'], `config declares ${fieldCount} fields; a spec may declare at most ${MAX_CONFIG_FIELDS}`);
-  if (opts.knownValid) validateConfig = lazyValidator(spec.config);
+  if (opts.knownValid) validateConfig = lazyConfigValidator(spec.config);
   else {
     const refused = tooMany ? [] : schemaPatternProblems(spec.config, ['config']);
     for (const p of refused) c.problem(p.path, p.message);

@@ -86,3 +86,15 @@ export function configValidatorFor(schema: JsonSchema): ValidateFunction {
   configValidators.set(key, validate);
   return validate;
 }
+
+/** configValidatorFor at the first validation, for a schema known to compile (load/known-specs.ts). */
+export function lazyConfigValidator(schema: JsonSchema): ValidateFunction {
+  let compiled: ValidateFunction | undefined;
+  const validate = ((data: unknown) => {
+    compiled ??= configValidatorFor(schema);
+    const ok = compiled(data);
+    validate.errors = compiled.errors;
+    return ok;
+  }) as ValidateFunction;
+  return validate;
+}
