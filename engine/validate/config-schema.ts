@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsImport from 'ajv-formats';
 import { ajvLinearRegExp } from '../compile/regex.js';
+import { prebuiltModule } from './prebuilt.js';
 import type { JsonSchema } from '../spec/types.js';
 
 // ajv-formats is CommonJS: under NodeNext its default import is the module object or the plugin itself.
@@ -29,30 +30,10 @@ export const AJV_VERSION = (createRequire(import.meta.url)('ajv/package.json') a
  * meta-schema itself, as it always did.
  */
 let prebuiltMeta: ValidateFunction | null | undefined;
-function configMetaValidator(): ValidateFunction | undefined {
-  if (prebuiltMeta === undefined) {
-    try {
-      const mod = createRequire(import.meta.url)(`./${CONFIG_META_FILE}`) as ValidateFunction & { default?: ValidateFunction; ajvVersion?: string };
-      prebuiltMeta = mod.ajvVersion === AJV_VERSION ? (mod.default ?? mod) : null;
-    } catch {
-      prebuiltMeta = null;
-    }
-  }
-  return prebuiltMeta ?? undefined;
-}
+const configMetaValidator = () => (prebuiltMeta ??= prebuiltModule<ValidateFunction>(import.meta.url, CONFIG_META_FILE, 'ajvVersion', AJV_VERSION) ?? null) ?? undefined;
 
 let prebuiltConfig: Record<string, ValidateFunction> | null | undefined;
-function prebuiltConfigValidators(): Record<string, ValidateFunction> | undefined {
-  if (prebuiltConfig === undefined) {
-    try {
-      const mod = createRequire(import.meta.url)('./config.validators.cjs') as Record<string, ValidateFunction> & { ajvVersion?: unknown };
-      prebuiltConfig = mod.ajvVersion === AJV_VERSION ? mod : null;
-    } catch {
-      prebuiltConfig = null;
-    }
-  }
-  return prebuiltConfig ?? undefined;
-}
+const prebuiltConfigValidators = () => (prebuiltConfig ??= prebuiltModule<Record<string, ValidateFunction>>(import.meta.url, 'config.validators.cjs', 'ajvVersion', AJV_VERSION) ?? null) ?? undefined;
 
 /**
  * One Ajv instance for every spec's config schema (an instance and its formats cost more than a

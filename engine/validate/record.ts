@@ -5,13 +5,13 @@
  * error, by name and rule only — a value is never echoed, so a secret cannot leak through a message.
  */
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { RecordError } from '../errors.js';
 import type { CompiledPreset, CompiledSpec } from '../compile/spec.js';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from '../compile/expression.js';
 import { checkReferences } from '../compile/references.js';
 import { ajvLinearRegExp } from '../compile/regex.js';
+import { prebuiltModule } from './prebuilt.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../policy/retry-delay.js';
 
 export interface IntegrationRecord {
@@ -78,19 +78,9 @@ let recordShape: ValidateFunction | undefined;
 
 /** The validator `npm run build` generated (record-standalone.ts) while it matches RECORD_SCHEMA; else none. */
 function prebuiltRecordValidator(): ValidateFunction | undefined {
-  try {
-    const mod = createRequire(import.meta.url)('./record.validator.cjs') as ValidateFunction & { default?: ValidateFunction; schemaHash?: string };
-    return mod.schemaHash === createHash('sha256').update(JSON.stringify(RECORD_SCHEMA)).digest('hex') ? (mod.default ?? mod) : undefined;
-  } catch {
-    return undefined; // not built (tests run from sources): compile
-  }
+  return prebuiltModule<ValidateFunction>(import.meta.url, 'record.validator.cjs', 'schemaHash', createHash('sha256').update(JSON.stringify(RECORD_SCHEMA)).digest('hex'));
 }
 
-/**
- * Compiled when the first record is checked, not when the engine is imported (a fresh process paid ~100 ms
- * for it, mostly ajv compiling the JSON Schema meta-schema to check this constant schema: a test does that once).
- * Its patterns run on tenant-supplied field_mappings keys: linear-time engine, like every pattern.
- */
 export const RECORD_AJV_OPTIONS = { allErrors: true, strict: true } as const;
 
 function validateRecordShape(input: unknown): { ok: boolean; errors: ErrorObject[] } {

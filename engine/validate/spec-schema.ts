@@ -4,12 +4,12 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import type { Diagnostic } from '../errors.js';
 import { packagePath } from '../paths.js';
 import { diagnosticAt, type KeyPath, type SpecSource } from '../load/source.js';
 import { ajvLinearRegExp } from '../compile/regex.js';
+import { prebuiltModule } from './prebuilt.js';
 import { didYouMean } from '../compile/suggest.js';
 
 let validator: ValidateFunction | undefined;
@@ -38,14 +38,7 @@ function specValidator(): ValidateFunction {
 }
 
 function prebuilt(schemaText: string): ValidateFunction | undefined {
-  try {
-    const mod = createRequire(import.meta.url)('./spec-schema.validator.cjs') as ValidateFunction & { default?: ValidateFunction; schemaHash?: string };
-    const hash = createHash('sha256').update(schemaText).digest('hex');
-    if (mod.schemaHash !== hash) return undefined;
-    return mod.default ?? mod;
-  } catch {
-    return undefined; // not built (tests run from sources): compile
-  }
+  return prebuiltModule<ValidateFunction>(import.meta.url, 'spec-schema.validator.cjs', 'schemaHash', createHash('sha256').update(schemaText).digest('hex'));
 }
 
 export function pointerToPath(pointer: string): KeyPath {
