@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { Ajv2020, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsImport from 'ajv-formats';
 import { ajvLinearRegExp } from '../compile/regex.js';
 import { prebuiltModule } from './prebuilt.js';
@@ -16,6 +16,14 @@ const formatsModule = addFormatsImport as unknown as FormatsPlugin & { default?:
 const addFormats: FormatsPlugin = typeof formatsModule.default === 'function' ? formatsModule.default : formatsModule;
 
 let configAjv: Ajv2020 | undefined;
+
+/** An Ajv for config schemas: the options, formats and `secret` keyword every config validator is compiled with (here and at build time). */
+export function newConfigAjv(extra: Pick<Options, 'validateSchema' | 'code'>): Ajv2020 {
+  const ajv = new Ajv2020({ ...CONFIG_AJV_OPTIONS, ...extra });
+  addFormats(ajv);
+  ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
+  return ajv;
+}
 const configValidators = new Map<string, ValidateFunction>();
 
 export const CONFIG_META_FILE = 'config-meta.validator.cjs';
@@ -54,9 +62,7 @@ export function configValidatorFor(schema: JsonSchema): ValidateFunction {
   if (!configAjv) {
     // Config `pattern`s are written by spec authors and run on tenants' values: linear-time engine (regex.ts).
     // With the prebuilt meta-schema validator, ajv need not compile the meta-schema to check each schema.
-    configAjv = new Ajv2020({ ...CONFIG_AJV_OPTIONS, ...(meta ? { validateSchema: false } : {}), code: { regExp: ajvLinearRegExp } });
-    addFormats(configAjv);
-    configAjv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
+    configAjv = newConfigAjv({ ...(meta ? { validateSchema: false } : {}), code: { regExp: ajvLinearRegExp } });
   }
   if (configAjv.opts.validateSchema === false) {
     // What ajv's own check would throw, word for word.

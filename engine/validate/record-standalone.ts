@@ -7,19 +7,15 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormatsImport from 'ajv-formats';
 import standalone from 'ajv/dist/standalone/index.js';
 import { ajvLinearRegExp } from '../compile/regex.js';
 import { sha256 } from '../load/known-specs.js';
-import { AJV_VERSION, CONFIG_AJV_OPTIONS } from './config-schema.js';
+import { AJV_VERSION, newConfigAjv } from './config-schema.js';
 import { RECORD_AJV_OPTIONS, RECORD_SCHEMA } from './record.js';
 
-type FormatsPlugin = (ajv: Ajv2020) => Ajv2020;
-const formatsModule = addFormatsImport as unknown as FormatsPlugin & { default?: FormatsPlugin };
-const addFormats: FormatsPlugin = typeof formatsModule.default === 'function' ? formatsModule.default : formatsModule;
 const standaloneCode = ((standalone as unknown as { default?: unknown }).default ?? standalone) as (ajv: Ajv2020, v: unknown) => string;
-// Patterns on the linear engine in the generated code too: ajv inlines `regExp.code` for each one.
-const regExp = Object.assign((pattern: string, flags: string) => ajvLinearRegExp(pattern, flags), { code: 'require("./linear-regexp.cjs")' });
+/** Patterns on the linear engine in generated code too: ajv inlines `regExp.code` for each one. */
+export const standaloneRegExp = Object.assign((pattern: string, flags: string) => ajvLinearRegExp(pattern, flags), { code: 'require("./linear-regexp.cjs")' });
 
 export const RECORD_VALIDATOR_FILE = 'record.validator.cjs';
 export const CONFIG_VALIDATORS_FILE = 'config.validators.cjs';
@@ -27,16 +23,14 @@ export const CONFIG_VALIDATORS_FILE = 'config.validators.cjs';
 export const recordSchemaHash = (): string => sha256(JSON.stringify(RECORD_SCHEMA));
 
 export function generateRecordValidator(outFile: string): void {
-  const ajv = new Ajv2020({ ...RECORD_AJV_OPTIONS, code: { source: true, regExp } });
+  const ajv = new Ajv2020({ ...RECORD_AJV_OPTIONS, code: { source: true, regExp: standaloneRegExp } });
   const validate = ajv.compile(RECORD_SCHEMA);
   writeFileSync(outFile, `${standaloneCode(ajv, validate)}\nmodule.exports.schemaHash = ${JSON.stringify(recordSchemaHash())};\n`);
 }
 
 /** One module exporting a validator per distinct config schema, under the sha256 of its JSON. */
 export function generateConfigValidators(outFile: string, schemas: readonly object[]): void {
-  const ajv = new Ajv2020({ ...CONFIG_AJV_OPTIONS, code: { source: true, regExp } });
-  addFormats(ajv);
-  ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
+  const ajv = newConfigAjv({ code: { source: true, regExp: standaloneRegExp } });
   const refs: Record<string, string> = {};
   for (const schema of schemas) {
     const key = sha256(JSON.stringify(schema));

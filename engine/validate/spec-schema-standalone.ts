@@ -10,9 +10,8 @@ import { fileURLToPath } from 'node:url';
 import standalone from 'ajv/dist/standalone/index.js';
 import { SPEC_SCHEMA_FILE, SPEC_SCHEMA_OPTIONS } from './spec-schema.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { ajvLinearRegExp } from '../compile/regex.js';
 import { AJV_VERSION, CONFIG_AJV_OPTIONS, CONFIG_META_FILE, META_SCHEMA_2020 } from './config-schema.js';
-import { CONFIG_VALIDATORS_FILE, RECORD_VALIDATOR_FILE, generateConfigValidators, generateRecordValidator } from './record-standalone.js';
+import { CONFIG_VALIDATORS_FILE, RECORD_VALIDATOR_FILE, generateConfigValidators, generateRecordValidator, standaloneRegExp } from './record-standalone.js';
 import { checkSpecs } from '../load/specs.js';
 import { BUNDLED_SPECS_DIR, packagePath } from '../paths.js';
 
@@ -24,9 +23,7 @@ export function schemaHash(text: string): string {
 
 export function generateStandalone(outFile: string): void {
   const text = readFileSync(SPEC_SCHEMA_FILE, 'utf8');
-  // Patterns on the linear engine in the generated code too: ajv inlines `regExp.code` for each one.
-  const regExp = Object.assign((pattern: string, flags: string) => ajvLinearRegExp(pattern, flags), { code: 'require("./linear-regexp.cjs")' });
-  const ajv = new Ajv2020({ ...SPEC_SCHEMA_OPTIONS, code: { source: true, regExp } });
+  const ajv = new Ajv2020({ ...SPEC_SCHEMA_OPTIONS, code: { source: true, regExp: standaloneRegExp } });
   const validate = ajv.compile(JSON.parse(text) as object);
   // CommonJS under NodeNext: the default import is the module object or the function itself.
   const code = ((standalone as unknown as { default?: unknown }).default ?? standalone) as (ajv: Ajv2020, v: unknown) => string;
