@@ -11,7 +11,7 @@ import { DeliveryError, REASONS } from '../errors.js';
 import { evaluateMapping } from '../compile/mapping.js';
 import type { CompiledAuthStage } from '../compile/spec.js';
 import type { AuthResults, Config, IntegrationContext } from './context.js';
-import { exchange, type ExchangeOptions, type ExchangeResult, type WireRequest } from './http.js';
+import { exchange, type ExchangeOptions, type ExchangeResult, type RequestForRetry, type WireRequest } from './http.js';
 import { checkHost, renderRequest, value } from './requests.js';
 import type { CachedToken } from '../store/types.js';
 
@@ -27,7 +27,7 @@ async function runAuthStage(ctx: IntegrationContext, stage: CompiledAuthStage, c
   const link = ctx.lifecycle.signal();
   let res;
   try {
-    res = await exchange(ctx.client, ctx.route(wire), { ...ctx.exchangeOptions(stage.rules, stage.vendorError, stage.success, { config }), signal: link.signal });
+    res = await exchange(ctx.client, ctx.route(wire), ctx.exchangeOptions(stage.rules, stage.vendorError, stage.success, { config }, link.signal));
   } finally {
     link.release();
   }
@@ -165,7 +165,7 @@ export function authenticateNow(ctx: IntegrationContext, config: Config): Authen
 export function sendWithAuth(
   ctx: IntegrationContext,
   wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
-  opts: Omit<ExchangeOptions, 'requestForRetry'>,
+  opts: ExchangeOptions,
 ): Promise<{ res: ExchangeResult; auth: AuthResults }> {
   const go = (first: Authenticated) => {
     const sending = startSend(ctx, wireFor, opts, first);
@@ -183,7 +183,7 @@ export function sendWithAuth(
 export function sendWithAuthResult(
   ctx: IntegrationContext,
   wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
-  opts: Omit<ExchangeOptions, 'requestForRetry'>,
+  opts: ExchangeOptions,
 ): Promise<ExchangeResult> {
   try {
     const now = authenticateNow(ctx, ctx.config);
@@ -207,28 +207,27 @@ function checkedAndRouted(ctx: IntegrationContext, wire: WireRequest): WireReque
 function startSend(
   ctx: IntegrationContext,
   wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
-  opts: Omit<ExchangeOptions, 'requestForRetry'>,
+  opts: ExchangeOptions,
   first: Authenticated,
 ): { res: Promise<ExchangeResult>; auth: Authenticated } {
   const sending = { res: undefined as unknown as Promise<ExchangeResult>, auth: first };
-  const xo: ExchangeOptions = { ...opts };
-  if (ctx.spec.auth.length) {
-    xo.requestForRetry = async (reauth: boolean) => {
-      // Drop the tokens the failed attempt sent (unless another delivery already replaced them): the last
-      // stage's and any the request reads itself. An earlier stage is dropped only when its own successor
-      // is refused (its `reauth` rule), so a chain re-runs no further back than it must.
-      const last = ctx.spec.auth.length - 1;
-      if (reauth) {
-        const used = sending.auth.used;
-        await Promise.all(used.map((entry, i) => (entry && (i === last || ctx.spec.auth[i]!.readBySend) ? ctx.deps.tokens.invalidate(ctx.authKeys[i]!, entry) : undefined)));
+  const retryRequest: RequestForRetry | undefined = ctx.spec.auth.length
+    ? async (reauth: boolean) => {
+        // Drop the tokens the failed attempt sent (unless another delivery already replaced them): the last
+        // stage's and any the request reads itself. An earlier stage is dropped only when its own successor
+        // is refused (its `reauth` rule), so a chain re-runs no further back than it must.
+        const last = ctx.spec.auth.length - 1;
+        if (reauth) {
+          const used = sending.auth.used;
+          await Promise.all(used.map((entry, i) => (entry && (i === last || ctx.spec.auth[i]!.readBySend) ? ctx.deps.tokens.invalidate(ctx.authKeys[i]!, entry) : undefined)));
+        }
+        sending.auth = await authenticate(ctx, ctx.config);
+        const again = await routedWire(ctx, wireFor, sending.auth.results);
+        return { url: again.url, headers: again.headers };
       }
-      sending.auth = await authenticate(ctx, ctx.config);
-      const again = await routedWire(ctx, wireFor, sending.auth.results);
-      return { url: again.url, headers: again.headers };
-    };
-  }
+    : undefined;
   // Synchronous when the request renders synchronously: no promise of its own per event.
   const wire = routedWire(ctx, wireFor, first.results);
-  sending.res = wire instanceof Promise ? wire.then((w) => exchange(ctx.client, w, xo)) : exchange(ctx.client, wire, xo);
+  sending.res = wire instanceof Promise ? wire.then((w) => exchange(ctx.client, w, opts, retryRequest)) : exchange(ctx.client, wire, opts, retryRequest);
   return sending;
 }

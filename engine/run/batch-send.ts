@@ -163,7 +163,7 @@ export class BatchSender {
       sent = await sendWithAuth(
         ctx,
         (a) => renderRequest('send', send.request, undefined, { config, auth: a }, body),
-        { ...ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config }), signal: link.signal },
+        ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config }, link.signal),
       );
     } finally {
       link.release();
@@ -317,7 +317,7 @@ export class BatchSender {
     const send = ctx.spec.send;
     const link = ctx.lifecycle.signal();
     try {
-      await this.pollWith(poll, response, auth, out, common, { ...ctx.exchangeOptions(send.rules, send.vendorError, (s) => s >= 200 && s < 300, { config }), signal: link.signal });
+      await this.pollWith(poll, response, auth, out, common, ctx.exchangeOptions(send.rules, send.vendorError, (s) => s >= 200 && s < 300, { config }, link.signal));
     } finally {
       link.release();
     }
@@ -329,7 +329,7 @@ export class BatchSender {
     auth: AuthResults,
     out: Result[],
     common: Partial<Result>,
-    opts: Omit<ExchangeOptions, 'headersForRetry'>,
+    opts: ExchangeOptions,
   ): Promise<void> {
     const ctx = this.ctx;
     const config = ctx.config;

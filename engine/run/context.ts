@@ -132,11 +132,9 @@ export class IntegrationContext {
     return wire;
   }
 
+  /** One object per request, used as built (http.ts `exchange` takes the retry renderer beside it, never copies it). */
   exchangeOptions(rules: readonly CompiledRule[], vendorError: CompiledSpec['send']['vendorError'], success: (s: number) => boolean, bindings: Bindings, signal?: AbortSignal): ExchangeOptions {
-    const o: ExchangeOptions = { rules, vendorError, success, bindings, policy: this.retry };
-    if (this.limiter) o.limiter = this.limiter;
-    if (signal) o.signal = signal;
-    return o;
+    return { rules, vendorError, success, bindings, policy: this.retry, limiter: this.limiter, signal };
   }
 
   /** An event's body and preset fields (shared by deliver and preview); throws when a check fails. */
