@@ -61,7 +61,10 @@ describe('server errors and client errors', () => {
       await withSetup({ faults: firstSendFails(fault) }, {}, async ({ emu, engine }) => {
         const outcome = await within(15_000, engine.createIntegration(referenceRecord()).deliver(event()));
         expect(outcome).toMatchObject({ status: 'delivered', attempts: 2 });
-        expect(sendsOf(emu.requests).map((r) => r.status)).toEqual([status, 201]);
+        const sends = sendsOf(emu.requests);
+        expect(sends.map((r) => r.status)).toEqual([status, 201]);
+        expect(sends[1]!.body).toBe(sends[0]!.body);
+        expect(sends[1]!.headers['content-type']).toBe(sends[0]!.headers['content-type']);
         expect(emu.events()).toHaveLength(1);
       });
     });
@@ -244,6 +247,10 @@ describe('tokens across retries', () => {
       // ...by a retry that carries a new token, not the one that was past its life.
       expect(bearer(sends[2]!)).not.toBe(bearer(sends[1]!));
       expect(sends.map((r) => r.status)).toEqual([401, 429, 201]);
+      // Each retry re-renders the URL and headers only: the body and its Content-Type are the first attempt's.
+      expect(new Set(sends.map((r) => r.body)).size).toBe(1);
+      expect(JSON.parse(sends[0]!.body)).toMatchObject({ ContactKey: expect.any(String), EventDefinitionKey: expect.any(String) });
+      expect(sends.map((r) => r.headers['content-type'])).toEqual(Array(3).fill('application/json; charset=utf-8'));
     });
   });
 });

@@ -22,10 +22,17 @@ export function sendOne(
   // Aborted by the caller's signal or the engine's shutdown, through one listener on each, however many
   // deliveries share them.
   const link = ctx.lifecycle.signal(signal);
+  // The body is encoded once, for the first attempt; a retry renders the URL and headers again and keeps
+  // the encoded body, so the body object is not held while the request is in flight.
+  let unsent: unknown = body;
   // Reactions on the exchange's promise rather than an async frame: less held per request in flight.
   return sendWithAuthResult(
     ctx,
-    (auth) => renderRequestNow('send', send.request, event, { config, event, fields, auth }, body),
+    (auth) => {
+      const wire = renderRequestNow('send', send.request, event, { config, event, fields, auth }, unsent);
+      unsent = undefined;
+      return wire;
+    },
     ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }, link.signal),
   ).then(
     (res) => {
