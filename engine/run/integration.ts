@@ -65,35 +65,58 @@ export class Integration {
     return this.run(event, undefined, opts.signal);
   }
 
-  /** `parked` is called once the event is queued in a batch or settled, whichever comes first. */
+  /**
+   * `parked` is called once the event is queued in a batch or settled, whichever comes first. One promise
+   * chain per event, no async frame: the event is counted in flight (so that a shutdown waits for it)
+   * from here until its outcome is final.
+   */
   private run(event: unknown, parked: (() => void) | undefined, signal?: AbortSignal): Promise<Outcome> {
-    // Counted in flight until its outcome is final, so that a shutdown can wait for it.
-    return this.ctx.lifecycle.track(this.runTracked(event, parked, signal));
-  }
-
-  private async runTracked(event: unknown, parked: (() => void) | undefined, signal?: AbortSignal): Promise<Outcome> {
     const started = Date.now();
     const detail: OutcomeDetail = { attempts: [] };
-    let result: Result;
-    if (!this.ctx.lifecycle.accepting) {
-      result = { status: 'failed', reason: REASONS.interrupted, message: 'the engine is shutting down: the event was not sent', retryable: true, attempts: 0 };
+    const lifecycle = this.ctx.lifecycle;
+    lifecycle.enter();
+    let r: Result | Promise<Result>;
+    if (!lifecycle.accepting) {
+      r = { status: 'failed', reason: REASONS.interrupted, message: 'the engine is shutting down: the event was not sent', retryable: true, attempts: 0 };
     } else {
       try {
-        const r = this.deliverInner(event, detail, parked, signal);
-        result = r instanceof Promise ? await r : r;
+        r = this.deliverInner(event, detail, parked, signal);
       } catch (e) {
-        result = { ...this.ctx.failedFrom(e), attempts: detail.attempts.length };
+        r = this.failedResult(e, detail);
       }
     }
-    if (!detail.queued) parked?.();
-    // Built in place, in the same key order as before: no intermediate copies per event.
-    const outcome = { event_id: eventIdOf(event), integration: this.name, vendor: this.vendor } as Outcome;
-    const name = eventNameOf(event);
-    if (name !== undefined) outcome.event = name;
-    Object.assign(outcome, result);
-    outcome.duration_ms = Date.now() - started;
-    this.ctx.deps.onOutcome?.(outcome, detail);
-    return outcome;
+    if (!(r instanceof Promise)) {
+      try {
+        return Promise.resolve(this.finish(event, started, detail, parked, r));
+      } catch (e) {
+        return Promise.reject(e); // an onOutcome that throws: the caller's promise rejects, as it always did
+      }
+    }
+    return r.then(
+      (result) => this.finish(event, started, detail, parked, result),
+      (e: unknown) => this.finish(event, started, detail, parked, this.failedResult(e, detail)),
+    );
+  }
+
+  private failedResult(e: unknown, detail: OutcomeDetail): Result {
+    return { ...this.ctx.failedFrom(e), attempts: detail.attempts.length };
+  }
+
+  /** The event's one outcome, reported to `onOutcome`; the event stops counting as in flight. */
+  private finish(event: unknown, started: number, detail: OutcomeDetail, parked: (() => void) | undefined, result: Result): Outcome {
+    try {
+      if (!detail.queued) parked?.();
+      // Built in place, in the same key order as before: no intermediate copies per event.
+      const outcome = { event_id: eventIdOf(event), integration: this.name, vendor: this.vendor } as Outcome;
+      const name = eventNameOf(event);
+      if (name !== undefined) outcome.event = name;
+      Object.assign(outcome, result);
+      outcome.duration_ms = Date.now() - started;
+      this.ctx.deps.onOutcome?.(outcome, detail);
+      return outcome;
+    } finally {
+      this.ctx.lifecycle.leave();
+    }
   }
 
   /** Synchronous for an event decided without a request; otherwise the send's own promise (no async layer of its own). */

@@ -30,20 +30,18 @@ export class DeliveryLifecycle {
     return this.links.signal(extra);
   }
 
-  /** Count a delivery as in flight until it settles. */
-  track<T>(p: Promise<T>): Promise<T> {
+  /** A delivery starts: counted in flight until its `leave`. */
+  enter(): void {
     this.inflight++;
-    p.then(this.settled, this.settled);
-    return p;
   }
 
-  /** One function for every delivery (no closure per event). */
-  private readonly settled = (): void => {
+  /** A delivery's outcome is final; the last one out wakes whoever waits for idle. */
+  leave(): void {
     if (--this.inflight > 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
-  };
+  }
 
   /** Take no new deliveries. */
   stop(): void {
