@@ -36,6 +36,21 @@ describe('Engine lifecycle', () => {
     }
   });
 
+  it('an onOutcome that throws rejects that delivery (sent or decided at once), and the event still stops counting in flight: shutdown completes', async () => {
+    const engine = await Engine.load({
+      endpoint: emu.url,
+      onOutcome: () => {
+        throw new Error('observer broke');
+      },
+    });
+    const integration = engine.createIntegration(referenceRecord());
+    await expect(integration.deliver(event())).rejects.toThrow('observer broke');
+    await expect(integration.deliver(event({ event: 'Page Viewed' }))).rejects.toThrow('observer broke');
+    expect(emu.events()).toHaveLength(1);
+    // A count left at 1 would hold shutdown until its deadline and then for ever: the test would time out.
+    await engine.shutdown({ timeoutMs: 60_000 });
+  });
+
   it('a broken spec text is a SpecError naming the given file and line', async () => {
     const broken = specText().replace(/^vendor: .*$/m, 'vendor: [unclosed');
     const err = await Engine.load({ specTexts: [{ file: specFile, text: broken }] }).catch((e: unknown) => e);

@@ -94,7 +94,7 @@ export class Integration {
     }
     return r.then(
       (result) => this.finish(event, started, detail, parked, result),
-      (e: unknown) => this.finish(event, started, detail, parked, this.failedResult(e, detail)),
+      (e: unknown) => this.finish(event, started, detail, parked, undefined, e),
     );
   }
 
@@ -102,9 +102,13 @@ export class Integration {
     return { ...this.ctx.failedFrom(e), attempts: detail.attempts.length };
   }
 
-  /** The event's one outcome, reported to `onOutcome`; the event stops counting as in flight. */
-  private finish(event: unknown, started: number, detail: OutcomeDetail, parked: (() => void) | undefined, result: Result): Outcome {
+  /**
+   * The event's one outcome (from its result, or from the error that ended it), reported to `onOutcome`;
+   * whatever happens here, the event stops counting as in flight.
+   */
+  private finish(event: unknown, started: number, detail: OutcomeDetail, parked: (() => void) | undefined, done: Result | undefined, error?: unknown): Outcome {
     try {
+      const result = done ?? this.failedResult(error, detail);
       if (!detail.queued) parked?.();
       // Built in place, in the same key order as before: no intermediate copies per event.
       const outcome = { event_id: eventIdOf(event), integration: this.name, vendor: this.vendor } as Outcome;
