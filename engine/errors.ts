@@ -27,7 +27,7 @@ export interface Diagnostic {
   file: string;
   line: number;
   col: number;
-  /** Key path inside the document, e.g. `send.request.body.ContactKey`. */
+  /** Key path inside the document, e.g. `send.request.body.user_key`. */
   path: string;
   message: string;
 }

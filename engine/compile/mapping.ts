@@ -137,7 +137,7 @@ export function evaluateMapping(node: CompiledMapping, input: unknown, bindings:
 export const FORBIDDEN_SEGMENTS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
- * Apply per-field overrides (`{"ContactKey": expr, "Data.crm_id": expr}`) to a built body: an existing
+ * Apply per-field overrides (`{"user_key": expr, "data.crm_id": expr}`) to a built body: an existing
  * key keeps its place, a new key is appended, and an override that yields nothing removes the key.
  * Objects along the path are copied before they are written, because a mapping may have placed the
  * event's own objects in the body: the caller's event is never modified.
