@@ -17,12 +17,23 @@ import { BUNDLED_SPECS_DIR, checkSpecs } from '../engine/index.js';
 import { SPEC_SCHEMA_FILE, SPEC_SCHEMA_OPTIONS } from '../engine/validate/spec-schema.js';
 import { packagePath } from '../engine/paths.js';
 
+/**
+ * A scratch folder inside the package (so generated code's require('ajv/dist/runtime/...') resolves),
+ * removed afterwards whatever the test did.
+ */
+async function inPackageTempDir(prefix: string, body: (dir: string) => Promise<void>): Promise<void> {
+  await mkdir(join(packagePath('node_modules'), '.cache'), { recursive: true });
+  const dir = await mkdtemp(join(packagePath('node_modules'), '.cache', prefix));
+  try {
+    await body(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 describe('build-time spec schema validator', () => {
   it('gives the same verdicts and errors as the schema compiled at run time', async () => {
-    // Inside the package, so the generated code's require('ajv/dist/runtime/...') resolves.
-    await mkdir(join(packagePath('node_modules'), '.cache'), { recursive: true });
-    const dir = await mkdtemp(join(packagePath('node_modules'), '.cache', 'standalone-'));
-    try {
+    await inPackageTempDir('standalone-', async (dir) => {
       const file = join(dir, 'validator.cjs');
       generateStandalone(file);
       // The generated code runs every pattern on the linear engine, required from beside it (dist/ has it: built by global setup).
@@ -46,15 +57,11 @@ describe('build-time spec schema validator', () => {
       }
       expect(compiled(spec)).toBe(true);
       expect(compiled({ ...spec, unknown_key: 1 })).toBe(false);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('checks config schemas against the 2020-12 meta-schema exactly as ajv itself does (verdicts and messages)', async () => {
-    await mkdir(join(packagePath('node_modules'), '.cache'), { recursive: true });
-    const dir = await mkdtemp(join(packagePath('node_modules'), '.cache', 'config-meta-'));
-    try {
+    await inPackageTempDir('config-meta-', async (dir) => {
       const file = join(dir, 'config-meta.validator.cjs');
       generateConfigMeta(file);
       const prebuilt = createRequire(import.meta.url)(file) as ValidateFunction & { ajvVersion: string };
@@ -79,15 +86,11 @@ describe('build-time spec schema validator', () => {
       }
       expect(prebuilt(schemas[1])).toBe(false);
       expect(ajv.errorsText(prebuilt.errors)).toMatch(/minLength must be integer/);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('generates record and shipped config validators that answer as ajv compiled at run time (defaults filled alike)', async () => {
-    await mkdir(join(packagePath('node_modules'), '.cache'), { recursive: true });
-    const dir = await mkdtemp(join(packagePath('node_modules'), '.cache', 'record-'));
-    try {
+    await inPackageTempDir('record-', async (dir) => {
       await copyFile(packagePath('dist', 'engine', 'validate', 'linear-regexp.cjs'), join(dir, 'linear-regexp.cjs'));
       const recordFile = join(dir, 'record.validator.cjs');
       generateRecordValidator(recordFile);
@@ -124,8 +127,6 @@ describe('build-time spec schema validator', () => {
           expect(a).toEqual(b); // the same defaults filled in
         }
       }
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
