@@ -69,8 +69,8 @@ try {
 
   let oneRate = 0;
   for (const n of [1, 2, 3]) {
-    const name = `Bench fleet ${n}`;
-    const rec = { ...record, name };
+    const name = `bench-fleet-${n}`;
+    const rec = { ...record, id: name, name: `Bench fleet ${n}` };
     const recFile = `${process.env.TMPDIR ?? '/tmp'}/signal-bench-fleet-${process.pid}-${n}.json`;
     (await import('node:fs')).writeFileSync(recFile, JSON.stringify(rec));
     // Workers first (process start and spec loading are not what is measured), then the events.
@@ -83,7 +83,7 @@ try {
     const polls = { n: 0 };
     t = performance.now();
     const enqueueTrips = queue.roundTrips;
-    await queue.enqueue(name, batch);
+    await queue.enqueue({ id: name, scope: direct.credentialScope }, batch);
     const enqueueCommands = N + (queue.roundTrips - enqueueTrips); // one XADD per event, one HINCRBY per pipeline
     for (;;) {
       polls.n++;

@@ -4,10 +4,23 @@
  * using the same Redis. Without it, `deliver` keeps state in this process; the fleet commands (cli/fleet.ts)
  * cannot run without it.
  */
-import { Option } from 'commander';
-import { createRedisStore, type RedisStore } from '../engine/index.js';
+import { InvalidArgumentError, Option } from 'commander';
+import { createRedisStore, DEFAULT_KEY_PREFIX, keyPrefixProblem, type RedisStore } from '../engine/index.js';
 
 export const REDIS_ENV = 'SIGNAL_REDIS_URL';
+export const PREFIX_ENV = 'SIGNAL_REDIS_PREFIX';
+
+/** `--key-prefix` (env SIGNAL_REDIS_PREFIX): the customer's keyspace; every key of the command lives under it. */
+export function keyPrefixOption(): Option {
+  return new Option('--key-prefix <prefix>', "every Redis key under this prefix: one keyspace per customer, so customers sharing a Redis never see each other's queues, tokens or counts")
+    .env(PREFIX_ENV)
+    .default(DEFAULT_KEY_PREFIX)
+    .argParser((v: string) => {
+      const bad = keyPrefixProblem(v);
+      if (bad) throw new InvalidArgumentError(bad);
+      return v;
+    });
+}
 
 /**
  * The `--redis <url>` option. `required: false` (deliver): shared state, optional. `required: true` (the
@@ -22,7 +35,7 @@ export function redisOption(opts: { required: boolean }): Option {
 }
 
 /** The Redis store for `--redis`, or undefined (in memory). Throws a SignalError (exit 2) naming host:port when Redis is unreachable. */
-export async function openStore(url: string | undefined): Promise<RedisStore | undefined> {
+export async function openStore(url: string | undefined, keyPrefix: string = DEFAULT_KEY_PREFIX): Promise<RedisStore | undefined> {
   if (!url) return undefined;
-  return createRedisStore({ url });
+  return createRedisStore({ url, keyPrefix });
 }

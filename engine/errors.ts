@@ -106,6 +106,7 @@ export const REASONS = {
   batchResults: 'batch_results_invalid',
   internal: 'internal_error',
   store: 'store_unavailable',
+  recordMismatch: 'record_mismatch',
 } as const;
 
 /** The union of every outcome reason (`Outcome.reason`). */

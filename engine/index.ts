@@ -14,8 +14,9 @@ export { parseEventLine, parseJsonSafely, isBlankLine, DEFAULT_MAX_LINE_BYTES, D
 export type { Store, TokenStore, RateLimitStore, Limiter, CachedToken, TokenFetch } from './store/types.js';
 export { createMemoryStore } from './store/memory.js';
 export { createRedisStore, type RedisStore, type RedisStoreOptions } from './store/redis.js';
-export { startWorker, queuePolicyOf, mayHaveReachedVendor, type StartWorkerOptions, type FleetWorker, type FleetOutcome, type Disposition, type WorkerLogger } from './fleet/worker.js';
-export { createRedisQueue, RedisQueue, displayRedisUrl, type RedisQueueOptions } from './fleet/redis-queue.js';
-export type { DeliveryQueue, Lease, QueuedEvent, AttemptSummary, Settlement, QueueStatus } from './fleet/queue.js';
+export { startWorker, queuePolicyOf, mayHaveReachedVendor, fleetIdOf, recordMismatch, type StartWorkerOptions, type FleetWorker, type FleetOutcome, type Disposition, type WorkerLogger } from './fleet/worker.js';
+export { createRedisQueue, RedisQueue, displayRedisUrl, DEFAULT_KEY_PREFIX, keyPrefixProblem, type RedisQueueOptions } from './fleet/redis-queue.js';
+export type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, AttemptSummary, Settlement, QueueStatus } from './fleet/queue.js';
+export { credentialScopeFingerprint } from './policy/credential-scope.js';
 export { createFleetMetrics, type FleetMetrics, type FleetMetricsOptions } from './fleet/metrics.js';
 export { DEFAULT_QUEUE_RETRY_POLICY, decideAfterAttempt, queueBackoff, type QueueRetryPolicy, type QueueDecision } from './policy/queue-retry.js';

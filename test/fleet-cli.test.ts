@@ -102,7 +102,7 @@ async function drainWith(record: unknown, recordFile: string, done: (s: QueueSta
 
 describe('enqueue, worker, status, dead-letters, replay', () => {
   it('round-trips events through the queue, retries durably, dead-letters with history, replays', async () => {
-    const record = { ...referenceRecord(), name: 'Round trip', retry: { max_attempts: 1, queue: { max_attempts: 2, backoff_ms: 50 } } };
+    const record = { ...referenceRecord(), id: 'int_round_trip', name: 'Round trip', retry: { max_attempts: 1, queue: { max_attempts: 2, backoff_ms: 50 } } };
     const recordFile = file('round-trip.json', JSON.stringify(record));
     const events = file(
       'round-trip.ndjson',
@@ -112,7 +112,7 @@ describe('enqueue, worker, status, dead-letters, replay', () => {
     // Bad lines are refused with deliver's own reasons.
     const enq = await cli(['enqueue', '--redis', redis.url, '--integration', recordFile, '--events', events]);
     expect(enq.code).toBe(1);
-    expect(enq.out).toContain("enqueued 4 events for 'Round trip'; 1 line refused");
+    expect(enq.out).toContain("enqueued 4 events for int_round_trip ('Round trip'); 1 line refused");
     const dry = await cli(['deliver', '--integration', recordFile, '--events', events, '--endpoint', emu.url, '--json']);
     const deliverReason = dry.out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { line: number; message: string }).find((o) => o.line === 5)!.message;
     expect(enq.err).toContain(deliverReason);
@@ -121,7 +121,7 @@ describe('enqueue, worker, status, dead-letters, replay', () => {
     // --redis may come from SIGNAL_REDIS_URL.
     const viaEnv = await cli(['status', '--integration', recordFile, '--json'], { SIGNAL_REDIS_URL: redis.url });
     expect(viaEnv.code, viaEnv.err).toBe(0);
-    expect(JSON.parse(viaEnv.out)).toEqual({ 'Round trip': expect.objectContaining({ waiting: 4, in_flight: 0, delivered: 0 }) });
+    expect(JSON.parse(viaEnv.out)).toEqual({ int_round_trip: expect.objectContaining({ name: 'Round trip', waiting: 4, in_flight: 0, delivered: 0 }) });
 
     let outcomes = await drainWith(record, recordFile, (s) => s.delivered === 3 && s.dead_lettered === 1);
     expect(await status(recordFile)).toMatchObject({ waiting: 0, in_flight: 0, scheduled_retry: 0, delivered: 3, failed: 1, dead_lettered: 1 });
@@ -144,7 +144,7 @@ describe('enqueue, worker, status, dead-letters, replay', () => {
     expect(letters).toHaveLength(2);
     const [check, exhausted] = letters;
     expect(check).toMatchObject({
-      dead_letter: { reason: 'check_failed', attempts: 1, http_status: null, integration: 'Round trip', event_id: 'evt_rt_3', retryable: false, history: [{ attempt: 1, reason: 'check_failed' }] },
+      dead_letter: { reason: 'check_failed', attempts: 1, http_status: null, integration: 'Round trip', integration_id: 'int_round_trip', event_id: 'evt_rt_3', retryable: false, history: [{ attempt: 1, reason: 'check_failed' }] },
       event: { event_id: 'evt_rt_3' },
     });
     expect(check.dead_letter.hint).toMatch(/ContactKey/);
@@ -157,7 +157,7 @@ describe('enqueue, worker, status, dead-letters, replay', () => {
 
     const rp = await cli(['replay', '--redis', redis.url, '--integration', recordFile]);
     expect(rp.code, rp.err).toBe(0);
-    expect(rp.out).toContain("replayed 2 dead letters onto the queue of 'Round trip'");
+    expect(rp.out).toContain('replayed 2 dead letters onto the queue of int_round_trip');
     expect(await status(recordFile)).toMatchObject({ waiting: 2, dead_lettered: 0, replayed: 2 });
 
     // The vendor is back: the replayed event is delivered; the one without a ContactKey is dead again, marked replayed.
@@ -177,7 +177,7 @@ describe('enqueue, worker, status, dead-letters, replay', () => {
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('must be a redis:// or rediss:// URL');
     const down = await cli(['status', '--redis', 'redis://:hunter2@127.0.0.1:1', '--json']);
-    expect(down.code).toBe(1);
+    expect(down.code).toBe(2); // "cannot reach Redis" is exit 2 for every fleet command
     expect(down.err).toContain('cannot reach Redis at redis://:***@127.0.0.1:1');
     expect(down.err).not.toContain('hunter2');
   });
@@ -213,7 +213,7 @@ function metricValue(text: string, name: string, labels: Record<string, string> 
 
 describe('worker process: metrics, SIGTERM drain', () => {
   it('serves Prometheus metrics, drains on SIGTERM with exit 0, hands back what it cannot finish, loses nothing', { timeout: 90_000 }, async () => {
-    const record = { ...referenceRecord(), name: 'Drain' };
+    const record = { ...referenceRecord(), id: 'int_drain', name: 'Drain' };
     const recordFile = file('drain.json', JSON.stringify(record));
     const batch = (from: number, n: number) => Array.from({ length: n }, (_, i) => event(`evt_dr_${from + i}`, `dr${from + i}@example.com`)).join('\n') + '\n';
     expect((await cli(['enqueue', '--redis', redis.url, '--integration', recordFile, '--events', file('dr1.ndjson', batch(0, 10))])).code).toBe(0);
@@ -226,15 +226,18 @@ describe('worker process: metrics, SIGTERM drain', () => {
     // The worker counts an outcome right after Redis recorded it: scrape until it has.
     const text = await until('the metrics to count 10', 10_000, async () => {
       const t = await (await fetch(url)).text();
-      return metricValue(t, 'signal_outcomes_total', { integration: 'Drain', status: 'delivered', disposition: 'delivered' }) === 10 ? t : undefined;
+      return metricValue(t, 'signal_outcomes_total', { integration: 'int_drain', status: 'delivered', disposition: 'delivered' }) === 10 ? t : undefined;
     });
-    expect(metricValue(text, 'signal_outcomes_total', { integration: 'Drain', status: 'delivered', disposition: 'delivered' })).toBe(10);
-    expect(metricValue(text, 'signal_queue_depth', { integration: 'Drain', state: 'waiting' })).toBe(0);
-    expect(metricValue(text, 'signal_dead_letter_depth', { integration: 'Drain' })).toBe(0);
-    expect(metricValue(text, 'signal_request_duration_seconds_count', { integration: 'Drain', stage: 'send' })).toBe(10);
+    expect(metricValue(text, 'signal_outcomes_total', { integration: 'int_drain', status: 'delivered', disposition: 'delivered' })).toBe(10);
+    expect(metricValue(text, 'signal_queue_depth', { integration: 'int_drain', state: 'waiting' })).toBe(0);
+    expect(metricValue(text, 'signal_dead_letter_depth', { integration: 'int_drain' })).toBe(0);
+    expect(metricValue(text, 'signal_request_duration_seconds_count', { integration: 'int_drain', stage: 'send' })).toBe(10);
     expect(metricValue(text, 'signal_token_requests_total')).toBe(1);
     expect(metricValue(text, 'signal_rate_limit_waits_total')).toBe(0);
     expect(metricValue(text, 'signal_queue_round_trips_total')).toBeGreaterThan(0);
+    // Metrics are labelled by the record's id; its name is a label of the info series only.
+    expect(metricValue(text, 'signal_integration_info', { integration: 'int_drain', name: 'Drain' })).toBe(1);
+    expect(text).not.toMatch(/signal_outcomes_total\{[^}]*integration="Drain"/);
     expect((await fetch(url.replace('/metrics', '/other'))).status).toBe(404);
     // Logs are JSON lines, and hold no secret.
     const logs = w1.stderr().trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
@@ -266,7 +269,7 @@ describe('worker process: metrics, SIGTERM drain', () => {
     expect(s).toMatchObject({ in_flight: 0, failed: 0 });
     expect(s.delivered + s.waiting).toBe(20);
     const r = new Redis(redis.url);
-    const entries = await r.xrange('signal:{Drain}:stream', '-', '+');
+    const entries = await r.xrange('signal:{int_drain}:stream', '-', '+');
     r.disconnect();
     const handedBack = entries.map(([, f]) => JSON.parse(f[1]!) as { possibly_duplicated?: boolean; history: unknown[]; event: { event_id: string } }).filter((m) => m.possibly_duplicated);
     expect(handedBack.length).toBeGreaterThan(0);

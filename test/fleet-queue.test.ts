@@ -28,7 +28,7 @@ describe('Redis Streams queue leases', () => {
   it('a lease not renewed goes to another consumer, flagged reclaimed; only the holder can settle it', async () => {
     const a = await consumer('a');
     const b = await consumer('b');
-    await a.enqueue('leases', [{ event_id: 'e1' }]);
+    await a.enqueue({ id: 'leases', scope: 'test' }, [{ event_id: 'e1' }]);
     const [la] = await a.take('leases', 10, 100);
     expect(la).toMatchObject({ reclaimed: false, message: { event: { event_id: 'e1' }, history: [] } });
     expect(await b.take('leases', 10, 50)).toEqual([]); // held, not yet expired
@@ -44,7 +44,7 @@ describe('Redis Streams queue leases', () => {
   it('a renewed lease stays with its holder; a released event comes back at once without an attempt', async () => {
     const a = await consumer('c');
     const b = await consumer('d');
-    await a.enqueue('renew', [{ event_id: 'e2' }]);
+    await a.enqueue({ id: 'renew', scope: 'test' }, [{ event_id: 'e2' }]);
     const [la] = await a.take('renew', 10, 100);
     for (let i = 0; i < 12; i++) { // 1.2 s: longer than the visibility timeout
       await sleep(100);
@@ -59,7 +59,7 @@ describe('Redis Streams queue leases', () => {
 
   it('a retry comes back when due, with its history; a dead letter stays until replayed', async () => {
     const q = await consumer('e');
-    await q.enqueue('later', [{ event_id: 'e3' }]);
+    await q.enqueue({ id: 'later', scope: 'test' }, [{ event_id: 'e3' }]);
     const [l1] = await q.take('later', 10, 100);
     const history = [{ attempt: 1, at: new Date().toISOString(), status: 'failed' as const, reason: 'http_error', http_status: 503, http_attempts: 2, duration_ms: 5 }];
     expect(await q.settle('later', l1!, { kind: 'retry', outcome: '{}', delay_ms: 1_500, message: { ...l1!.message, history } })).toBe(true);
@@ -72,8 +72,8 @@ describe('Redis Streams queue leases', () => {
     expect(await q.settle('later', l2!, { kind: 'dead', outcome: '{}', job_id: l2!.message.job_id, entry })).toBe(true);
     expect(await q.status('later')).toMatchObject({ waiting: 0, in_flight: 0, scheduled_retry: 0, failed: 2, dead_lettered: 1 });
     expect(await q.deadLetters('later')).toEqual([entry]);
-    expect(await q.replay('later')).toBe(1);
-    expect(await q.replay('later')).toBe(0);
+    expect(await q.replay({ id: 'later', scope: 'test' })).toBe(1);
+    expect(await q.replay({ id: 'later', scope: 'test' })).toBe(0);
     const [l3] = await q.take('later', 10, 100);
     expect(l3!.message).toMatchObject({ job_id: l1!.message.job_id, history: [], replays: 1, event: { event_id: 'e3' } });
     expect(await q.status('later')).toMatchObject({ dead_lettered: 0, replayed: 1, in_flight: 1 });

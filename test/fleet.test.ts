@@ -89,7 +89,7 @@ describe('fleet: 3 workers, 10,000 events, faults, one worker killed with SIGKIL
     writeFileSync(eventsFile, lines.join('\n') + '\n');
 
     const queue: RedisQueue = await createRedisQueue({ url: redis.url });
-    const name = record.name as string;
+    const name = record.id as string;
     try {
       const started = Date.now();
       const enq = spawn(process.execPath, [CLI, 'enqueue', '--redis', redis.url, '--integration', recordFile, '--events', eventsFile], { stdio: ['ignore', 'pipe', 'pipe'] });

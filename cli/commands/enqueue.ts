@@ -1,20 +1,22 @@
 /**
- * `enqueue`: put NDJSON events on an integration record's queue (one queue per record). Lines that are not
+ * `enqueue`: put NDJSON events on an integration record's queue (one queue per record id; each message
+ * carries the record's id and credential-scope fingerprint, so only that record delivers it). Lines that are not
  * events are refused here, with the same per-line reasons as `deliver`; blank lines are skipped. A
  * dead-letter file (from `deliver` or `dead-letters`) is accepted: its events go on the queue again.
  */
 import { Option, type Command } from 'commander';
 import { DEFAULT_MAX_LINE_BYTES, isBlankLine, parseEventLine, REASONS } from '../../engine/index.js';
 import { loadEngine, type Context } from '../context.js';
-import { checkRedisUrl, connectQueue } from '../fleet.js';
-import { redisOption } from '../store.js';
-import { EXIT, readJsonFile } from '../io.js';
+import { checkRedisUrl, connectQueue, queueRecord } from '../fleet.js';
+import { keyPrefixOption, redisOption } from '../store.js';
+import { EXIT } from '../io.js';
 import { readLines } from '../ndjson.js';
 import { integerOption } from '../options.js';
 import { openEvents } from './deliver.js';
 
 interface EnqueueOptions {
   redis: string;
+  keyPrefix: string;
   integration: string;
   events: string;
   maxLineBytes: number;
@@ -28,14 +30,15 @@ export function registerEnqueue(program: Command, ctx: Context): void {
     .command('enqueue')
     .description("put NDJSON events on an integration record's queue for `worker`; bad lines are refused with deliver's reasons")
     .addOption(redisOption({ required: true }))
-    .requiredOption('--integration <file>', 'integration record (JSON): its queue is named after it')
+    .addOption(keyPrefixOption())
+    .requiredOption('--integration <file>', "integration record (JSON) with an id: its queue is keyed by the record's id")
     .requiredOption('--events <file>', "NDJSON events, or '-' for stdin (a dead-letter file is accepted too)")
     .addOption(
       new Option('--max-line-bytes <n>', 'longest accepted input line; longer lines are refused as invalid_event')
         .argParser(integerOption(1, 256 * 1024 * 1024))
         .default(DEFAULT_MAX_LINE_BYTES, '1048576 = 1 MiB'),
     )
-    .option('--json', 'print {"integration", "enqueued", "refused", "blank"} and one JSON line per refused line')
+    .option('--json', 'print {"integration" (the id), "name", "enqueued", "refused", "blank"} and one JSON line per refused line')
     .action(async (opts: EnqueueOptions, cmd: Command) => {
       ctx.exitCode = await enqueue(ctx, cmd, opts);
     });
@@ -44,18 +47,16 @@ export function registerEnqueue(program: Command, ctx: Context): void {
 async function enqueue(ctx: Context, cmd: Command, opts: EnqueueOptions): Promise<number> {
   const { io } = ctx;
   checkRedisUrl(opts.redis);
-  const record = await readJsonFile(io, opts.integration, 'integration record');
   // The record must be deliverable before its events are accepted: a typo should not fill a queue.
   const engine = await loadEngine(ctx, cmd);
-  const name = (() => {
-    try {
-      return engine.createIntegration(record).name;
-    } finally {
-      engine.close();
-    }
-  })();
+  let record;
+  try {
+    record = await queueRecord(io, opts.integration, engine);
+  } finally {
+    engine.close();
+  }
   const input = await openEvents(io, opts.events);
-  const queue = await connectQueue(opts.redis);
+  const queue = await connectQueue(opts.redis, { prefix: opts.keyPrefix });
   let line = 0;
   let enqueued = 0;
   let refused = 0;
@@ -85,16 +86,16 @@ async function enqueue(ctx: Context, cmd: Command, opts: EnqueueOptions): Promis
       }
       chunk.push(parsed.event);
       if (chunk.length >= CHUNK) {
-        enqueued += await queue.enqueue(name, chunk);
+        enqueued += await queue.enqueue(record, chunk);
         chunk = [];
       }
     }
-    if (chunk.length) enqueued += await queue.enqueue(name, chunk);
+    if (chunk.length) enqueued += await queue.enqueue(record, chunk);
   } finally {
     await queue.close();
     if (input.source !== io.stdin && !input.source.destroyed) input.source.destroy();
   }
-  if (opts.json) io.stdout.write(JSON.stringify({ integration: name, enqueued, refused, blank }) + '\n');
-  else io.stdout.write(`enqueued ${enqueued} ${enqueued === 1 ? 'event' : 'events'} for '${name}'${refused ? `; ${refused} ${refused === 1 ? 'line' : 'lines'} refused (see above)` : ''}${blank ? `; ${blank} blank skipped` : ''}\n`);
+  if (opts.json) io.stdout.write(JSON.stringify({ integration: record.id, name: record.name, enqueued, refused, blank }) + '\n');
+  else io.stdout.write(`enqueued ${enqueued} ${enqueued === 1 ? 'event' : 'events'} for ${record.id} ('${record.name}')${refused ? `; ${refused} ${refused === 1 ? 'line' : 'lines'} refused (see above)` : ''}${blank ? `; ${blank} blank skipped` : ''}\n`);
   return refused ? EXIT.failed : EXIT.ok;
 }

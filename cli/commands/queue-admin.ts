@@ -1,18 +1,21 @@
 /**
  * Operators' view of the fleet's queues: `status` (counts per integration), `dead-letters` (NDJSON, as
  * `deliver --dead-letter` writes, plus each attempt's history) and `replay` (dead letters back onto the
- * queue with fresh attempts). `--integration` takes the record file; the queue is named after its `name`.
+ * queue with fresh attempts). `--integration` takes the record file; the queue is keyed by its `id` (the
+ * record's `name` is shown beside it as a label).
  */
 import type { Command } from 'commander';
 import type { QueueStatus } from '../../engine/index.js';
-import type { Context } from '../context.js';
-import { checkRedisUrl, connectQueue, recordName } from '../fleet.js';
-import { redisOption } from '../store.js';
+import { loadEngine, type Context } from '../context.js';
+import { checkRedisUrl, connectQueue, queueRecord, recordId } from '../fleet.js';
+import { keyPrefixOption, redisOption } from '../store.js';
+import { safe } from '../text.js';
 import { EXIT } from '../io.js';
 import { integerOption } from '../options.js';
 
 interface AdminOptions {
   redis: string;
+  keyPrefix: string;
   integration?: string;
   json?: boolean;
   limit?: number;
@@ -32,8 +35,9 @@ export function registerStatus(program: Command, ctx: Context): void {
     .command('status')
     .description('queue counts per integration: waiting, in_flight, scheduled_retry, delivered, failed, dead_lettered')
     .addOption(redisOption({ required: true }))
+    .addOption(keyPrefixOption())
     .option('--integration <file>', 'integration record (JSON); default: every integration with a queue')
-    .option('--json', 'print {"<integration name>": {waiting, in_flight, scheduled_retry, delivered, failed, dead_lettered, ...}}')
+    .option('--json', 'print {"<integration id>": {name, waiting, in_flight, scheduled_retry, delivered, failed, dead_lettered, ...}}')
     .action(async (opts: AdminOptions) => {
       ctx.exitCode = await status(ctx, opts);
     });
@@ -44,6 +48,7 @@ export function registerDeadLetters(program: Command, ctx: Context): void {
     .command('dead-letters')
     .description("print an integration's dead letters as NDJSON (deliver's dead-letter shape plus every attempt's history)")
     .addOption(redisOption({ required: true }))
+    .addOption(keyPrefixOption())
     .requiredOption('--integration <file>', 'integration record (JSON)')
     .option('--limit <n>', 'print at most this many (oldest first)', integerOption(1, 10_000_000))
     .action(async (opts: AdminOptions) => {
@@ -56,32 +61,35 @@ export function registerReplay(program: Command, ctx: Context): void {
     .command('replay')
     .description("move an integration's dead letters back onto its queue, with fresh attempts; prints how many")
     .addOption(redisOption({ required: true }))
+    .addOption(keyPrefixOption())
     .requiredOption('--integration <file>', 'integration record (JSON)')
     .option('--limit <n>', 'replay at most this many (oldest first)', integerOption(1, 10_000_000))
     .option('--json', 'print {"integration", "replayed"}')
-    .action(async (opts: AdminOptions) => {
-      ctx.exitCode = await replay(ctx, opts);
+    .action(async (opts: AdminOptions, cmd: Command) => {
+      ctx.exitCode = await replay(ctx, cmd, opts);
     });
 }
 
 async function status(ctx: Context, opts: AdminOptions): Promise<number> {
   const { io } = ctx;
   checkRedisUrl(opts.redis);
-  const only = opts.integration !== undefined ? await recordName(io, opts.integration) : undefined;
-  const queue = await connectQueue(opts.redis);
+  const only = opts.integration !== undefined ? await recordId(io, opts.integration) : undefined;
+  const queue = await connectQueue(opts.redis, { prefix: opts.keyPrefix });
   try {
-    const names = only !== undefined ? [only] : await queue.integrations();
-    const out: Record<string, QueueStatus> = {};
-    for (const name of names) out[name] = await queue.status(name);
+    const ids = only !== undefined ? [only] : await queue.integrations();
+    const names = await queue.names();
+    const out: Record<string, QueueStatus & { name: string | null }> = {};
+    for (const id of ids) out[id] = { name: names[id] ?? null, ...(await queue.status(id)) };
     if (opts.json) {
       io.stdout.write(JSON.stringify(out) + '\n');
-    } else if (!names.length) {
+    } else if (!ids.length) {
       io.stdout.write('no integration has a queue yet (enqueue puts events on one)\n');
     } else {
-      const width = Math.max(11, ...names.map((n) => n.length));
+      const label = (id: string) => safe(names[id] !== undefined ? `${id} (${names[id]})` : id);
+      const width = Math.max(11, ...ids.map((id) => label(id).length));
       io.stdout.write([`${'integration'.padEnd(width)}`, ...COLUMNS.map((c) => c.padStart(Math.max(c.length, 8)))].join('  ') + '\n');
-      for (const name of names) {
-        io.stdout.write([name.padEnd(width), ...COLUMNS.map((c) => String(out[name]![c]).padStart(Math.max(c.length, 8)))].join('  ') + '\n');
+      for (const id of ids) {
+        io.stdout.write([label(id).padEnd(width), ...COLUMNS.map((c) => String(out[id]![c]).padStart(Math.max(c.length, 8)))].join('  ') + '\n');
       }
     }
     return EXIT.ok;
@@ -93,28 +101,35 @@ async function status(ctx: Context, opts: AdminOptions): Promise<number> {
 async function deadLetters(ctx: Context, opts: AdminOptions): Promise<number> {
   const { io } = ctx;
   checkRedisUrl(opts.redis);
-  const name = await recordName(io, opts.integration!);
-  const queue = await connectQueue(opts.redis);
+  const id = await recordId(io, opts.integration!);
+  const queue = await connectQueue(opts.redis, { prefix: opts.keyPrefix });
   try {
-    const lines = await queue.deadLetters(name, opts.limit !== undefined ? { limit: opts.limit } : {});
+    const lines = await queue.deadLetters(id, opts.limit !== undefined ? { limit: opts.limit } : {});
     for (const l of lines) io.stdout.write(l + '\n');
-    io.stderr.write(`${lines.length} dead ${lines.length === 1 ? 'letter' : 'letters'} for '${name}'${lines.length ? ' (replay moves them back onto the queue)' : ''}\n`);
+    io.stderr.write(`${lines.length} dead ${lines.length === 1 ? 'letter' : 'letters'} for ${safe(id)}${lines.length ? ' (replay moves them back onto the queue)' : ''}\n`);
     return EXIT.ok;
   } finally {
     await queue.close();
   }
 }
 
-async function replay(ctx: Context, opts: AdminOptions): Promise<number> {
+async function replay(ctx: Context, cmd: Command, opts: AdminOptions): Promise<number> {
   const { io } = ctx;
   checkRedisUrl(opts.redis);
-  const name = await recordName(io, opts.integration!);
-  const queue = await connectQueue(opts.redis);
+  // Replayed events are stamped with this record's credential scope: the operator sends them with it.
+  const engine = await loadEngine(ctx, cmd);
+  let record;
   try {
-    const n = await queue.replay(name, opts.limit !== undefined ? { limit: opts.limit } : {});
-    const left = (await queue.status(name)).dead_lettered;
-    if (opts.json) io.stdout.write(JSON.stringify({ integration: name, replayed: n, dead_lettered: left }) + '\n');
-    else io.stdout.write(`replayed ${n} dead ${n === 1 ? 'letter' : 'letters'} onto the queue of '${name}'${left ? `; ${left} left (without an event to send, or past --limit)` : ''}\n`);
+    record = await queueRecord(io, opts.integration!, engine);
+  } finally {
+    engine.close();
+  }
+  const queue = await connectQueue(opts.redis, { prefix: opts.keyPrefix });
+  try {
+    const n = await queue.replay(record, opts.limit !== undefined ? { limit: opts.limit } : {});
+    const left = (await queue.status(record.id)).dead_lettered;
+    if (opts.json) io.stdout.write(JSON.stringify({ integration: record.id, replayed: n, dead_lettered: left }) + '\n');
+    else io.stdout.write(`replayed ${n} dead ${n === 1 ? 'letter' : 'letters'} onto the queue of ${safe(record.id)}${left ? `; ${left} left (without an event to send, or past --limit)` : ''}\n`);
     return EXIT.ok;
   } finally {
     await queue.close();

@@ -8,13 +8,14 @@
 import { Option, type Command } from 'commander';
 import { createFleetMetrics, displayRedisUrl, Engine, startWorker, type EngineOptions, type FleetMetrics, type FleetOutcome } from '../../engine/index.js';
 import { specsDirs, type Context } from '../context.js';
-import { checkRedisUrl, connectQueue, fleetStore } from '../fleet.js';
-import { redisOption } from '../store.js';
+import { checkRedisUrl, connectQueue, fleetStore, requireRecordId } from '../fleet.js';
+import { keyPrefixOption, redisOption } from '../store.js';
 import { EXIT, readJsonFile } from '../io.js';
 import { integerOption, secondsOption } from '../options.js';
 
 interface WorkerOptions {
   redis: string;
+  keyPrefix: string;
   integration: string[];
   concurrency: number;
   endpoint?: string;
@@ -44,7 +45,7 @@ export const REDACT_PATHS = [
 ];
 
 function outcomeText(o: FleetOutcome): string {
-  const parts = [o.integration, o.event_id ?? '-', o.status, `${o.disposition}`, `attempt ${o.attempt}/${o.max_attempts}`];
+  const parts = [o.integration_id ?? o.integration, o.event_id ?? '-', o.status, `${o.disposition}`, `attempt ${o.attempt}/${o.max_attempts}`];
   if (o.response_id !== undefined) parts.push(`id=${o.response_id}`);
   if (o.status !== 'delivered') parts.push(`${o.reason ?? 'unknown'}${o.message ? ` — ${o.message}` : ''}${o.hint ? ` — hint: ${o.hint.replace(/\s+/g, ' ').trim()}` : ''}`);
   if (o.next_attempt_in_ms !== undefined) parts.push(`next attempt in ${Math.round(o.next_attempt_in_ms / 1000)} s`);
@@ -57,7 +58,8 @@ export function registerWorker(program: Command, ctx: Context): void {
     .command('worker')
     .description('deliver events from the queues of integration records until SIGTERM/SIGINT (run several for a fleet)')
     .addOption(redisOption({ required: true }))
-    .requiredOption('--integration <file>', 'integration record (JSON) whose queue to consume; repeat for several', (v: string, prev: string[] = []) => [...prev, v])
+    .addOption(keyPrefixOption())
+    .requiredOption('--integration <file>', 'integration record (JSON, with an id) whose queue to consume; repeat for several', (v: string, prev: string[] = []) => [...prev, v])
     .option('--concurrency <n>', 'deliveries in flight per integration', integerOption(1, 1024), 16)
     .option('--endpoint <url>', 'send every request to this base URL instead of the spec hosts (e.g. a local emulator)')
     .option('--metrics-port <n>', 'serve Prometheus metrics on GET /metrics at this port (0: any free port)', integerOption(0, 65535))
@@ -76,13 +78,17 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
   const { io } = ctx;
   const url = checkRedisUrl(opts.redis);
   const records = [];
-  for (const file of opts.integration) records.push(await readJsonFile(io, file, 'integration record'));
+  for (const file of opts.integration) {
+    const record = await readJsonFile(io, file, 'integration record');
+    requireRecordId(record, file);
+    records.push(record);
+  }
   const { pino } = await import('pino');
   const log = pino(
     { level: opts.logLevel, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } },
     { write: (s: string) => void io.stderr.write(s) },
   );
-  const shared = await fleetStore(url);
+  const shared = await fleetStore(url, opts.keyPrefix);
   let engine: Engine;
   let queue: Awaited<ReturnType<typeof connectQueue>>;
   try {
@@ -92,7 +98,7 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
     throw e;
   }
   try {
-    queue = await connectQueue(url, { visibilityTimeoutMs: Math.round(opts.visibilityTimeout * 1000), persistent: true });
+    queue = await connectQueue(url, { prefix: opts.keyPrefix, visibilityTimeoutMs: Math.round(opts.visibilityTimeout * 1000), persistent: true });
   } catch (e) {
     engine.close();
     await shared.close();
@@ -134,13 +140,14 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
         } else io.stdout.write(outcomeText(o) + '\n');
       },
     });
-    const names = w.integrations.map((i) => i.name);
+    const ids = w.integrations.map((i) => i.id!);
+    const names = new Map(w.integrations.map((i) => [i.id!, i.name]));
     if (opts.metricsPort !== undefined) {
-      metrics = await createFleetMetrics({ engine, queue, integrations: names, inFlight: (name) => w!.inFlight(name) });
+      metrics = await createFleetMetrics({ engine, queue, integrations: ids, names, inFlight: (id) => w!.inFlight(id) });
       const at = await metrics.listen(opts.metricsPort, opts.metricsHost);
       log.info({ metrics: at }, 'metrics served');
     }
-    log.info({ redis: displayRedisUrl(url), integrations: names, consumer: (queue as { consumer?: string }).consumer }, 'consuming');
+    log.info({ redis: displayRedisUrl(url), key_prefix: opts.keyPrefix, integrations: ids, consumer: (queue as { consumer?: string }).consumer }, 'consuming');
     await stopSignal;
     await w.stop();
     return EXIT.ok;

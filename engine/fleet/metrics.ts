@@ -20,8 +20,10 @@ import type { FleetOutcome } from './worker.js';
 export interface FleetMetricsOptions {
   engine: Engine;
   queue: DeliveryQueue;
-  /** Integration names whose queues are reported. */
+  /** Integration ids whose queues are reported (the `integration` label is always the record's id). */
   integrations: readonly string[];
+  /** Display names by id, exported as `signal_integration_info{integration, name}` (a label, never a key). */
+  names?: ReadonlyMap<string, string>;
   /** In-flight deliveries of this process, per integration. */
   inFlight?: (integration: string) => number;
   /** Add Node's process metrics (CPU, memory, event loop lag). Default true. */
@@ -148,8 +150,21 @@ export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<Fle
     },
   });
 
+  new Gauge({
+    name: 'signal_integration_info',
+    help: "1 per integration this worker serves: its id (the label every other metric uses) and the record's display name",
+    labelNames: ['integration', 'name'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const id of opts.integrations) this.set({ integration: id, name: opts.names?.get(id) ?? '' }, 1);
+    },
+  });
+
+  // Label by the record's id: a name is a label two tenants may share (embedded records without an id keep their name).
+  const labelOf = (o: Outcome): string => o.integration_id ?? o.integration;
   const onOutcome = (o: Outcome, detail: OutcomeDetail): void => {
-    for (const a of detail.attempts) latency.observe({ integration: o.integration, stage: a.stage }, a.duration_ms / 1000);
+    for (const a of detail.attempts) latency.observe({ integration: labelOf(o), stage: a.stage }, a.duration_ms / 1000);
   };
   opts.engine.on('outcome', onOutcome);
 
@@ -157,8 +172,8 @@ export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<Fle
   return {
     registry,
     observe(o) {
-      outcomes.inc({ integration: o.integration, status: o.status, reason: o.reason ?? '', disposition: o.disposition });
-      if (o.possibly_duplicated) possiblyDuplicated.inc({ integration: o.integration });
+      outcomes.inc({ integration: labelOf(o), status: o.status, reason: o.reason ?? '', disposition: o.disposition });
+      if (o.possibly_duplicated) possiblyDuplicated.inc({ integration: labelOf(o) });
     },
     async listen(port, host = '127.0.0.1') {
       server = http.createServer((req, res) => {

@@ -33,6 +33,10 @@ export interface AttemptSummary {
 export interface QueuedEvent {
   /** Stable id of this queued event: the same across attempts and replays. */
   job_id: string;
+  /** The id of the integration record it was enqueued for. */
+  integration: string;
+  /** That record's credential-scope fingerprint: only a record reaching the same account delivers it. */
+  scope: string;
   event: unknown;
   /** Queue attempts already made (failed ones: a finished event leaves the queue), oldest first. */
   history: AttemptSummary[];
@@ -84,11 +88,21 @@ export interface QueueStatus {
   replayed: number;
 }
 
+/** Which record a queue's events are for: its id keys the queue, the rest is stamped on each message or shown. */
+export interface QueueRecord {
+  /** The record's stable id: the queue's key. */
+  id: string;
+  /** Credential-scope fingerprint (Integration.credentialScope) stamped on every message. */
+  scope: string;
+  /** Display label, shown beside the id by `status`. */
+  name?: string;
+}
+
 export interface DeliveryQueue {
-  /** Make sure the integration's queue exists (idempotent). */
-  ensure(integration: string): Promise<void>;
-  /** Put events on the integration's queue; resolves with how many. */
-  enqueue(integration: string, events: readonly unknown[]): Promise<number>;
+  /** Make sure the integration's queue exists (idempotent); records its display name when given. */
+  ensure(integration: string, name?: string): Promise<void>;
+  /** Put events on the record's queue, each stamped with the record's id and scope; resolves with how many. */
+  enqueue(record: QueueRecord, events: readonly unknown[]): Promise<number>;
   /** Up to `max` leases, waiting at most `blockMs` for the first. */
   take(integration: string, max: number, blockMs: number): Promise<Lease[]>;
   /** Keep leases alive; returns the ids this consumer no longer holds. */
@@ -102,8 +116,13 @@ export interface DeliveryQueue {
   integrations(): Promise<string[]>;
   /** Dead-letter lines, oldest first. */
   deadLetters(integration: string, opts?: { limit?: number }): Promise<string[]>;
-  /** Move dead letters back onto the queue with fresh attempts; resolves with how many. */
-  replay(integration: string, opts?: { limit?: number }): Promise<number>;
+  /** Display names of integrations (id → name), for those that recorded one. */
+  names(): Promise<Record<string, string>>;
+  /**
+   * Move dead letters back onto the queue with fresh attempts, stamped with `record`'s scope (the operator
+   * replays them for that record); resolves with how many.
+   */
+  replay(record: QueueRecord, opts?: { limit?: number }): Promise<number>;
   /** Requests sent to the queue's server so far (a pipeline counts once): the bench divides it by events. */
   readonly roundTrips: number;
   close(): Promise<void>;

@@ -1,14 +1,17 @@
 /**
- * The delivery queue on Redis Streams consumer groups (Redis >= 6.2), one stream per integration record.
+ * The delivery queue on Redis Streams consumer groups (Redis >= 6.2), one stream per integration record,
+ * keyed by the record's stable `id` (never its display name: two tenants may name records alike, and a
+ * rename must keep the queue). The prefix is the customer's keyspace (`signal:` by default).
  *
- * Keys (the `{name}` hash tag keeps one integration's keys in one cluster slot, so scripts may touch them all):
- *   <prefix>{<name>}:stream     the queue (XADD; consumer group `workers`: XREADGROUP, XACK, XAUTOCLAIM)
- *   <prefix>{<name>}:delayed    ZSET of scheduled retries: member = the message, score = when it is due
- *   <prefix>{<name>}:dead       ZSET job_id → when it was dead-lettered (order for listing)
- *   <prefix>{<name>}:dead:data  HASH job_id → the dead-letter line
- *   <prefix>{<name>}:stats      HASH of cumulative counts
- *   <prefix>{<name>}:outcomes   stream of every attempt's outcome (capped), for dashboards and audits
- *   <prefix>integrations        SET of integration names that have a queue
+ * Keys (the `{id}` hash tag keeps one integration's keys in one cluster slot, so scripts may touch them all):
+ *   <prefix>{<id>}:stream     the queue (XADD; consumer group `workers`: XREADGROUP, XACK, XAUTOCLAIM)
+ *   <prefix>{<id>}:delayed    ZSET of scheduled retries: member = the message, score = when it is due
+ *   <prefix>{<id>}:dead       ZSET job_id → when it was dead-lettered (order for listing)
+ *   <prefix>{<id>}:dead:data  HASH job_id → the dead-letter line
+ *   <prefix>{<id>}:stats      HASH of cumulative counts
+ *   <prefix>{<id>}:outcomes   stream of every attempt's outcome (capped), for dashboards and audits
+ *   <prefix>integrations      SET of integration ids that have a queue
+ *   <prefix>names             HASH id → display name (labels for `status`)
  *
  * Every acknowledged entry is also deleted from the stream, so XLEN − pending = waiting. Every state change
  * that must not be half-done (record the outcome + acknowledge; due retry → queue; dead letter → queue) is
@@ -20,14 +23,14 @@ import { randomUUID } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
 import { SignalError } from '../errors.js';
 import { GROUP, SCRIPTS, keys, type Scripted } from './redis-scripts.js';
-import type { DeliveryQueue, Lease, QueuedEvent, QueueStatus, Settlement } from './queue.js';
+import type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, QueueStatus, Settlement } from './queue.js';
 
 export { GROUP } from './redis-scripts.js';
 
 export interface RedisQueueOptions {
   /** redis:// or rediss:// URL. */
   url: string;
-  /** Key prefix (one per customer deployment). Default `signal:`. */
+  /** Key prefix: the customer's keyspace (one per customer deployment). Default `signal:`. */
   prefix?: string;
   /** A lease not renewed for this long is taken over by another worker. Default 30 s. */
   visibilityTimeoutMs?: number;
@@ -44,6 +47,20 @@ export interface RedisQueueOptions {
    * commands fail fast, as a CLI command should.
    */
   persistent?: boolean;
+}
+
+export const DEFAULT_KEY_PREFIX = 'signal:';
+
+/** A key prefix (a customer's keyspace) that cannot break hash tags or collide by accident; else the problem. */
+export function keyPrefixProblem(prefix: string): string | undefined {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$/.test(prefix)) return `key prefix '${prefix.replace(/[^\x20-\x7e]/g, '?')}' must be 1-64 characters of letters, digits and . _ : / - (no braces: keys keep their {id} hash tag), starting with a letter or digit`;
+  return undefined;
+}
+
+/** A record id as a key part: what the record schema allows (no braces, no spaces); else a TypeError. */
+export function checkIntegrationId(id: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id)) throw new TypeError(`integration id '${id.replace(/[^\x20-\x7e]/g, '?')}' is not a valid id (1-128 of letters, digits and . _ : -)`);
+  return id;
 }
 
 /** A URL as it may be shown: the password replaced. */
@@ -80,7 +97,9 @@ export class RedisQueue implements DeliveryQueue {
   private constructor(redis: Redis, opts: RedisQueueOptions) {
     this.redis = redis as Scripted;
     for (const [name, def] of Object.entries(SCRIPTS)) redis.defineCommand(name, def);
-    this.prefix = opts.prefix ?? 'signal:';
+    this.prefix = opts.prefix ?? DEFAULT_KEY_PREFIX;
+    const bad = keyPrefixProblem(this.prefix);
+    if (bad) throw new TypeError(bad);
     this.vt = opts.visibilityTimeoutMs ?? 30_000;
     this.claimEvery = opts.claimIntervalMs ?? Math.min(5_000, Math.max(100, Math.floor(this.vt / 2)));
     this.promoteEvery = opts.promoteIntervalMs ?? 500;
@@ -117,32 +136,37 @@ export class RedisQueue implements DeliveryQueue {
     return this.trips;
   }
 
-  private k(name: string) {
-    return keys(this.prefix, name);
+  private k(id: string) {
+    return keys(this.prefix, checkIntegrationId(id));
   }
 
-  async ensure(integration: string): Promise<void> {
+  async ensure(integration: string, name?: string): Promise<void> {
     if (this.ensured.has(integration)) return;
+    const k = this.k(integration);
     this.trips++;
     try {
-      await this.redis.xgroup('CREATE', this.k(integration).stream, GROUP, '0', 'MKSTREAM');
+      await this.redis.xgroup('CREATE', k.stream, GROUP, '0', 'MKSTREAM');
     } catch (e) {
       if (!String((e as Error).message).includes('BUSYGROUP')) throw e;
     }
     this.trips++;
-    await this.redis.sadd(`${this.prefix}integrations`, integration);
+    const p = this.redis.pipeline().sadd(`${this.prefix}integrations`, integration);
+    if (name !== undefined) p.hset(`${this.prefix}names`, integration, name);
+    const res = await p.exec();
+    const failed = res?.find(([err]) => err);
+    if (failed) throw failed[0];
     this.ensured.add(integration);
   }
 
-  async enqueue(integration: string, events: readonly unknown[]): Promise<number> {
-    await this.ensure(integration);
-    const k = this.k(integration);
+  async enqueue(record: QueueRecord, events: readonly unknown[]): Promise<number> {
+    await this.ensure(record.id, record.name);
+    const k = this.k(record.id);
     const now = Date.now();
     for (let i = 0; i < events.length; i += 500) {
       const chunk = events.slice(i, i + 500);
       const p = this.redis.pipeline();
       for (const event of chunk) {
-        const m: QueuedEvent = { job_id: randomUUID(), event, history: [], enqueued_at: now };
+        const m: QueuedEvent = { job_id: randomUUID(), integration: record.id, scope: record.scope, event, history: [], enqueued_at: now };
         p.xadd(k.stream, '*', 'm', JSON.stringify(m));
       }
       p.hincrby(k.stats, 'enqueued', chunk.length);
@@ -174,7 +198,7 @@ export class RedisQueue implements DeliveryQueue {
       if (typeof m !== 'object' || m === null || typeof m.job_id !== 'string' || !Array.isArray(m.history)) throw new Error('not a queued event');
       return { id, message: m, reclaimed };
     } catch {
-      return { id, message: { job_id: `unreadable-${id}`, event: undefined, history: [], enqueued_at: Date.now() }, unreadable: text, reclaimed };
+      return { id, message: { job_id: `unreadable-${id}`, integration: '', scope: '', event: undefined, history: [], enqueued_at: Date.now() }, unreadable: text, reclaimed };
     }
   }
 
@@ -286,6 +310,11 @@ export class RedisQueue implements DeliveryQueue {
     return (await this.redis.smembers(`${this.prefix}integrations`)).sort();
   }
 
+  async names(): Promise<Record<string, string>> {
+    this.trips++;
+    return this.redis.hgetall(`${this.prefix}names`);
+  }
+
   async deadLetters(integration: string, opts: { limit?: number } = {}): Promise<string[]> {
     const k = this.k(integration);
     const out: string[] = [];
@@ -302,8 +331,8 @@ export class RedisQueue implements DeliveryQueue {
     return out;
   }
 
-  async replay(integration: string, opts: { limit?: number } = {}): Promise<number> {
-    const k = this.k(integration);
+  async replay(record: QueueRecord, opts: { limit?: number } = {}): Promise<number> {
+    const k = this.k(record.id);
     let moved = 0;
     let skip = 0;
     const limit = opts.limit ?? Infinity;
@@ -317,7 +346,7 @@ export class RedisQueue implements DeliveryQueue {
       const p = this.redis.pipeline();
       let batch = 0;
       ids.forEach((id, i) => {
-        const message = replayMessage(id, lines[i] ?? null);
+        const message = replayMessage(id, lines[i] ?? null, record);
         if (!message) {
           skip++; // no event to send again (its line never parsed): stays for the operator to fix
           return;
@@ -349,7 +378,7 @@ export class RedisQueue implements DeliveryQueue {
 }
 
 /** The message a dead letter goes back as: the same job, fresh attempts, the duplicate flag kept. */
-function replayMessage(jobId: string, line: string | null): QueuedEvent | undefined {
+function replayMessage(jobId: string, line: string | null, record: QueueRecord): QueuedEvent | undefined {
   if (line === null) return undefined;
   try {
     const entry = JSON.parse(line) as { dead_letter?: { possibly_duplicated?: boolean; replays?: number }; event?: unknown };
@@ -357,6 +386,8 @@ function replayMessage(jobId: string, line: string | null): QueuedEvent | undefi
     const dl = entry.dead_letter ?? {};
     return {
       job_id: jobId,
+      integration: record.id,
+      scope: record.scope,
       event: entry.event,
       history: [],
       ...(dl.possibly_duplicated ? { possibly_duplicated: true } : {}),

@@ -16,6 +16,7 @@ import { decideAfterAttempt, DEFAULT_QUEUE_RETRY_POLICY, type QueueRetryPolicy }
 import type { AttemptSummary, DeliveryQueue, Lease, QueuedEvent, Settlement } from './queue.js';
 import { createRedisQueue } from './redis-queue.js';
 import { Wake } from '../run/wake.js';
+import { eventIdOf } from '../run/event.js';
 
 export type Disposition = 'delivered' | 'skipped' | 'retry_scheduled' | 'dead_lettered';
 
@@ -78,6 +79,7 @@ export interface FleetWorker {
 }
 
 interface Lane {
+  /** The record's id: its queue's key. */
   name: string;
   integration: Integration;
   policy: QueueRetryPolicy;
@@ -89,6 +91,29 @@ interface Lane {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
 const SILENT: WorkerLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/**
+ * The id a fleet keys an integration by: the record's `id`. A record without one is refused, since a name
+ * is only a label (two tenants may share one, a rename would orphan the queue).
+ */
+export function fleetIdOf(integration: Integration): string {
+  if (integration.id === undefined) {
+    throw new TypeError(`integration record '${integration.name}' has no id: a fleet keys queues, dead letters and counts by the record's stable id — add "id": "<the id the Management API assigned>" to the record`);
+  }
+  return integration.id;
+}
+
+/**
+ * Why a queued message must not be sent with this record, or undefined when it may: it was enqueued for
+ * another record id, or for a record reaching another account (credential scope), or by something that
+ * did not say which record it is for.
+ */
+export function recordMismatch(m: QueuedEvent, id: string, scope: string): string | undefined {
+  if (typeof m.integration !== 'string' || typeof m.scope !== 'string' || !m.integration || !m.scope) return 'the queued event does not say which integration record it was enqueued for (written by something other than enqueue)';
+  if (m.integration !== id) return `the queued event was enqueued for integration '${m.integration}', not '${id}'`;
+  if (m.scope !== scope) return `the queued event was enqueued for a record of '${id}' that reaches another account (source_id or credential scope changed since); it is not sent with this record's credentials`;
+  return undefined;
+}
 
 /** The record's queue retry policy (`retry.queue`), defaults filled. */
 export function queuePolicyOf(record: unknown, backoffOverride?: number): QueueRetryPolicy {
@@ -133,6 +158,7 @@ export function deadLetterLine(o: FleetOutcome, m: QueuedEvent, history: Attempt
     attempts: history.length,
     http_status: o.http_status ?? null,
     integration: o.integration,
+    integration_id: o.integration_id ?? null,
     failed_at: new Date().toISOString(),
     event_id: o.event_id,
     retryable: o.retryable ?? null,
@@ -159,9 +185,10 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   try {
     for (const record of opts.integrations) {
       const integration = engine.createIntegration(record, opts.endpoint ? { endpoint: opts.endpoint } : {});
-      if (lanes.some((l) => l.name === integration.name)) throw new TypeError(`two integration records are named '${integration.name}': one queue per record name`);
+      const id = fleetIdOf(integration);
+      if (lanes.some((l) => l.name === id)) throw new TypeError(`two integration records have the id '${id}': one queue per record id`);
       lanes.push({
-        name: integration.name,
+        name: id,
         integration,
         policy: queuePolicyOf(record, opts.retryBackoffMs),
         window: integration.inFlightWindow(concurrency),
@@ -175,7 +202,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   }
   const ownsQueue = !opts.queue;
   const queue = opts.queue ?? (await createRedisQueue({ url: opts.redis!, visibilityTimeoutMs: vt, persistent: true }));
-  for (const lane of lanes) await queue.ensure(lane.name);
+  for (const lane of lanes) await queue.ensure(lane.name, lane.integration.name);
 
   const counts: Record<Disposition, number> = { delivered: 0, skipped: 0, retry_scheduled: 0, dead_lettered: 0 };
   const abandon = new AbortController();
@@ -211,12 +238,14 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   const attempt = async (lane: Lane, lease: Lease): Promise<void> => {
     const m = lease.message;
     const n = m.history.length + 1;
+    const mismatch = lease.unreadable === undefined ? recordMismatch(m, lane.name, lane.integration.credentialScope) : undefined;
     const outcome: Outcome =
       lease.unreadable !== undefined
         ? {
             event_id: null,
             status: 'failed',
-            integration: lane.name,
+            integration: lane.integration.name,
+            integration_id: lane.name,
             vendor: lane.integration.vendor,
             reason: REASONS.invalidEvent,
             message: 'the queued message is not a queued event (written by something other than enqueue)',
@@ -224,7 +253,22 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
             attempts: 0,
             duration_ms: 0,
           }
-        : await lane.integration.deliver(m.event, { signal: abandon.signal });
+        : mismatch !== undefined
+          ? {
+              event_id: eventIdOf(m.event),
+              status: 'failed',
+              integration: lane.integration.name,
+              integration_id: lane.name,
+              vendor: lane.integration.vendor,
+              reason: REASONS.recordMismatch,
+              message: `not sent: ${mismatch}`,
+              hint: 'nothing was sent. If the record was changed on purpose, replay the dead letters with the current record (replay --integration); otherwise restore the record the events were enqueued for',
+              // Retried on the queue's schedule: a registry that is catching up gets the right record back.
+              retryable: true,
+              attempts: 0,
+              duration_ms: 0,
+            }
+          : await lane.integration.deliver(m.event, { signal: abandon.signal });
     if (abandon.signal.aborted && outcome.reason === REASONS.interrupted) {
       // Aborted mid-request: the request may be at the vendor already (as `deliver` flags its abandoned lines).
       await handBack(lane, lease, true);

@@ -18,6 +18,7 @@ import { eventIdOf, eventNameOf, eventProblems, type SignalEvent } from './event
 import type { Outcome, OutcomeDetail } from './outcome.js';
 import { previewRequests, type PreviewRequest } from './preview.js';
 import { sendOne } from './send.js';
+import { credentialScopeFingerprint } from '../policy/credential-scope.js';
 
 export { applyEndpoint } from './requests.js';
 export type { PreviewRequest } from './preview.js';
@@ -32,6 +33,9 @@ export interface DeliverOptions {
 const MAX_IN_FLIGHT_EVENTS = 50_000;
 
 export class Integration {
+  /** The record's stable id (Management API), when it has one: the fleet keys everything by it. */
+  readonly id: string | undefined;
+  /** Display label only; two records may share a name. */
   readonly name: string;
   readonly vendor: string;
   readonly spec: CompiledSpec;
@@ -41,10 +45,17 @@ export class Integration {
   constructor(checked: CheckedRecord, deps: IntegrationDeps) {
     this.ctx = new IntegrationContext(checked, deps);
     this.spec = checked.spec;
+    this.id = checked.record.id;
     this.name = checked.record.name;
     this.vendor = checked.spec.vendor;
     this.batch = checked.spec.send.batch ? new BatchSender(this.ctx, checked.spec.send.batch) : undefined;
   }
+
+  /** Which vendor account this record's events reach (see policy/credential-scope.ts); queued events carry it. */
+  get credentialScope(): string {
+    return (this.scope ??= credentialScopeFingerprint(this.vendor, this.ctx.checked.record, this.spec.auth.flatMap((s) => s.cacheKey)));
+  }
+  private scope: string | undefined;
 
   /** Events per request when the spec batches, else 1. */
   get batchSize(): number {
@@ -111,7 +122,9 @@ export class Integration {
       const result = done ?? this.failedResult(error, detail);
       if (!detail.queued) parked?.();
       // Built in place, in the same key order as before: no intermediate copies per event.
-      const outcome = { event_id: eventIdOf(event), integration: this.name, vendor: this.vendor } as Outcome;
+      const outcome = (this.id === undefined
+        ? { event_id: eventIdOf(event), integration: this.name, vendor: this.vendor }
+        : { event_id: eventIdOf(event), integration: this.name, integration_id: this.id, vendor: this.vendor }) as Outcome;
       const name = eventNameOf(event);
       if (name !== undefined) outcome.event = name;
       Object.assign(outcome, result);
@@ -185,4 +198,4 @@ export class Integration {
 }
 
 // console.log(integration) must not print the record's secrets or the tokens it holds.
-concealWhenPrinted(Integration, (i) => ({ name: i.name, vendor: i.vendor }));
+concealWhenPrinted(Integration, (i) => ({ id: i.id, name: i.name, vendor: i.vendor }));

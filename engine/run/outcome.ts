@@ -8,8 +8,10 @@ export interface Outcome {
   /** The Signal event's id, so an operator can trace it (null only when the event had none). */
   event_id: string | null;
   status: OutcomeStatus;
-  /** Integration record name and vendor. */
+  /** Integration record name (a label) and vendor. */
   integration: string;
+  /** The record's stable id, when it has one (the fleet requires it). */
+  integration_id?: string;
   vendor: string;
   /** The Signal event name, when the event had one. */
   event?: string;

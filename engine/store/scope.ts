@@ -6,9 +6,10 @@
 import type { CompiledSpec } from '../compile/spec.js';
 
 /** The budget's key (an opaque string; stores hash it). */
-export function rateLimitScope(spec: CompiledSpec, record: { name: string; config: Record<string, unknown> }, endpoint: string | undefined): string {
+export function rateLimitScope(spec: CompiledSpec, record: { id?: string; name: string; config: Record<string, unknown> }, endpoint: string | undefined): string {
   const fields = spec.rateLimit.scope;
-  if (fields.length === 0) return JSON.stringify(['record', spec.vendor, record.name, endpoint ?? '']);
+  // The record's own budget is keyed by its stable id (a name is a label two tenants may share).
+  if (fields.length === 0) return JSON.stringify(record.id !== undefined ? ['record-id', spec.vendor, record.id, endpoint ?? ''] : ['record', spec.vendor, record.name, endpoint ?? '']);
   // "123" and 123 name the same account: values compare as text.
   const values = fields.map((f) => {
     const v = record.config[f];

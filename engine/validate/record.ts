@@ -15,6 +15,8 @@ import { prebuiltModule } from './prebuilt.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../policy/retry-delay.js';
 
 export interface IntegrationRecord {
+  /** Stable id the Management API assigns: what the fleet keys queues, counts and metrics by. */
+  id?: string;
   source_id: string;
   vendor: string;
   name: string;
@@ -33,7 +35,8 @@ export const RECORD_SCHEMA = {
   additionalProperties: false,
   required: ['source_id', 'vendor', 'name', 'enabled', 'config'],
   properties: {
-    id: { type: 'string' },
+    // Ids become Redis key parts inside a {hash tag}: no braces, no spaces, bounded.
+    id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' },
     source_id: { type: 'string', minLength: 1 },
     vendor: { type: 'string', minLength: 1 },
     name: { type: 'string', minLength: 1 },
