@@ -73,6 +73,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Register> 
   status: { summary: 'per integration: waiting, in flight, scheduled retries, delivered, failed, dead-lettered', load: async () => (await import('./commands/queue-admin.js')).registerStatus },
   'dead-letters': { summary: "print an integration's dead letters as NDJSON", load: async () => (await import('./commands/queue-admin.js')).registerDeadLetters },
   replay: { summary: "move an integration's dead letters back into its queue", load: async () => (await import('./commands/queue-admin.js')).registerReplay },
+  records: { summary: 'put, list or remove integration records in the registry workers follow', load: async () => (await import('./commands/records.js')).registerRecords },
 };
 
 /** The command argv names (skipping global options and their values), or undefined for bare --help/--version. */

@@ -18,5 +18,7 @@ export { startWorker, queuePolicyOf, mayHaveReachedVendor, fleetIdOf, recordMism
 export { createRedisQueue, RedisQueue, displayRedisUrl, DEFAULT_KEY_PREFIX, keyPrefixProblem, type RedisQueueOptions } from './fleet/redis-queue.js';
 export type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, AttemptSummary, Settlement, QueueStatus } from './fleet/queue.js';
 export { credentialScopeFingerprint } from './policy/credential-scope.js';
+export { createRecordRegistry, recordVersion, type RecordRegistry, type RecordRegistryOptions, type RegistryEntry } from './fleet/registry.js';
+export { DEFAULT_CIRCUIT_POLICY, type CircuitPolicy } from './policy/circuit.js';
 export { createFleetMetrics, type FleetMetrics, type FleetMetricsOptions } from './fleet/metrics.js';
 export { DEFAULT_QUEUE_RETRY_POLICY, decideAfterAttempt, queueBackoff, type QueueRetryPolicy, type QueueDecision } from './policy/queue-retry.js';

@@ -90,7 +90,7 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
 async function drainWith(record: unknown, recordFile: string, done: (s: QueueStatus) => boolean): Promise<FleetOutcome[]> {
   const engine = await Engine.load();
   const outcomes: FleetOutcome[] = [];
-  const w = await startWorker({ engine, redis: redis.url, integrations: [record], endpoint: emu.url, visibilityTimeoutMs: 2_000, blockMs: 200, onOutcome: (o) => outcomes.push(o) });
+  const w = await startWorker({ engine, redis: redis.url, integrations: [record], endpoint: emu.url, visibilityTimeoutMs: 2_000, pollMs: 200, onOutcome: (o) => outcomes.push(o) });
   try {
     await until('the queue to settle', 30_000, async () => (done(await status(recordFile)) ? true : undefined));
   } finally {

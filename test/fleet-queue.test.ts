@@ -29,11 +29,11 @@ describe('Redis Streams queue leases', () => {
     const a = await consumer('a');
     const b = await consumer('b');
     await a.enqueue({ id: 'leases', scope: 'test' }, [{ event_id: 'e1' }]);
-    const [la] = await a.take('leases', 10, 100);
+    const [la] = await a.take('leases', 10);
     expect(la).toMatchObject({ reclaimed: false, message: { event: { event_id: 'e1' }, history: [] } });
-    expect(await b.take('leases', 10, 50)).toEqual([]); // held, not yet expired
+    expect(await b.take('leases', 10)).toEqual([]); // held, not yet expired
     await sleep(1_100);
-    const [lb] = await b.take('leases', 10, 50);
+    const [lb] = await b.take('leases', 10);
     expect(lb).toMatchObject({ id: la!.id, reclaimed: true });
     expect(await a.settle('leases', la!, done('e1'))).toBe(false); // lost: nothing recorded
     expect(await b.settle('leases', lb!, done('e1'))).toBe(true);
@@ -45,14 +45,14 @@ describe('Redis Streams queue leases', () => {
     const a = await consumer('c');
     const b = await consumer('d');
     await a.enqueue({ id: 'renew', scope: 'test' }, [{ event_id: 'e2' }]);
-    const [la] = await a.take('renew', 10, 100);
+    const [la] = await a.take('renew', 10);
     for (let i = 0; i < 12; i++) { // 1.2 s: longer than the visibility timeout
       await sleep(100);
       expect(await a.renew('renew', [la!.id])).toEqual([]);
     }
-    expect(await b.take('renew', 10, 50)).toEqual([]);
+    expect(await b.take('renew', 10)).toEqual([]);
     expect(await a.release('renew', la!, { ...la!.message, possibly_duplicated: true })).toBe(true);
-    const [lb] = await b.take('renew', 10, 100);
+    const [lb] = await b.take('renew', 10);
     expect(lb).toMatchObject({ reclaimed: false, message: { job_id: la!.message.job_id, possibly_duplicated: true, history: [] } });
     expect(await a.renew('renew', [la!.id])).toEqual([la!.id]);
   });
@@ -60,13 +60,13 @@ describe('Redis Streams queue leases', () => {
   it('a retry comes back when due, with its history; a dead letter stays until replayed', async () => {
     const q = await consumer('e');
     await q.enqueue({ id: 'later', scope: 'test' }, [{ event_id: 'e3' }]);
-    const [l1] = await q.take('later', 10, 100);
+    const [l1] = await q.take('later', 10);
     const history = [{ attempt: 1, at: new Date().toISOString(), status: 'failed' as const, reason: 'http_error', http_status: 503, http_attempts: 2, duration_ms: 5 }];
     expect(await q.settle('later', l1!, { kind: 'retry', outcome: '{}', delay_ms: 1_500, message: { ...l1!.message, history } })).toBe(true);
     expect(await q.status('later')).toMatchObject({ waiting: 0, scheduled_retry: 1, failed: 1 });
-    expect(await q.take('later', 10, 50)).toEqual([]);
+    expect(await q.take('later', 10)).toEqual([]);
     await sleep(1_600);
-    const [l2] = await q.take('later', 10, 100);
+    const [l2] = await q.take('later', 10);
     expect(l2!.message).toMatchObject({ job_id: l1!.message.job_id, history });
     const entry = JSON.stringify({ dead_letter: { reason: 'http_error', attempts: 2, history }, event: l2!.message.event });
     expect(await q.settle('later', l2!, { kind: 'dead', outcome: '{}', job_id: l2!.message.job_id, entry })).toBe(true);
@@ -74,7 +74,7 @@ describe('Redis Streams queue leases', () => {
     expect(await q.deadLetters('later')).toEqual([entry]);
     expect(await q.replay({ id: 'later', scope: 'test' })).toBe(1);
     expect(await q.replay({ id: 'later', scope: 'test' })).toBe(0);
-    const [l3] = await q.take('later', 10, 100);
+    const [l3] = await q.take('later', 10);
     expect(l3!.message).toMatchObject({ job_id: l1!.message.job_id, history: [], replays: 1, event: { event_id: 'e3' } });
     expect(await q.status('later')).toMatchObject({ dead_lettered: 0, replayed: 1, in_flight: 1 });
   });

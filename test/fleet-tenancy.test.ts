@@ -89,7 +89,7 @@ async function withWorker<T>(records: unknown[], body: (outcomes: FleetOutcome[]
   const engine = await Engine.load();
   const outcomes: FleetOutcome[] = [];
   const queue = keyPrefix ? await (await import('../engine/index.js')).createRedisQueue({ url: redis.url, prefix: keyPrefix, visibilityTimeoutMs: 2_000 }) : undefined;
-  const w = await startWorker({ engine, ...(queue ? { queue } : { redis: redis.url }), integrations: records, endpoint: emu.url, visibilityTimeoutMs: 2_000, blockMs: 100, onOutcome: (o) => outcomes.push(o) });
+  const w = await startWorker({ engine, ...(queue ? { queue } : { redis: redis.url }), integrations: records, endpoint: emu.url, visibilityTimeoutMs: 2_000, pollMs: 100, onOutcome: (o) => outcomes.push(o) });
   try {
     return await body(outcomes);
   } finally {

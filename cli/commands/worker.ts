@@ -6,18 +6,21 @@
  * signal hands the in-flight ones back at once.
  */
 import { Option, type Command } from 'commander';
-import { createFleetMetrics, displayRedisUrl, Engine, startWorker, type EngineOptions, type FleetMetrics, type FleetOutcome } from '../../engine/index.js';
+import { createFleetMetrics, createRecordRegistry, displayRedisUrl, Engine, SignalError, startWorker, type EngineOptions, type FleetMetrics, type FleetOutcome, type RecordRegistry } from '../../engine/index.js';
 import { specsDirs, type Context } from '../context.js';
 import { checkRedisUrl, connectQueue, fleetStore, requireRecordId } from '../fleet.js';
 import { keyPrefixOption, redisOption } from '../store.js';
-import { EXIT, readJsonFile } from '../io.js';
+import { CliError, EXIT, readJsonFile } from '../io.js';
 import { integerOption, secondsOption } from '../options.js';
 
 interface WorkerOptions {
   redis: string;
   keyPrefix: string;
-  integration: string[];
+  integration?: string[];
+  allRecords?: boolean;
+  reconcileInterval: number;
   concurrency: number;
+  maxInFlight: number;
   endpoint?: string;
   metricsPort?: number;
   metricsHost: string;
@@ -59,8 +62,11 @@ export function registerWorker(program: Command, ctx: Context): void {
     .description('deliver events from the queues of integration records until SIGTERM/SIGINT (run several for a fleet)')
     .addOption(redisOption({ required: true }))
     .addOption(keyPrefixOption())
-    .requiredOption('--integration <file>', 'integration record (JSON, with an id) whose queue to consume; repeat for several', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--integration <file>', 'integration record (JSON, with an id) whose queue to consume; repeat for several (a fixed set)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--all-records', 'consume every integration in the registry (records put) and follow its changes while running')
+    .option('--reconcile-interval <seconds>', 'with --all-records: how often every record is compared with the registry (a missed change notification)', secondsOption(0.1, 3600), 30)
     .option('--concurrency <n>', 'deliveries in flight per integration', integerOption(1, 1024), 16)
+    .option('--max-in-flight <n>', 'deliveries in flight in this worker, all integrations together (each gets its share)', integerOption(1, 100_000), 256)
     .option('--endpoint <url>', 'send every request to this base URL instead of the spec hosts (e.g. a local emulator)')
     .option('--metrics-port <n>', 'serve Prometheus metrics on GET /metrics at this port (0: any free port)', integerOption(0, 65535))
     .option('--metrics-host <address>', 'address the metrics server binds (0.0.0.0 to be scraped from other hosts)', '127.0.0.1')
@@ -77,8 +83,9 @@ export function registerWorker(program: Command, ctx: Context): void {
 async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<number> {
   const { io } = ctx;
   const url = checkRedisUrl(opts.redis);
+  if (!opts.integration?.length && !opts.allRecords) throw new CliError('give --all-records (every record of the registry, followed live) or --integration FILE (repeatable)');
   const records = [];
-  for (const file of opts.integration) {
+  for (const file of opts.integration ?? []) {
     const record = await readJsonFile(io, file, 'integration record');
     requireRecordId(record, file);
     records.push(record);
@@ -104,6 +111,18 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
     await shared.close();
     throw e;
   }
+  let registry: RecordRegistry | undefined;
+  if (opts.allRecords) {
+    try {
+      registry = await createRecordRegistry({ url, prefix: opts.keyPrefix, persistent: true });
+    } catch (e) {
+      await queue.close();
+      engine.close();
+      await shared.close();
+      if (e instanceof SignalError) throw new CliError(e.message, EXIT.usage);
+      throw e;
+    }
+  }
   let metrics: FleetMetrics | undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (!stopping) {
@@ -126,7 +145,9 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
       engine,
       queue,
       integrations: records,
+      ...(registry ? { registry, reconcileMs: Math.round(opts.reconcileInterval * 1000) } : {}),
       concurrency: opts.concurrency,
+      maxInFlight: opts.maxInFlight,
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
       visibilityTimeoutMs: Math.round(opts.visibilityTimeout * 1000),
       drainTimeoutMs: Math.round(opts.drainTimeout * 1000),
@@ -140,14 +161,14 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
         } else io.stdout.write(outcomeText(o) + '\n');
       },
     });
-    const ids = w.integrations.map((i) => i.id!);
-    const names = new Map(w.integrations.map((i) => [i.id!, i.name]));
+    const ids = (): string[] => w!.integrations.map((i) => i.id!);
+    const nameOf = (id: string): string | undefined => w!.integration(id)?.name;
     if (opts.metricsPort !== undefined) {
-      metrics = await createFleetMetrics({ engine, queue, integrations: ids, names, inFlight: (id) => w!.inFlight(id) });
+      metrics = await createFleetMetrics({ engine, queue, integrations: ids, names: nameOf, inFlight: (id) => w!.inFlight(id) });
       const at = await metrics.listen(opts.metricsPort, opts.metricsHost);
       log.info({ metrics: at }, 'metrics served');
     }
-    log.info({ redis: displayRedisUrl(url), key_prefix: opts.keyPrefix, integrations: ids, consumer: (queue as { consumer?: string }).consumer }, 'consuming');
+    log.info({ redis: displayRedisUrl(url), key_prefix: opts.keyPrefix, integrations: ids().slice(0, 100), integration_count: ids().length, all_records: Boolean(opts.allRecords), consumer: (queue as { consumer?: string }).consumer }, 'consuming');
     await stopSignal;
     await w.stop();
     return EXIT.ok;
@@ -155,6 +176,7 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await metrics?.close();
+    await registry?.close();
     await queue.close();
     engine.close();
     await shared.close();

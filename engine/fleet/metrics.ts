@@ -20,10 +20,13 @@ import type { FleetOutcome } from './worker.js';
 export interface FleetMetricsOptions {
   engine: Engine;
   queue: DeliveryQueue;
-  /** Integration ids whose queues are reported (the `integration` label is always the record's id). */
-  integrations: readonly string[];
+  /**
+   * Integration ids whose queues are reported (the `integration` label is always the record's id); a
+   * function for a worker whose set changes (it follows a registry).
+   */
+  integrations: readonly string[] | (() => readonly string[]);
   /** Display names by id, exported as `signal_integration_info{integration, name}` (a label, never a key). */
-  names?: ReadonlyMap<string, string>;
+  names?: ReadonlyMap<string, string> | ((id: string) => string | undefined);
   /** In-flight deliveries of this process, per integration. */
   inFlight?: (integration: string) => number;
   /** Add Node's process metrics (CPU, memory, event loop lag). Default true. */
@@ -40,6 +43,8 @@ export interface FleetMetrics {
 }
 
 export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<FleetMetrics> {
+  const ids = (): readonly string[] => (typeof opts.integrations === 'function' ? opts.integrations() : opts.integrations);
+  const nameOf = (id: string): string => (typeof opts.names === 'function' ? opts.names(id) : opts.names?.get(id)) ?? '';
   const { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } = await import('prom-client');
   const registry = new Registry();
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'signal_worker_' });
@@ -103,7 +108,7 @@ export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<Fle
         at: Date.now(),
         p: (async () => {
           const m = new Map<string, QueueStatus>();
-          for (const name of opts.integrations) m.set(name, await opts.queue.status(name));
+          for (const id of ids()) m.set(id, await opts.queue.status(id));
           return m;
         })().catch(() => undefined),
       };
@@ -146,7 +151,7 @@ export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<Fle
     labelNames: ['integration'] as const,
     registers: [registry],
     collect() {
-      if (opts.inFlight) for (const name of opts.integrations) this.set({ integration: name }, opts.inFlight(name));
+      if (opts.inFlight) for (const id of ids()) this.set({ integration: id }, opts.inFlight(id));
     },
   });
 
@@ -157,7 +162,7 @@ export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<Fle
     registers: [registry],
     collect() {
       this.reset();
-      for (const id of opts.integrations) this.set({ integration: id, name: opts.names?.get(id) ?? '' }, 1);
+      for (const id of ids()) this.set({ integration: id, name: nameOf(id) }, 1);
     },
   });
 

@@ -103,8 +103,15 @@ export interface DeliveryQueue {
   ensure(integration: string, name?: string): Promise<void>;
   /** Put events on the record's queue, each stamped with the record's id and scope; resolves with how many. */
   enqueue(record: QueueRecord, events: readonly unknown[]): Promise<number>;
-  /** Up to `max` leases, waiting at most `blockMs` for the first. */
-  take(integration: string, max: number, blockMs: number): Promise<Lease[]>;
+  /**
+   * Integrations with work due now (events waiting, a retry due, leases to check), oldest due first: at most
+   * `limit` from `offset`; and how long until the next one is due. One request whatever their number.
+   */
+  ready(opts: { limit: number; offset?: number }): Promise<{ ids: string[]; nextInMs: number | undefined }>;
+  /** Call `listener` when work is queued anywhere (a hint to look at `ready` again); returns its remover. */
+  onWork(listener: () => void): () => void;
+  /** Up to `max` leases of one integration, without waiting (leases of dead consumers first). */
+  take(integration: string, max: number): Promise<Lease[]>;
   /** Keep leases alive; returns the ids this consumer no longer holds. */
   renew(integration: string, ids: readonly string[]): Promise<string[]>;
   /** Record the outcome and acknowledge, atomically. false: the lease was lost, nothing was recorded. */

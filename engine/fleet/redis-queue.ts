@@ -12,6 +12,18 @@
  *   <prefix>{<id>}:outcomes   stream of every attempt's outcome (capped), for dashboards and audits
  *   <prefix>integrations      SET of integration ids that have a queue
  *   <prefix>names             HASH id → display name (labels for `status`)
+ *   <prefix>active            ZSET id → when the integration next needs a visit (see below)
+ *   <prefix>wake              pub/sub channel: new work was queued somewhere
+ *
+ * Reading many queues at the cost of one: a worker does not block on each stream (that took a connection
+ * per integration and polled every idle one). `active` holds only integrations with something to do —
+ * events waiting (due now), a retry scheduled (due then), leases held (due at the next take-over check) —
+ * and a worker asks it which are due (`ready`, one command whatever the number of integrations), visits
+ * those it serves (`take`: one script reads, takes over and promotes), and sleeps until the next due time or
+ * a `wake` message. A visit first holds the entry (moves it a take-over interval ahead, so other workers
+ * skip it), then reads; only an integration found empty is dropped, and only if its score is still the
+ * hold's own: work queued during the visit moved it, so no wake-up is lost. An integration's own keys stay
+ * in its slot; `active` is one key of the keyspace, updated beside them (not inside their scripts).
  *
  * Every acknowledged entry is also deleted from the stream, so XLEN − pending = waiting. Every state change
  * that must not be half-done (record the outcome + acknowledge; due retry → queue; dead letter → queue) is
@@ -22,7 +34,7 @@ import { randomUUID } from 'node:crypto';
 // Types only: ioredis is loaded when a queue connects, so embedded use (deliver, npm start) never pays for it.
 import type { Redis, RedisOptions } from 'ioredis';
 import { SignalError } from '../errors.js';
-import { GROUP, SCRIPTS, keys, type Scripted } from './redis-scripts.js';
+import { GROUP, SCRIPTS, globalKeys, keys, type Entry, type Scripted, type ScriptedPipeline } from './redis-scripts.js';
 import type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, QueueStatus, Settlement } from './queue.js';
 
 export { GROUP } from './redis-scripts.js';
@@ -36,7 +48,7 @@ export interface RedisQueueOptions {
   visibilityTimeoutMs?: number;
   /** How often a consumer looks for leases to take over. Default: half the visibility timeout, at most 5 s. */
   claimIntervalMs?: number;
-  /** How often due retries are moved back onto the queue. Default 500 ms. */
+  /** @deprecated due retries are promoted when their integration is visited (at their due time). */
   promoteIntervalMs?: number;
   /** This consumer's name in the group. Default host:pid:random. */
   consumer?: string;
@@ -74,22 +86,19 @@ export function displayRedisUrl(url: string): string {
   }
 }
 
-type Entry = [id: string, fields: string[] | null];
-
 export class RedisQueue implements DeliveryQueue {
   readonly consumer: string;
   private readonly redis: Scripted;
-  /** One connection per integration for the blocking XREADGROUP (a blocked connection can do nothing else). */
-  private readonly blocking = new Map<string, Redis>();
+  /** The one subscriber connection (wake messages), opened by the first onWork. */
+  private subscriber: Redis | undefined;
+  private readonly workListeners = new Set<() => void>();
   private readonly prefix: string;
+  private readonly g: ReturnType<typeof globalKeys>;
   private readonly vt: number;
   private readonly claimEvery: number;
-  private readonly promoteEvery: number;
   private readonly outcomesMaxLen: number;
   private readonly ensured = new Set<string>();
-  private readonly lastClaim = new Map<string, number>();
   private readonly claimCursor = new Map<string, string>();
-  private readonly lastPromote = new Map<string, number>();
   private readonly lastPrune = new Map<string, number>();
   private trips = 0;
   private closed = false;
@@ -102,7 +111,7 @@ export class RedisQueue implements DeliveryQueue {
     if (bad) throw new TypeError(bad);
     this.vt = opts.visibilityTimeoutMs ?? 30_000;
     this.claimEvery = opts.claimIntervalMs ?? Math.min(5_000, Math.max(100, Math.floor(this.vt / 2)));
-    this.promoteEvery = opts.promoteIntervalMs ?? 500;
+    this.g = globalKeys(this.prefix);
     this.outcomesMaxLen = opts.outcomesMaxLen ?? 100_000;
     this.consumer = opts.consumer ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   }
@@ -132,6 +141,10 @@ export class RedisQueue implements DeliveryQueue {
     };
   }
 
+  private pipe(): ScriptedPipeline {
+    return this.redis.pipeline() as ScriptedPipeline;
+  }
+
   get roundTrips(): number {
     return this.trips;
   }
@@ -150,8 +163,8 @@ export class RedisQueue implements DeliveryQueue {
       if (!String((e as Error).message).includes('BUSYGROUP')) throw e;
     }
     this.trips++;
-    const p = this.redis.pipeline().sadd(`${this.prefix}integrations`, integration);
-    if (name !== undefined) p.hset(`${this.prefix}names`, integration, name);
+    const p = this.redis.pipeline().sadd(this.g.integrations, integration);
+    if (name !== undefined) p.hset(this.g.names, integration, name);
     const res = await p.exec();
     const failed = res?.find(([err]) => err);
     if (failed) throw failed[0];
@@ -170,22 +183,15 @@ export class RedisQueue implements DeliveryQueue {
         p.xadd(k.stream, '*', 'm', JSON.stringify(m));
       }
       p.hincrby(k.stats, 'enqueued', chunk.length);
+      // After the entries: a visitor that missed them sees its hold moved, so it does not drop the integration.
+      (p as ScriptedPipeline).signalActiveDue(this.g.active, record.id, 0);
+      p.publish(this.g.wake, record.id);
       this.trips++;
       const results = await p.exec();
       const failed = results?.find(([err]) => err);
       if (failed) throw failed[0];
     }
     return events.length;
-  }
-
-  private blockingConnection(integration: string): Redis {
-    let c = this.blocking.get(integration);
-    if (!c) {
-      c = this.redis.duplicate();
-      c.on('error', () => undefined);
-      this.blocking.set(integration, c);
-    }
-    return c;
   }
 
   private toLease(entry: Entry, reclaimed: boolean): Lease | undefined {
@@ -202,36 +208,68 @@ export class RedisQueue implements DeliveryQueue {
     }
   }
 
-  async take(integration: string, max: number, blockMs: number): Promise<Lease[]> {
-    if (max <= 0) return [];
+  async ready(opts: { limit: number; offset?: number }): Promise<{ ids: string[]; nextInMs: number | undefined }> {
+    this.trips++;
+    const [ids, next, now] = await this.redis.signalActiveReady(this.g.active, opts.offset ?? 0, opts.limit);
+    return { ids, nextInMs: next === '' ? undefined : Math.max(0, Number(next) - Number(now)) };
+  }
+
+  onWork(listener: () => void): () => void {
+    this.workListeners.add(listener);
+    if (!this.subscriber) {
+      const sub = this.redis.duplicate();
+      sub.on('error', () => undefined); // reported through the main connection's failing commands
+      sub.on('message', () => {
+        for (const l of this.workListeners) l();
+      });
+      // Re-subscribed by ioredis after a reconnect (autoResubscribe).
+      sub.subscribe(this.g.wake).catch(() => undefined);
+      this.subscriber = sub;
+    }
+    return () => this.workListeners.delete(listener);
+  }
+
+  async take(integration: string, max: number): Promise<Lease[]> {
     await this.ensure(integration);
     const k = this.k(integration);
-    const now = Date.now();
-    if (now - (this.lastPromote.get(integration) ?? 0) >= this.promoteEvery) {
-      this.lastPromote.set(integration, now);
-      this.trips++;
-      await this.redis.signalQueuePromote(k.stream, k.delayed, 1000);
-    }
-    if (now - (this.lastClaim.get(integration) ?? 0) >= this.claimEvery) {
-      this.lastClaim.set(integration, now);
-      this.trips++;
-      const [next, entries] = (await this.redis.xautoclaim(k.stream, GROUP, this.consumer, this.vt, this.claimCursor.get(integration) ?? '0-0', 'COUNT', max)) as [string, Entry[], string[]?];
-      this.claimCursor.set(integration, next);
-      // More may be waiting past the cursor: look again soon rather than after a whole interval.
-      if (next !== '0-0') this.lastClaim.set(integration, 0);
-      const leases = entries.map((e) => this.toLease(e, true)).filter((l): l is Lease => l !== undefined);
-      if (leases.length) return leases;
-      if (now - (this.lastPrune.get(integration) ?? 0) >= 60_000) {
-        this.lastPrune.set(integration, now);
-        await this.pruneConsumers(k.stream);
-      }
-    }
     this.trips++;
-    const res = (await this.blockingConnection(integration).xreadgroup('GROUP', GROUP, this.consumer, 'COUNT', max, 'BLOCK', blockMs, 'STREAMS', k.stream, '>')) as
-      | [string, Entry[]][]
-      | null;
-    if (!res || !res[0]) return [];
-    return res[0][1].map((e) => this.toLease(e, false)).filter((l): l is Lease => l !== undefined);
+    // Hold first, then read: work queued after the hold moves the score, and the drop below then keeps it.
+    const [[holdErr, hold], [takeErr, taken]] = (await this.pipe()
+      .signalActiveHold(this.g.active, integration, this.claimEvery, Math.floor(Math.random() * 1000))
+      .signalQueueTake(k.stream, k.delayed, this.consumer, Math.max(0, max), this.vt, this.claimCursor.get(integration) ?? '0-0', 1000)
+      .exec()) as unknown as [[Error | null, string], [Error | null, [Entry[], string, Entry[], number, number, string, number]]];
+    if (takeErr) throw takeErr;
+    if (holdErr) throw holdErr;
+    const [claimed, cursor, fresh, waiting, pending, nextDelayed] = taken;
+    this.claimCursor.set(integration, cursor);
+    const leases: Lease[] = [];
+    for (const e of claimed) {
+      const l = this.toLease(e, true);
+      if (l) leases.push(l);
+    }
+    for (const e of fresh) {
+      const l = this.toLease(e, false);
+      if (l) leases.push(l);
+    }
+    // What the next visit is for: more waiting (due now), a retry (due then), leases (the hold: a take-over check).
+    if (hold !== '') {
+      this.trips++;
+      if (waiting > 0 || cursor !== '0-0') await this.redis.signalActiveDue(this.g.active, integration, 0);
+      else if (nextDelayed !== '' && (pending === 0 || Number(nextDelayed) < Number(hold))) await this.redis.signalActiveAt(this.g.active, integration, nextDelayed);
+      else if (pending === 0 && nextDelayed === '') {
+        await this.redis.signalActiveDrop(this.g.active, integration, hold);
+        this.maybePrune(integration, k.stream);
+      } else this.trips--;
+    }
+    return leases;
+  }
+
+  /** Now and then, on an idle visit: forget consumers of dead workers. */
+  private maybePrune(integration: string, stream: string): void {
+    const now = Date.now();
+    if (now - (this.lastPrune.get(integration) ?? 0) < 60_000) return;
+    this.lastPrune.set(integration, now);
+    this.pruneConsumers(stream).catch(() => undefined);
   }
 
   /**
@@ -261,10 +299,19 @@ export class RedisQueue implements DeliveryQueue {
     const k = this.k(integration);
     const payload = s.kind === 'retry' ? JSON.stringify(s.message) : s.kind === 'dead' ? s.entry : '';
     this.trips++;
+    if (s.kind === 'retry') {
+      const delay = Math.max(0, Math.round(s.delay_ms));
+      const [[err, r]] = (await this.pipe()
+        .signalQueueSettle(k.stream, k.delayed, k.dead, k.deadData, k.stats, k.outcomes, lease.id, this.consumer, 'retry', s.outcome, payload, delay, '', '', this.outcomesMaxLen)
+        .signalActiveDue(this.g.active, integration, delay)
+        .exec()) as unknown as [[Error | null, number]];
+      if (err) throw err;
+      return r === 1;
+    }
     const r = await this.redis.signalQueueSettle(
       k.stream, k.delayed, k.dead, k.deadData, k.stats, k.outcomes,
       lease.id, this.consumer, s.kind, s.outcome, payload,
-      s.kind === 'retry' ? Math.max(0, Math.round(s.delay_ms)) : 0,
+      0,
       s.kind === 'dead' ? s.job_id : '',
       s.kind === 'done' ? s.status : '',
       this.outcomesMaxLen,
@@ -274,14 +321,19 @@ export class RedisQueue implements DeliveryQueue {
 
   async release(integration: string, lease: Lease, message: QueuedEvent): Promise<boolean> {
     this.trips++;
-    return (await this.redis.signalQueueRelease(this.k(integration).stream, lease.id, this.consumer, JSON.stringify(message))) === 1;
+    const [[err, r]] = (await this.pipe()
+      .signalQueueRelease(this.k(integration).stream, lease.id, this.consumer, JSON.stringify(message))
+      .signalActiveDue(this.g.active, integration, 0)
+      .publish(this.g.wake, integration)
+      .exec()) as unknown as [[Error | null, number]];
+    if (err) throw err;
+    return r === 1;
   }
 
   async status(integration: string): Promise<QueueStatus> {
     const k = this.k(integration);
     this.trips++;
-    const [xlen, pending, delayed, dead, stats] = (await this.redis
-      .pipeline()
+    const [xlen, pending, delayed, dead, stats] = (await this.pipe()
       .xlen(k.stream)
       .xpending(k.stream, GROUP)
       .zcard(k.delayed)
@@ -307,12 +359,12 @@ export class RedisQueue implements DeliveryQueue {
 
   async integrations(): Promise<string[]> {
     this.trips++;
-    return (await this.redis.smembers(`${this.prefix}integrations`)).sort();
+    return (await this.redis.smembers(this.g.integrations)).sort();
   }
 
   async names(): Promise<Record<string, string>> {
     this.trips++;
-    return this.redis.hgetall(`${this.prefix}names`);
+    return this.redis.hgetall(this.g.names);
   }
 
   async deadLetters(integration: string, opts: { limit?: number } = {}): Promise<string[]> {
@@ -364,13 +416,18 @@ export class RedisQueue implements DeliveryQueue {
       }
       if (ids.length < want) break;
     }
+    if (moved) {
+      this.trips++;
+      await this.pipe().signalActiveDue(this.g.active, record.id, 0).publish(this.g.wake, record.id).exec();
+    }
     return moved;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const c of this.blocking.values()) c.disconnect();
+    this.subscriber?.disconnect();
+    this.workListeners.clear();
     // QUIT waits for what is queued; a Redis that is away must not hold the process.
     await Promise.race([this.redis.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
     this.redis.disconnect();

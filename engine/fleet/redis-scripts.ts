@@ -3,7 +3,7 @@
  * state change that must not be half-done; RedisQueue registers them with ioredis's defineCommand. Kept
  * apart from the queue's operations so that what runs inside Redis reads in one place.
  */
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 
 export const GROUP = 'workers';
 
@@ -15,6 +15,78 @@ const holds = (idArg: number, consumerArg: number) =>
   `#redis.call('XPENDING', KEYS[1], '${GROUP}', ARGV[${idArg}], ARGV[${idArg}], 1, ARGV[${consumerArg}]) == 1`;
 
 export const SCRIPTS = {
+  // KEYS: stream delayed; ARGV: consumer max vt_ms claim_cursor promote_limit — one visit of an integration:
+  // due retries back onto the stream, leases of dead consumers taken over, new entries read (at most `max`
+  // in all), and what is left, so the caller can schedule the next visit. Returns
+  // { claimed entries, next claim cursor, new entries, waiting, pending, next delayed due ('' if none), now }.
+  signalQueueTake: {
+    numberOfKeys: 2,
+    lua: `
+${NOW_MS}
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+for _, m in ipairs(due) do
+  redis.call('XADD', KEYS[1], '*', 'm', m)
+  redis.call('ZREM', KEYS[2], m)
+end
+local max = tonumber(ARGV[2])
+local claimed = {}
+local cursor = ARGV[4]
+if max > 0 and tonumber(redis.call('XPENDING', KEYS[1], '${GROUP}')[1]) > 0 then
+  local r = redis.call('XAUTOCLAIM', KEYS[1], '${GROUP}', ARGV[1], tonumber(ARGV[3]), cursor, 'COUNT', max)
+  cursor = r[1]
+  claimed = r[2]
+  max = max - #claimed
+end
+local fresh = {}
+if max > 0 then
+  local r = redis.call('XREADGROUP', 'GROUP', '${GROUP}', ARGV[1], 'COUNT', max, 'STREAMS', KEYS[1], '>')
+  if r then fresh = r[1][2] end
+end
+local pending = tonumber(redis.call('XPENDING', KEYS[1], '${GROUP}')[1])
+local waiting = redis.call('XLEN', KEYS[1]) - pending
+local nd = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+return {claimed, cursor, fresh, waiting, pending, nd[2] or '', now}`,
+  },
+  // KEYS: active; ARGV: id delay_ms — the integration has work due in delay_ms (only ever moves a due time earlier).
+  signalActiveDue: {
+    numberOfKeys: 1,
+    lua: `
+${NOW_MS}
+redis.call('ZADD', KEYS[1], 'LT', now + tonumber(ARGV[2]), ARGV[1])
+return 1`,
+  },
+  // KEYS: active; ARGV: id at_ms — as signalActiveDue, at an absolute time on the Redis clock.
+  signalActiveAt: {
+    numberOfKeys: 1,
+    lua: `redis.call('ZADD', KEYS[1], 'LT', ARGV[2], ARGV[1]) return 1`,
+  },
+  // KEYS: active; ARGV: id hold_ms nonce_ms — a visitor holds the integration (not due for others) for about
+  // hold_ms; returns the score as Redis prints it (the nonce makes it this visit's own), '' when not active.
+  signalActiveHold: {
+    numberOfKeys: 1,
+    lua: `
+${NOW_MS}
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return '' end
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
+return redis.call('ZSCORE', KEYS[1], ARGV[1])`,
+  },
+  // KEYS: active; ARGV: id hold_score — forget an integration found empty, unless new work moved its score since.
+  signalActiveDrop: {
+    numberOfKeys: 1,
+    lua: `
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and s == ARGV[2] then redis.call('ZREM', KEYS[1], ARGV[1]) return 1 end
+return 0`,
+  },
+  // KEYS: active; ARGV: offset limit — integrations due now (oldest due first), and the next due time after them.
+  signalActiveReady: {
+    numberOfKeys: 1,
+    lua: `
+${NOW_MS}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', tonumber(ARGV[1]), tonumber(ARGV[2]))
+local nxt = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+return {ids, nxt[2] or '', now}`,
+  },
   // KEYS: stream delayed dead deaddata stats outcomes
   // ARGV: id consumer kind outcome payload delay_ms job_id status outcomes_maxlen
   signalQueueSettle: {
@@ -50,18 +122,6 @@ redis.call('XDEL', KEYS[1], ARGV[1])
 redis.call('XADD', KEYS[1], '*', 'm', ARGV[3])
 return 1`,
   },
-  // KEYS: stream delayed; ARGV: limit — due retries back onto the queue.
-  signalQueuePromote: {
-    numberOfKeys: 2,
-    lua: `
-${NOW_MS}
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-for _, m in ipairs(due) do
-  redis.call('XADD', KEYS[1], '*', 'm', m)
-  redis.call('ZREM', KEYS[2], m)
-end
-return #due`,
-  },
   // KEYS: stream; ARGV: consumer id... — reset the idle time of the leases this consumer still holds.
   signalQueueRenew: {
     numberOfKeys: 1,
@@ -89,12 +149,31 @@ return 1`,
 } as const;
 
 export type Scripted = Redis & {
+  signalQueueTake(...args: (string | number)[]): Promise<[Entry[], string, Entry[], number, number, string, number]>;
+  signalActiveDue(...args: (string | number)[]): Promise<number>;
+  signalActiveAt(...args: (string | number)[]): Promise<number>;
+  signalActiveHold(...args: (string | number)[]): Promise<string>;
+  signalActiveDrop(...args: (string | number)[]): Promise<number>;
+  signalActiveReady(...args: (string | number)[]): Promise<[string[], string, number]>;
   signalQueueSettle(...args: (string | number)[]): Promise<number>;
   signalQueueRelease(...args: (string | number)[]): Promise<number>;
-  signalQueuePromote(...args: (string | number)[]): Promise<number>;
   signalQueueRenew(...args: (string | number)[]): Promise<string[]>;
   signalQueueReplay(...args: (string | number)[]): Promise<number>;
 };
+
+export type Entry = [id: string, fields: string[] | null];
+
+/** Keys of the whole keyspace (not of one integration). */
+export function globalKeys(prefix: string) {
+  return {
+    /** ZSET id → when the integration next needs a visit (work waiting, a retry due, leases to check). */
+    active: `${prefix}active`,
+    /** Pub/sub channel: new work somewhere (workers wake up and look at `active`). */
+    wake: `${prefix}wake`,
+    integrations: `${prefix}integrations`,
+    names: `${prefix}names`,
+  };
+}
 
 export function keys(prefix: string, name: string) {
   const base = `${prefix}{${name}}:`;
@@ -107,3 +186,6 @@ export function keys(prefix: string, name: string) {
     outcomes: `${base}outcomes`,
   };
 }
+
+/** A pipeline that also knows the scripts (ioredis adds defined commands to pipelines at run time). */
+export type ScriptedPipeline = ChainableCommander & { [K in keyof typeof SCRIPTS]: (...args: (string | number)[]) => ScriptedPipeline };

@@ -16,6 +16,8 @@ import { decideAfterAttempt, DEFAULT_QUEUE_RETRY_POLICY, type QueueRetryPolicy }
 import type { AttemptSummary, DeliveryQueue, Lease, QueuedEvent, Settlement } from './queue.js';
 import { createRedisQueue } from './redis-queue.js';
 import { Wake } from '../run/wake.js';
+import { circuitAfter, circuitAllows, CLOSED, DEFAULT_CIRCUIT_POLICY, isOutage, type CircuitPolicy, type CircuitState } from '../policy/circuit.js';
+import type { RecordRegistry } from './registry.js';
 import { eventIdOf } from '../run/event.js';
 
 export type Disposition = 'delivered' | 'skipped' | 'retry_scheduled' | 'dead_lettered';
@@ -44,12 +46,25 @@ export interface StartWorkerOptions {
   engineOptions?: EngineOptions & Record<string, unknown>;
   /** Redis URL of the queues (or give `queue`). */
   redis?: string;
+  /** The customer's key prefix (keyspace) when the worker connects the queue itself. Default `signal:`. */
+  keyPrefix?: string;
   /** Another queue implementation (e.g. a Kafka consumer); the worker does not close one it was given. */
   queue?: DeliveryQueue;
-  /** Integration records whose queues this worker consumes (one queue per record name). */
-  integrations: readonly unknown[];
+  /** Integration records whose queues this worker consumes (one queue per record id): a fixed set. */
+  integrations?: readonly unknown[];
+  /**
+   * Follow every record of this registry instead (or besides): new records are consumed, changed ones
+   * apply to the next event taken, disabled or removed ones take no new events (their queues are kept).
+   */
+  registry?: RecordRegistry;
+  /** How often the registry is reconciled against every record's version (missed notifications). Default 30 s. */
+  reconcileMs?: number;
   /** Deliveries in flight per integration (a batching integration keeps a batch's worth per request). Default 16. */
   concurrency?: number;
+  /** Deliveries in flight in this worker, all integrations together. Default 256. */
+  maxInFlight?: number;
+  /** Circuit breaker per integration (a vendor in outage pauses and is probed). */
+  circuit?: Partial<CircuitPolicy>;
   /** Send every request to this base URL (local emulator). */
   endpoint?: string;
   /** Leases not renewed for this long go to another worker. Default 30 s. */
@@ -58,8 +73,8 @@ export interface StartWorkerOptions {
   retryBackoffMs?: number;
   /** How long stop() lets in-flight deliveries finish before aborting and handing them back. Default 30 s. */
   drainTimeoutMs?: number;
-  /** Longest wait for new events in one read (bounds how fast stop() takes effect). Default 1 s. */
-  blockMs?: number;
+  /** Longest wait between looks at which queues have work, when no wake-up message arrives. Default 1 s. */
+  pollMs?: number;
   onOutcome?: (outcome: FleetOutcome) => void;
   logger?: WorkerLogger;
 }
@@ -67,11 +82,16 @@ export interface StartWorkerOptions {
 export interface FleetWorker {
   readonly queue: DeliveryQueue;
   readonly engine: Engine;
+  /** The integrations this worker serves now (changes while it follows a registry). */
   readonly integrations: readonly Integration[];
-  /** Deliveries in flight now: of one integration, or of all. */
+  /** The integration served under this record id, if any. */
+  integration(id: string): Integration | undefined;
+  /** Deliveries in flight now: of one integration (by id), or of all. */
   inFlight(integration?: string): number;
   /** Counts of settled attempts by disposition, in this process. */
   readonly counts: Record<Disposition, number>;
+  /** The circuit state of an integration (by id). */
+  circuit(integration: string): CircuitState['state'] | undefined;
   /** Drain and stop (idempotent); resolves when nothing is held any more. */
   stop(): Promise<void>;
   /** Abort in-flight deliveries now and hand them back (a second SIGTERM). */
@@ -81,12 +101,20 @@ export interface FleetWorker {
 interface Lane {
   /** The record's id: its queue's key. */
   name: string;
+  /** The record's current integration: the next event taken uses it (in-flight ones keep theirs). */
   integration: Integration;
+  /** The registry version it was made from (followed records only). */
+  version?: string;
   policy: QueueRetryPolicy;
   window: number;
   inflight: Map<string, Lease>;
-  wake: Wake;
-  loop?: Promise<void>;
+  /** Slots promised to a take in progress. */
+  reserved: number;
+  circuit: CircuitState;
+  /** Disabled or removed: takes nothing new; forgotten once its in-flight events are done. */
+  retired: boolean;
+  /** Integrations replaced while their events were in flight, disposed when those are done. */
+  draining: Integration[];
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
@@ -175,40 +203,57 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   const log = opts.logger ?? SILENT;
   const vt = opts.visibilityTimeoutMs ?? 30_000;
   const concurrency = Math.max(1, opts.concurrency ?? 16);
-  const blockMs = opts.blockMs ?? 1_000;
+  const maxInFlight = Math.max(1, opts.maxInFlight ?? 256);
+  const pollMs = opts.pollMs ?? 1_000;
   const drainMs = opts.drainTimeoutMs ?? 30_000;
+  const reconcileMs = opts.reconcileMs ?? 30_000;
+  const circuitPolicy: CircuitPolicy = { ...DEFAULT_CIRCUIT_POLICY, ...opts.circuit };
   if (!opts.queue && !opts.redis) throw new TypeError('startWorker: give `redis` (a URL) or `queue`');
+  if (!opts.integrations?.length && !opts.registry) throw new TypeError('startWorker: give `integrations` (records) or a `registry` to follow');
   const ownsEngine = !opts.engine;
   const engine = opts.engine ?? (await Engine.load(opts.engineOptions ?? {}));
+  const createOpts = opts.endpoint ? { endpoint: opts.endpoint } : {};
 
-  const lanes: Lane[] = [];
+  /** Every integration this worker serves, by record id. */
+  const lanes = new Map<string, Lane>();
+  const newLane = (record: unknown, version?: string): Lane => {
+    const integration = engine.createIntegration(record, createOpts);
+    return {
+      name: fleetIdOf(integration),
+      integration,
+      ...(version !== undefined ? { version } : {}),
+      policy: queuePolicyOf(record, opts.retryBackoffMs),
+      window: integration.inFlightWindow(concurrency),
+      inflight: new Map(),
+      reserved: 0,
+      circuit: CLOSED,
+      retired: false,
+      draining: [],
+    };
+  };
   try {
-    for (const record of opts.integrations) {
-      const integration = engine.createIntegration(record, opts.endpoint ? { endpoint: opts.endpoint } : {});
-      const id = fleetIdOf(integration);
-      if (lanes.some((l) => l.name === id)) throw new TypeError(`two integration records have the id '${id}': one queue per record id`);
-      lanes.push({
-        name: id,
-        integration,
-        policy: queuePolicyOf(record, opts.retryBackoffMs),
-        window: integration.inFlightWindow(concurrency),
-        inflight: new Map(),
-        wake: new Wake(),
-      });
+    for (const record of opts.integrations ?? []) {
+      const lane = newLane(record);
+      if (lanes.has(lane.name)) throw new TypeError(`two integration records have the id '${lane.name}': one queue per record id`);
+      lanes.set(lane.name, lane);
     }
   } catch (e) {
     if (ownsEngine) engine.close();
     throw e;
   }
   const ownsQueue = !opts.queue;
-  const queue = opts.queue ?? (await createRedisQueue({ url: opts.redis!, visibilityTimeoutMs: vt, persistent: true }));
-  for (const lane of lanes) await queue.ensure(lane.name, lane.integration.name);
+  const queue = opts.queue ?? (await createRedisQueue({ url: opts.redis!, prefix: opts.keyPrefix, visibilityTimeoutMs: vt, persistent: true }));
+  for (const lane of lanes.values()) await queue.ensure(lane.name, lane.integration.name);
 
   const counts: Record<Disposition, number> = { delivered: 0, skipped: 0, retry_scheduled: 0, dead_lettered: 0 };
   const abandon = new AbortController();
   const idle = new Wake();
+  /** Wakes the scheduler: work queued somewhere, a slot freed, a record changed, stop. */
+  const wake = new Wake();
   let stopping = false;
-  const inFlight = (name?: string) => lanes.reduce((n, l) => n + (name === undefined || l.name === name ? l.inflight.size : 0), 0);
+  let total = 0;
+  let reservedTotal = 0;
+  const inFlight = (id?: string) => (id === undefined ? total : (lanes.get(id)?.inflight.size ?? 0));
 
   /** Give an event back to the queue without counting an attempt. */
   const handBack = async (lane: Lane, lease: Lease, maybeSent: boolean): Promise<void> => {
@@ -274,6 +319,19 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
       await handBack(lane, lease, true);
       return;
     }
+    if (lease.unreadable === undefined && mismatch === undefined) {
+      const outage = isOutage(outcome);
+      const wasOpen = lane.circuit.state === 'open';
+      lane.circuit = circuitAfter(lane.circuit, circuitPolicy, Date.now(), outage);
+      if (outage && wasOpen) {
+        // The vendor is known to be down: this event goes back to wait for the circuit, no attempt spent.
+        await handBack(lane, lease, mayHaveReachedVendor(outcome) || outcome.possibly_duplicated === true);
+        return;
+      }
+      if (lane.circuit.state === 'open' && !wasOpen) {
+        log.warn({ integration: lane.name, failures: lane.circuit.failures, reopen_in_ms: lane.circuit.until - Date.now(), reason: outcome.reason, http_status: outcome.http_status }, 'circuit open: the vendor looks down; events wait on the queue until a probe succeeds');
+      }
+    }
     // Possibly duplicated at the vendor: an earlier attempt may have reached it (or the worker that held
     // this lease before died mid-delivery), or the engine retried a request that had gone out.
     const pd = Boolean(m.possibly_duplicated || lease.reclaimed || outcome.possibly_duplicated);
@@ -319,43 +377,109 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
 
   const start = (lane: Lane, lease: Lease): void => {
     lane.inflight.set(lease.id, lease);
+    total++;
     attempt(lane, lease)
       .catch((e: unknown) => log.error({ integration: lane.name, job_id: lease.message.job_id, err: (e as Error)?.message }, 'attempt failed unexpectedly: the event returns after the visibility timeout'))
       .finally(() => {
         lane.inflight.delete(lease.id);
-        lane.wake.notify();
+        total--;
+        if (!lane.inflight.size) forgetDrained(lane);
+        wake.notify();
         idle.notify();
       });
   };
 
-  const runLane = async (lane: Lane): Promise<void> => {
-    let failures = 0;
-    while (!stopping) {
-      const free = lane.window - lane.inflight.size;
-      if (free <= 0) {
-        await lane.wake.wait();
-        continue;
-      }
-      let leases: Lease[];
-      try {
-        leases = await queue.take(lane.name, free, blockMs);
-        failures = 0;
-      } catch (e) {
-        if (stopping) break;
-        log.error({ integration: lane.name, err: (e as Error).message }, 'reading the queue failed; retrying');
-        await sleep(Math.min(2_000, 100 * 2 ** failures++));
-        continue;
-      }
-      for (const lease of leases) {
-        if (stopping) await handBack(lane, lease, lease.reclaimed);
-        else start(lane, lease);
-      }
+  /** Once a lane has nothing in flight: dispose the integrations it replaced, and forget it if retired. */
+  const forgetDrained = (lane: Lane): void => {
+    for (const old of lane.draining.splice(0)) void engine.dispose(old);
+    if (lane.retired && lanes.get(lane.name) === lane) {
+      lanes.delete(lane.name);
+      void engine.dispose(lane.integration);
     }
   };
 
+  /** How many events this lane may take now: its window, its circuit, the worker's cap. */
+  const room = (lane: Lane, now: number): number => {
+    if (lane.retired) return 0;
+    const c = circuitAllows(lane.circuit, now);
+    lane.circuit = c.state;
+    return Math.max(0, Math.min(lane.window, c.max) - lane.inflight.size - lane.reserved);
+  };
+
+  /** Visit one integration: take what fits and start it. */
+  const visit = async (lane: Lane, n: number): Promise<number> => {
+    lane.reserved += n;
+    reservedTotal += n;
+    let leases: Lease[];
+    try {
+      leases = await queue.take(lane.name, n);
+    } finally {
+      lane.reserved -= n;
+      reservedTotal -= n;
+    }
+    for (const lease of leases) {
+      if (stopping) await handBack(lane, lease, lease.reclaimed);
+      else start(lane, lease);
+    }
+    return leases.length;
+  };
+
+  /**
+   * The scheduler: one loop for every integration. It asks the queue which integrations have work due
+   * (one request, however many there are), visits those it serves that have room, sharing the worker's
+   * free slots among them, and sleeps until the next due time, a wake-up message, or a freed slot.
+   */
+  const PAGE = 256;
+  const schedule = async (): Promise<void> => {
+    let failures = 0;
+    let offset = 0;
+    while (!stopping) {
+      let nextInMs: number | undefined;
+      let took = 0;
+      let due = 0;
+      try {
+        const free = maxInFlight - total - reservedTotal;
+        if (free > 0) {
+          const ready = await queue.ready({ limit: PAGE, offset });
+          nextInMs = ready.nextInMs;
+          due = ready.ids.length;
+          const now = Date.now();
+          const eligible: [Lane, number][] = [];
+          for (const id of ready.ids) {
+            const lane = lanes.get(id);
+            const r = lane ? room(lane, now) : 0;
+            if (lane && r > 0) eligible.push([lane, r]);
+          }
+          // A page of integrations this worker cannot serve now: look further down the list.
+          offset = !eligible.length && due === PAGE && offset < PAGE * 16 ? offset + PAGE : 0;
+          if (offset) continue;
+          // Share the free slots: every eligible integration gets its part of the worker's room.
+          const share = Math.max(1, Math.floor(free / Math.max(1, eligible.length)));
+          for (let i = 0; i < eligible.length && !stopping; i += 16) {
+            const chunk = eligible.slice(i, i + 16);
+            const left = maxInFlight - total - reservedTotal;
+            if (left <= 0) break;
+            const counts = await Promise.all(chunk.map(([lane, r]) => visit(lane, Math.min(r, share, left))));
+            for (const c of counts) took += c;
+          }
+        }
+        failures = 0;
+      } catch (e) {
+        if (stopping) break;
+        log.error({ err: (e as Error).message }, 'reading the queues failed; retrying');
+        await sleep(Math.min(2_000, 100 * 2 ** failures++));
+        continue;
+      }
+      if (took > 0 && due > 0) continue; // more may be due right away
+      const wait = Math.max(1, Math.min(pollMs, nextInMs ?? pollMs));
+      await Promise.race([wake.wait(), sleep(wait)]);
+    }
+  };
+  const unsubscribe = queue.onWork(() => wake.notify());
+
   // Renew the leases of deliveries in flight well before they expire.
   const renewTimer = setInterval(() => {
-    for (const lane of lanes) {
+    for (const lane of lanes.values()) {
       const ids = [...lane.inflight.keys()];
       if (!ids.length) continue;
       queue.renew(lane.name, ids).then(
@@ -368,8 +492,85 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   }, Math.max(50, Math.floor(vt / 3)));
   renewTimer.unref?.();
 
-  for (const lane of lanes) lane.loop = runLane(lane);
-  log.info({ integrations: lanes.map((l) => l.name), concurrency, visibility_timeout_ms: vt }, 'worker started');
+  // Following a registry: bring one record's lane up to date with what the registry holds.
+  const follow = opts.registry;
+  const sync = async (id: string, known?: { entry: { version: string; enabled: boolean }; record: unknown } | null): Promise<void> => {
+    const got = known === undefined ? await follow!.get(id) : (known ?? undefined);
+    const lane = lanes.get(id);
+    if (!got || !got.entry.enabled) {
+      if (lane && !lane.retired && lane.version !== undefined) {
+        lane.retired = true; // in-flight events finish; the queue keeps the rest
+        log.info({ integration: id, reason: got ? 'disabled' : 'removed' }, 'integration stopped: no new events taken, its queue is kept');
+        if (!lane.inflight.size) forgetDrained(lane);
+      }
+      return;
+    }
+    if (lane && !lane.retired && lane.version === got.entry.version) return;
+    let next: Lane;
+    try {
+      next = newLane(got.record, got.entry.version);
+    } catch (e) {
+      log.error({ integration: id, err: (e as Error).message }, 'record in the registry is not deliverable: its events wait');
+      return;
+    }
+    if (next.name !== id) return log.error({ integration: id }, 'record stored under another id than its own: ignored');
+    await queue.ensure(id, next.integration.name);
+    if (lane && lanes.get(id) === lane) {
+      // The next event taken uses the new record (new credentials: a new token scope); in-flight ones keep theirs.
+      if (lane.integration !== next.integration) lane.draining.push(lane.integration);
+      Object.assign(lane, { integration: next.integration, version: next.version, policy: next.policy, window: next.window, retired: false });
+      if (!lane.inflight.size) forgetDrained(lane);
+      log.info({ integration: id }, 'integration record changed: applies to the next event taken');
+    } else {
+      lanes.set(id, next);
+      log.info({ integration: id, name: next.integration.name }, 'integration added');
+    }
+    wake.notify();
+  };
+  let reconciling: Promise<void> | undefined;
+  const reconcile = (): Promise<void> =>
+    (reconciling ??= (async () => {
+      try {
+        const versions = await follow!.versions();
+        const stale = [...versions].filter(([id, v]) => lanes.get(id)?.version !== v || lanes.get(id)?.retired).map(([id]) => id);
+        const records = await follow!.getMany(stale);
+        for (const id of stale) await sync(id, records.get(id) ?? null);
+        for (const [id, lane] of lanes) if (lane.version !== undefined && !versions.has(id)) await sync(id, null);
+      } catch (e) {
+        log.error({ err: (e as Error).message }, 'reading the registry failed; retrying at the next reconciliation');
+      } finally {
+        reconciling = undefined;
+      }
+    })());
+  let stopFollowing = (): void => undefined;
+  if (follow) {
+    const changed = new Set<string>();
+    let syncing: Promise<void> | undefined;
+    const drain = (): void => {
+      syncing ??= (async () => {
+        while (changed.size && !stopping) {
+          const [id] = changed;
+          changed.delete(id!);
+          await sync(id!).catch((e: unknown) => log.error({ integration: id, err: (e as Error).message }, 'reading a changed record failed; the next reconciliation retries'));
+        }
+        syncing = undefined;
+      })();
+    };
+    const off = follow.onChange((id) => {
+      changed.add(id);
+      drain();
+    });
+    await reconcile();
+    const timer = setInterval(() => void reconcile(), reconcileMs);
+    timer.unref?.();
+    stopFollowing = () => {
+      off();
+      clearInterval(timer);
+    };
+  }
+
+  const loop = schedule();
+  log.info({ integrations: [...lanes.keys()].slice(0, 100), integration_count: lanes.size, following_registry: Boolean(follow), concurrency, max_in_flight: maxInFlight, visibility_timeout_ms: vt }, 'worker started');
 
   const waitIdle = async (deadline: number): Promise<boolean> => {
     while (inFlight() > 0) {
@@ -384,24 +585,33 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   const worker: FleetWorker = {
     queue,
     engine,
-    integrations: lanes.map((l) => l.integration),
-    inFlight: (name?: string) => inFlight(name),
+    get integrations() {
+      return [...lanes.values()].filter((l) => !l.retired).map((l) => l.integration);
+    },
+    integration: (id: string) => {
+      const lane = lanes.get(id);
+      return lane && !lane.retired ? lane.integration : undefined;
+    },
+    inFlight: (id?: string) => inFlight(id),
     counts,
+    circuit: (id: string) => lanes.get(id)?.circuit.state,
     hurry: () => abandon.abort(),
     stop: () => {
       stopped ??= (async () => {
         stopping = true;
-        for (const lane of lanes) lane.wake.notify();
+        stopFollowing();
+        wake.notify();
         log.info({ in_flight: inFlight() }, 'draining: no new events; in-flight deliveries finish or are handed back');
         // Batching integrations send what they hold now instead of at their timer.
-        for (const lane of lanes) void lane.integration.flush();
+        for (const lane of lanes.values()) void lane.integration.flush();
         if (!(await waitIdle(Date.now() + drainMs))) {
           log.warn({ in_flight: inFlight() }, 'drain timeout: aborting in-flight deliveries and handing them back');
           abandon.abort();
           await waitIdle(Date.now() + 10_000);
         }
-        // A read in progress returns within blockMs (its events are handed back); a Redis that is away must not hold us.
-        await Promise.race([Promise.all(lanes.map((l) => l.loop)), sleep(blockMs + 2_000)]);
+        // A visit in progress ends with its events handed back; a Redis that is away must not hold us.
+        await Promise.race([loop, sleep(pollMs + 2_000)]);
+        unsubscribe();
         clearInterval(renewTimer);
         if (ownsQueue) await queue.close();
         if (ownsEngine) engine.close();
