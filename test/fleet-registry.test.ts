@@ -206,7 +206,7 @@ describe('worker --all-records follows the registry while it runs', () => {
     // Written without a notification (a lost message): reconciliation picks it up.
     const raw = new Redis(redis.url);
     const rec = record('int_a');
-    const entry = { id: 'int_a', name: rec.name, vendor: rec.vendor, enabled: true, updated_at: new Date().toISOString(), version: recordVersion(rec), record: JSON.stringify(rec) };
+    const entry = { id: 'int_a', name: rec.name, vendor: 'salesforce_marketing_cloud', enabled: true, updated_at: new Date().toISOString(), version: recordVersion(rec), record: JSON.stringify(rec) };
     await raw.hset(`${prefix}records`, 'int_a', JSON.stringify(entry));
     await raw.hset(`${prefix}records:versions`, 'int_a', entry.version);
     raw.disconnect();

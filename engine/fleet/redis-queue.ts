@@ -35,6 +35,8 @@ import { randomUUID } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
 import { SignalError } from '../errors.js';
 import { GROUP, SCRIPTS, globalKeys, keys, type Entry, type Scripted, type ScriptedPipeline } from './redis-scripts.js';
+
+type TakeResult = [claimed: Entry[], cursor: string, fresh: Entry[], waiting: number, pending: number, nextDelayed: string, now: number];
 import type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, QueueStatus, Settlement } from './queue.js';
 
 export { GROUP } from './redis-scripts.js';
@@ -99,6 +101,10 @@ export class RedisQueue implements DeliveryQueue {
   private readonly outcomesMaxLen: number;
   private readonly ensured = new Set<string>();
   private readonly claimCursor = new Map<string, string>();
+  /** Events its last visit here left waiting, per integration: a visit taking fewer skips the hold. */
+  private readonly lastWaiting = new Map<string, number>();
+  /** The hold this consumer left on an integration whose leases it still had: its last settle may drop it. */
+  private readonly holds = new Map<string, string>();
   private readonly lastPrune = new Map<string, number>();
   private trips = 0;
   private closed = false;
@@ -232,14 +238,22 @@ export class RedisQueue implements DeliveryQueue {
   async take(integration: string, max: number): Promise<Lease[]> {
     await this.ensure(integration);
     const k = this.k(integration);
+    const takeArgs = [k.stream, k.delayed, this.consumer, Math.max(0, max), this.vt, this.claimCursor.get(integration) ?? '0-0', 1000] as const;
     this.trips++;
-    // Hold first, then read: work queued after the hold moves the score, and the drop below then keeps it.
-    const [[holdErr, hold], [takeErr, taken]] = (await this.pipe()
-      .signalActiveHold(this.g.active, integration, this.claimEvery, Math.floor(Math.random() * 1000))
-      .signalQueueTake(k.stream, k.delayed, this.consumer, Math.max(0, max), this.vt, this.claimCursor.get(integration) ?? '0-0', 1000)
-      .exec()) as unknown as [[Error | null, string], [Error | null, [Entry[], string, Entry[], number, number, string, number]]];
-    if (takeErr) throw takeErr;
-    if (holdErr) throw holdErr;
+    // A busy integration (its last visit here left more waiting than this one takes) stays due: read it
+    // without a hold, one script. Otherwise hold it first (only one worker gets a due integration's hold),
+    // then read: work queued after the hold moves the score, and the drop below then keeps it.
+    const busy = (this.lastWaiting.get(integration) ?? 0) > max;
+    let hold = '';
+    let taken: TakeResult;
+    if (busy) taken = (await this.redis.signalQueueTake(...takeArgs)) as TakeResult;
+    else {
+      hold = await this.redis.signalActiveHold(this.g.active, integration, this.claimEvery, Math.floor(Math.random() * 1000));
+      // Not due any more: another worker holds it (it is visiting it now), or it was found empty.
+      if (hold === '') return [];
+      this.trips++;
+      taken = (await this.redis.signalQueueTake(...takeArgs)) as TakeResult;
+    }
     const [claimed, cursor, fresh, waiting, pending, nextDelayed] = taken;
     this.claimCursor.set(integration, cursor);
     const leases: Lease[] = [];
@@ -251,16 +265,26 @@ export class RedisQueue implements DeliveryQueue {
       const l = this.toLease(e, false);
       if (l) leases.push(l);
     }
-    // What the next visit is for: more waiting (due now), a retry (due then), leases (the hold: a take-over check).
+    // Still due (more waiting, more to take over): keep it so. Without a hold it is due already.
+    const more = waiting > 0 || cursor !== '0-0';
+    if (more) this.lastWaiting.set(integration, waiting);
+    else this.lastWaiting.delete(integration);
+    this.holds.delete(integration);
     if (hold !== '') {
+      // What the next visit is for: more waiting (due now), a retry (due then), leases (the hold: a take-over check).
       this.trips++;
-      if (waiting > 0 || cursor !== '0-0') await this.redis.signalActiveDue(this.g.active, integration, 0);
+      if (more) await this.redis.signalActiveDue(this.g.active, integration, 0);
       else if (nextDelayed !== '' && (pending === 0 || Number(nextDelayed) < Number(hold))) await this.redis.signalActiveAt(this.g.active, integration, nextDelayed);
       else if (pending === 0 && nextDelayed === '') {
         await this.redis.signalActiveDrop(this.g.active, integration, hold);
         this.maybePrune(integration, k.stream);
-      } else this.trips--;
+      } else {
+        // Only leases left: the hold stands (a take-over check later), unless the last settle finds it empty.
+        this.trips--;
+        if (leases.length) this.holds.set(integration, hold);
+      }
     }
+    // Found drained without a hold: it stays due, and the next visit (with a hold) settles its schedule.
     return leases;
   }
 
@@ -302,12 +326,13 @@ export class RedisQueue implements DeliveryQueue {
     if (s.kind === 'retry') {
       const delay = Math.max(0, Math.round(s.delay_ms));
       const [[err, r]] = (await this.pipe()
-        .signalQueueSettle(k.stream, k.delayed, k.dead, k.deadData, k.stats, k.outcomes, lease.id, this.consumer, 'retry', s.outcome, payload, delay, '', '', this.outcomesMaxLen)
+        .signalQueueSettle(k.stream, k.delayed, k.dead, k.deadData, k.stats, k.outcomes, lease.id, this.consumer, 'retry', s.outcome, payload, delay, '', '', this.outcomesMaxLen, '0')
         .signalActiveDue(this.g.active, integration, delay)
         .exec()) as unknown as [[Error | null, number]];
       if (err) throw err;
       return r === 1;
     }
+    const hold = this.holds.get(integration);
     const r = await this.redis.signalQueueSettle(
       k.stream, k.delayed, k.dead, k.deadData, k.stats, k.outcomes,
       lease.id, this.consumer, s.kind, s.outcome, payload,
@@ -315,8 +340,16 @@ export class RedisQueue implements DeliveryQueue {
       s.kind === 'dead' ? s.job_id : '',
       s.kind === 'done' ? s.status : '',
       this.outcomesMaxLen,
+      hold !== undefined ? '1' : '0',
     );
-    return r === 1;
+    if (r === 2 && hold !== undefined && this.holds.get(integration) === hold) {
+      // The last event is settled and nothing is left: drop the integration now instead of at the hold's
+      // take-over check (dropped only if no work moved its score since the hold).
+      this.holds.delete(integration);
+      this.trips++;
+      await this.redis.signalActiveDrop(this.g.active, integration, hold);
+    }
+    return r >= 1;
   }
 
   async release(integration: string, lease: Lease, message: QueuedEvent): Promise<boolean> {

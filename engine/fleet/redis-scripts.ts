@@ -60,13 +60,15 @@ return 1`,
     numberOfKeys: 1,
     lua: `redis.call('ZADD', KEYS[1], 'LT', ARGV[2], ARGV[1]) return 1`,
   },
-  // KEYS: active; ARGV: id hold_ms nonce_ms — a visitor holds the integration (not due for others) for about
-  // hold_ms; returns the score as Redis prints it (the nonce makes it this visit's own), '' when not active.
+  // KEYS: active; ARGV: id hold_ms nonce_ms — a visitor holds a due integration (not due for others) for
+  // about hold_ms; returns the score as Redis prints it (the nonce makes it this visit's own), '' when it is
+  // not due (another visitor holds it, or it was dropped): then there is nothing to visit.
   signalActiveHold: {
     numberOfKeys: 1,
     lua: `
 ${NOW_MS}
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return '' end
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not s or tonumber(s) > now then return '' end
 redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
 return redis.call('ZSCORE', KEYS[1], ARGV[1])`,
   },
@@ -88,7 +90,7 @@ local nxt = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES
 return {ids, nxt[2] or '', now}`,
   },
   // KEYS: stream delayed dead deaddata stats outcomes
-  // ARGV: id consumer kind outcome payload delay_ms job_id status outcomes_maxlen
+  // ARGV: id consumer kind outcome payload delay_ms job_id status outcomes_maxlen check_empty
   signalQueueSettle: {
     numberOfKeys: 6,
     lua: `
@@ -110,6 +112,8 @@ else
   redis.call('HINCRBY', KEYS[5], ARGV[8], 1)
 end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[9], '*', 'o', ARGV[4])
+-- Asked (ARGV[10]): 2 when the integration has nothing left at all (no entry, no retry), so the caller may drop it from \`active\`.
+if ARGV[10] == '1' and redis.call('XLEN', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[2]) == 0 then return 2 end
 return 1`,
   },
   // KEYS: stream; ARGV: id consumer payload — hand back without an attempt.

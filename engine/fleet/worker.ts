@@ -453,13 +453,18 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
           // A page of integrations this worker cannot serve now: look further down the list.
           offset = !eligible.length && due === PAGE && offset < PAGE * 16 ? offset + PAGE : 0;
           if (offset) continue;
-          // Share the free slots: every eligible integration gets its part of the worker's room.
-          const share = Math.max(1, Math.floor(free / Math.max(1, eligible.length)));
-          for (let i = 0; i < eligible.length && !stopping; i += 16) {
-            const chunk = eligible.slice(i, i + 16);
-            const left = maxInFlight - total - reservedTotal;
-            if (left <= 0) break;
-            const counts = await Promise.all(chunk.map(([lane, r]) => visit(lane, Math.min(r, share, left))));
+          // The free slots go to the integrations due longest, each up to its own room (its window): a
+          // busy or hanging one never holds more than its share, and one visit takes what it can.
+          for (let i = 0; i < eligible.length && !stopping; ) {
+            const batch: [Lane, number][] = [];
+            let left = maxInFlight - total - reservedTotal;
+            for (; i < eligible.length && batch.length < 16 && left > 0; i++) {
+              const n = Math.min(eligible[i]![1], left);
+              batch.push([eligible[i]![0], n]);
+              left -= n;
+            }
+            if (!batch.length) break;
+            const counts = await Promise.all(batch.map(([lane, n]) => visit(lane, n)));
             for (const c of counts) took += c;
           }
         }
@@ -514,7 +519,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
       return;
     }
     if (next.name !== id) return log.error({ integration: id }, 'record stored under another id than its own: ignored');
-    await queue.ensure(id, next.integration.name);
+    // The queue's group and label: in the background (a visit makes sure of the group itself).
+    queue.ensure(id, next.integration.name).catch((e: unknown) => log.warn({ integration: id, err: (e as Error).message }, 'recording the integration on the queue failed; its first visit retries'));
     if (lane && lanes.get(id) === lane) {
       // The next event taken uses the new record (new credentials: a new token scope); in-flight ones keep theirs.
       if (lane.integration !== next.integration) lane.draining.push(lane.integration);
