@@ -17,7 +17,7 @@ import { outcomeJson, outcomeLine, responseIdLabel, summaryText } from '../forma
 import { CliError, describeFsError, displayPath, drained, EXIT, readJsonFile, resolvePath, type CliIO, type Output } from '../io.js';
 import { integerOption, secondsOption } from '../options.js';
 import { runPipeline, type LineResult, type PipelineResult } from '../pipeline.js';
-import { openStore, redisOption } from '../store.js';
+import { keyPrefixOption, openStore, redisOption } from '../store.js';
 import { safe } from '../text.js';
 import { progress, summaryJson } from '../summary.js';
 
@@ -36,6 +36,7 @@ interface DeliverOptions {
   maxLineBytes: number;
   shutdownTimeout: number;
   redis?: string;
+  keyPrefix: string;
   checkpoint?: string;
   fromLine?: number;
   summaryJson?: string;
@@ -64,6 +65,7 @@ export function registerDeliver(program: Command, ctx: Context): void {
       DEFAULT_SHUTDOWN_TIMEOUT_S,
     )
     .addOption(redisOption({ required: false }))
+    .addOption(keyPrefixOption())
     .option('--checkpoint <file>', 'record which lines have an outcome; when the file exists, resume from it (same events and integration)')
     .option('--from-line <n>', 'start at this line: the lines before it are read past, without an outcome', integerOption(1, Number.MAX_SAFE_INTEGER))
     .action(async (opts: DeliverOptions, cmd: Command) => {
@@ -315,7 +317,7 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
   // The engine's pool holds 128 connections per host; a larger --concurrency would wait for a free
   // connection inside the request timeout. Size the pool to what the operator asked for, and say so.
   const maxSockets = Math.max(DEFAULT_MAX_SOCKETS, opts.concurrency);
-  const store = await openStore(opts.redis);
+  const store = await openStore(opts.redis, opts.keyPrefix);
   let engine: Engine;
   try {
     engine = await loadEngine(ctx, cmd, { ...(store ? { store } : {}), ...(maxSockets > DEFAULT_MAX_SOCKETS ? { maxSockets } : {}) });
