@@ -170,11 +170,12 @@ async function idle(prefix: string, ms: number): Promise<{ commandsPerSecPerWork
 
 try {
   out(`\nfleet at many integrations: 2 workers --all-records --concurrency 4, ${TOTAL} events per run, ${(await import('node:os')).cpus().length} cores, ${ROUNDS} rounds`);
+  const only = process.env.BENCH_MANY_ONLY;
   const ratios: number[] = [];
   const cmdRatios: number[] = [];
   const one: Run[] = [];
   const many: Run[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < (only === 'idle' ? 0 : ROUNDS); r++) {
     // Alternate which side goes first.
     const a = r % 2 === 0 ? await drain(`b1r${r}:`, 1, TOTAL) : undefined;
     const b = await drain(`b2r${r}:`, MANY, PER);
@@ -185,9 +186,9 @@ try {
     cmdRatios.push(b.commandsPerEvent / a2.commandsPerEvent);
   }
   const range = (xs: number[], d = 2) => `${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}`;
-  out(`1 × ${TOTAL}:      drain ${range(one.map((x) => TOTAL / x.seconds), 0)} events/s, ${range(one.map((x) => x.commandsPerEvent))} Redis commands/event, ${range(one.map((x) => x.connectionsPerWorker), 1)} connections/worker, peak RSS ${range(one.map((x) => x.rssMb), 0)} MB`);
-  out(`${MANY} × ${PER}:      drain ${range(many.map((x) => TOTAL / x.seconds), 0)} events/s, ${range(many.map((x) => x.commandsPerEvent))} Redis commands/event, ${range(many.map((x) => x.connectionsPerWorker), 1)} connections/worker, peak RSS ${range(many.map((x) => x.rssMb), 0)} MB`);
-  out(`${MANY} × ${PER} vs 1 × ${TOTAL} (same round): drain time ${range(ratios)}×, Redis commands/event ${range(cmdRatios)}×`);
+  if (only !== 'idle') out(`1 × ${TOTAL}:      drain ${range(one.map((x) => TOTAL / x.seconds), 0)} events/s, ${range(one.map((x) => x.commandsPerEvent))} Redis commands/event, ${range(one.map((x) => x.connectionsPerWorker), 1)} connections/worker, peak RSS ${range(one.map((x) => x.rssMb), 0)} MB`);
+  if (only !== 'idle') out(`${MANY} × ${PER}:      drain ${range(many.map((x) => TOTAL / x.seconds), 0)} events/s, ${range(many.map((x) => x.commandsPerEvent))} Redis commands/event, ${range(many.map((x) => x.connectionsPerWorker), 1)} connections/worker, peak RSS ${range(many.map((x) => x.rssMb), 0)} MB`);
+  if (only !== 'idle') out(`${MANY} × ${PER} vs 1 × ${TOTAL} (same round): drain time ${range(ratios)}×, Redis commands/event ${range(cmdRatios)}×`);
   const idles = [];
   for (let r = 0; r < Math.min(ROUNDS, 2); r++) idles.push(await idle(`idle${r}:`, 5_000));
   out(`idle, ${MANY} integrations registered, nothing queued: ${range(idles.map((x) => x.commandsPerSecPerWorker), 1)} Redis commands/s per worker, worker CPU ${range(idles.map((x) => x.cpuPct), 1)}%, ${range(idles.map((x) => x.connectionsPerWorker), 1)} connections/worker, start-up ${range(idles.flatMap((x) => x.startupMs), 0)} ms`);

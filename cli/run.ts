@@ -18,7 +18,7 @@ import { safe } from './text.js';
 
 export type { CliIO } from './io.js';
 
-function version(): string {
+export function version(): string {
   try {
     return (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0';
   } catch {

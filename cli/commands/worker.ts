@@ -164,7 +164,22 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
     const ids = (): string[] => w!.integrations.map((i) => i.id!);
     const nameOf = (id: string): string | undefined => w!.integration(id)?.name;
     if (opts.metricsPort !== undefined) {
-      metrics = await createFleetMetrics({ engine, queue, integrations: ids, names: nameOf, inFlight: (id) => w!.inFlight(id) });
+      const { version } = await import('../run.js');
+      metrics = await createFleetMetrics({
+        engine,
+        queue,
+        integrations: ids,
+        names: nameOf,
+        inFlight: (id) => w!.inFlight(id),
+        circuit: (id) => w!.circuit(id),
+        version: version(),
+        // Ready: not draining (a load balancer stops routing), Redis answers within 1 s, records loaded.
+        ready: async () => ({
+          draining: stopping ? 'draining: no new events are taken' : true,
+          redis: await (queue.ping?.(1_000) ?? Promise.resolve()).then(() => true as const, (e: unknown) => `unreachable: ${(e as Error).message}`),
+          records: true,
+        }),
+      });
       const at = await metrics.listen(opts.metricsPort, opts.metricsHost);
       log.info({ metrics: at }, 'metrics served');
     }

@@ -29,8 +29,17 @@ export interface FleetMetricsOptions {
   names?: ReadonlyMap<string, string> | ((id: string) => string | undefined);
   /** In-flight deliveries of this process, per integration. */
   inFlight?: (integration: string) => number;
-  /** Add Node's process metrics (CPU, memory, event loop lag). Default true. */
+  /** Add Node's process metrics (CPU, memory, event loop lag) under prom-client's default names. Default true. */
   processMetrics?: boolean;
+  /**
+   * Readiness checks for `GET /readyz`: each resolves true when fine, or a short reason (draining, Redis
+   * unreachable, records not loaded). Default: the queue answers a ping within 1 s.
+   */
+  ready?: () => Promise<Record<string, true | string>>;
+  /** An integration's circuit state, for `signal_circuit_open{integration}`. */
+  circuit?: (integration: string) => string | undefined;
+  /** Package version for `signal_build_info`. */
+  version?: string;
 }
 
 export interface FleetMetrics {
@@ -47,7 +56,9 @@ export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<Fle
   const nameOf = (id: string): string => (typeof opts.names === 'function' ? opts.names(id) : opts.names?.get(id)) ?? '';
   const { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } = await import('prom-client');
   const registry = new Registry();
-  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'signal_worker_' });
+  // prom-client's default names (process_*, nodejs_*): what stock Node.js dashboards read.
+  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  new Gauge({ name: 'signal_build_info', help: 'Always 1; the version of signal-integrations this worker runs', labelNames: ['version'] as const, registers: [registry] }).set({ version: opts.version ?? 'unknown' }, 1);
 
   const outcomes = new Counter({
     name: 'signal_outcomes_total',
@@ -100,15 +111,25 @@ export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<Fle
       trips = Math.max(trips, n);
     },
   });
-  // One status read per scrape serves every queue gauge (prom-client collects them concurrently).
+  // Fleet-wide gauges (queue depths, dead letters) are the same whichever worker reads them: only the
+  // worker holding the keyspace's short `metrics` lease exports them, so sum() over workers adds up. One
+  // status read per scrape serves every queue gauge (prom-client collects them concurrently).
   let reading: { at: number; p: Promise<Map<string, QueueStatus> | undefined> } | undefined;
+  let exporter = false;
   const statuses = (): Promise<Map<string, QueueStatus> | undefined> => {
     if (!reading || Date.now() - reading.at > 250) {
       reading = {
         at: Date.now(),
         p: (async () => {
+          exporter = opts.queue.lease ? await opts.queue.lease('metrics', 60_000) : true;
+          if (!exporter) return new Map<string, QueueStatus>();
           const m = new Map<string, QueueStatus>();
-          for (const id of ids()) m.set(id, await opts.queue.status(id));
+          const all = opts.queue.lease ? await opts.queue.integrations() : ids();
+          for (let i = 0; i < all.length; i += 50) {
+            const chunk = all.slice(i, i + 50);
+            const got = await Promise.all(chunk.map((id) => opts.queue.status(id)));
+            chunk.forEach((id, j) => m.set(id, got[j]!));
+          }
           return m;
         })().catch(() => undefined),
       };
@@ -116,11 +137,21 @@ export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<Fle
     return reading.p;
   };
   new Gauge({
+    name: 'signal_fleet_gauges_exporter',
+    help: '1 on the one worker that exports the fleet-wide gauges (signal_queue_depth, signal_dead_letter_depth) for the keyspace, 0 on the others',
+    registers: [registry],
+    async collect() {
+      await statuses();
+      this.set(exporter ? 1 : 0);
+    },
+  });
+  new Gauge({
     name: 'signal_queue_depth',
-    help: 'Events per integration queue by state: waiting, in_flight (all workers), scheduled_retry',
+    help: 'Events per integration queue by state: waiting, in_flight (all workers), scheduled_retry; exported by one worker of the fleet only (sum adds up)',
     labelNames: ['integration', 'state'] as const,
     registers: [registry],
     async collect() {
+      this.reset();
       for (const [name, s] of (await statuses()) ?? []) {
         this.set({ integration: name, state: 'waiting' }, s.waiting);
         this.set({ integration: name, state: 'in_flight' }, s.in_flight);
@@ -130,10 +161,11 @@ export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<Fle
   });
   new Gauge({
     name: 'signal_dead_letter_depth',
-    help: 'Events in the dead-letter queue',
+    help: 'Events in the dead-letter queue; exported by one worker of the fleet only (sum adds up)',
     labelNames: ['integration'] as const,
     registers: [registry],
     async collect() {
+      this.reset();
       for (const [name, s] of (await statuses()) ?? []) this.set({ integration: name }, s.dead_lettered);
     },
   });
@@ -166,12 +198,42 @@ export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<Fle
     },
   });
 
+  new Gauge({
+    name: 'signal_circuit_open',
+    help: "1 while an integration's circuit is open or half open in this worker (its vendor looks down: events wait)",
+    labelNames: ['integration'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      if (opts.circuit) for (const id of ids()) this.set({ integration: id }, opts.circuit(id) === undefined || opts.circuit(id) === 'closed' ? 0 : 1);
+    },
+  });
+
+  // Zeros for every known integration, so that rate() and absent-traffic alerts have a series from the start.
+  const zeroed = new Set<string>();
+  const zeroCounters = (): void => {
+    for (const id of ids()) {
+      if (zeroed.has(id)) continue;
+      zeroed.add(id);
+      outcomes.inc({ integration: id, status: 'delivered', reason: '', disposition: 'delivered' }, 0);
+      outcomes.inc({ integration: id, status: 'failed', reason: '', disposition: 'dead_lettered' }, 0);
+      possiblyDuplicated.inc({ integration: id }, 0);
+    }
+  };
+  zeroCounters();
+
   // Label by the record's id: a name is a label two tenants may share (embedded records without an id keep their name).
   const labelOf = (o: Outcome): string => o.integration_id ?? o.integration;
   const onOutcome = (o: Outcome, detail: OutcomeDetail): void => {
     for (const a of detail.attempts) latency.observe({ integration: labelOf(o), stage: a.stage }, a.duration_ms / 1000);
   };
   opts.engine.on('outcome', onOutcome);
+
+  const readiness = async (): Promise<Record<string, true | string>> => {
+    if (opts.ready) return opts.ready();
+    if (!opts.queue.ping) return { queue: true };
+    return { queue: await opts.queue.ping(1_000).then(() => true as const, (e: unknown) => `unreachable: ${(e as Error).message}`) };
+  };
 
   let server: http.Server | undefined;
   return {
@@ -182,10 +244,27 @@ export async function createFleetMetrics(opts: FleetMetricsOptions): Promise<Fle
     },
     async listen(port, host = '127.0.0.1') {
       server = http.createServer((req, res) => {
-        if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/metrics') {
-          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
+        const path = (req.url ?? '/').split('?')[0];
+        if (req.method === 'GET' && path === '/healthz') {
+          // The event loop answered: the process is alive.
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
           return;
         }
+        if (req.method === 'GET' && path === '/readyz') {
+          readiness().then(
+            (checks) => {
+              const ok = Object.values(checks).every((v) => v === true);
+              res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready: ok, checks }) + '\n');
+            },
+            (e: unknown) => res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready: false, checks: { error: (e as Error).message } }) + '\n'),
+          );
+          return;
+        }
+        if (req.method !== 'GET' || path !== '/metrics') {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics, /healthz or /readyz\n');
+          return;
+        }
+        zeroCounters();
         // Scrapes go first (ahead of the queues of the gauges) and never throw into the server.
         registry.metrics().then(
           (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),

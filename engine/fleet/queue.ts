@@ -130,6 +130,15 @@ export interface DeliveryQueue {
    * replays them for that record); resolves with how many.
    */
   replay(record: QueueRecord, opts?: { limit?: number }): Promise<number>;
+  /** Record display names (id → name) for `status`, in one go. */
+  label?(names: ReadonlyMap<string, string>): Promise<void>;
+  /** Answer within `timeoutMs` or reject (readiness: the queue's server is reachable). */
+  ping?(timeoutMs: number): Promise<void>;
+  /**
+   * Hold the keyspace-wide lease `name` for `ttlMs` (taken, or kept by its holder): true while this
+   * consumer holds it. One worker of the fleet exports fleet-wide gauges, so that summing them adds up.
+   */
+  lease?(name: string, ttlMs: number): Promise<boolean>;
   /** Requests sent to the queue's server so far (a pipeline counts once): the bench divides it by events. */
   readonly roundTrips: number;
   close(): Promise<void>;

@@ -395,6 +395,32 @@ export class RedisQueue implements DeliveryQueue {
     return (await this.redis.smembers(this.g.integrations)).sort();
   }
 
+  async label(names: ReadonlyMap<string, string>): Promise<void> {
+    const all = [...names];
+    for (let i = 0; i < all.length; i += 1000) {
+      this.trips++;
+      await this.redis.hset(this.g.names, Object.fromEntries(all.slice(i, i + 1000)));
+    }
+  }
+
+  async ping(timeoutMs: number): Promise<void> {
+    this.trips++;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.redis.ping(),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async lease(name: string, ttlMs: number): Promise<boolean> {
+    this.trips++;
+    return (await this.redis.signalLease(`${this.prefix}lease:${name}`, this.consumer, ttlMs)) === 1;
+  }
+
   async names(): Promise<Record<string, string>> {
     this.trips++;
     return this.redis.hgetall(this.g.names);

@@ -47,6 +47,15 @@ local waiting = redis.call('XLEN', KEYS[1]) - pending
 local nd = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 return {claimed, cursor, fresh, waiting, pending, nd[2] or '', now}`,
   },
+  // KEYS: lease; ARGV: holder ttl_ms — take a short lease, or keep it when this holder has it; 1 when held.
+  signalLease: {
+    numberOfKeys: 1,
+    lua: `
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2])) return 1 end
+if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2])) return 1 end
+return 0`,
+  },
   // KEYS: active; ARGV: id delay_ms — the integration has work due in delay_ms (only ever moves a due time earlier).
   signalActiveDue: {
     numberOfKeys: 1,
@@ -155,6 +164,7 @@ return 1`,
 export type Scripted = Redis & {
   signalQueueTake(...args: (string | number)[]): Promise<[Entry[], string, Entry[], number, number, string, number]>;
   signalActiveDue(...args: (string | number)[]): Promise<number>;
+  signalLease(...args: (string | number)[]): Promise<number>;
   signalActiveAt(...args: (string | number)[]): Promise<number>;
   signalActiveHold(...args: (string | number)[]): Promise<string>;
   signalActiveDrop(...args: (string | number)[]): Promise<number>;

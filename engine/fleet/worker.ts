@@ -519,8 +519,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
       return;
     }
     if (next.name !== id) return log.error({ integration: id }, 'record stored under another id than its own: ignored');
-    // The queue's group and label: in the background (a visit makes sure of the group itself).
-    queue.ensure(id, next.integration.name).catch((e: unknown) => log.warn({ integration: id, err: (e as Error).message }, 'recording the integration on the queue failed; its first visit retries'));
+    // The name shown beside the id by `status`: written in batches (a visit makes sure of the queue itself).
+    if (lane?.integration.name !== next.integration.name) labels.set(id, next.integration.name);
     if (lane && lanes.get(id) === lane) {
       // The next event taken uses the new record (new credentials: a new token scope); in-flight ones keep theirs.
       if (lane.integration !== next.integration) lane.draining.push(lane.integration);
@@ -533,6 +533,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
     }
     wake.notify();
   };
+  const labels = new Map<string, string>();
+  const writeLabels = async (): Promise<void> => {
+    if (!labels.size || !queue.label) return;
+    const batch = new Map(labels);
+    labels.clear();
+    await queue.label(batch).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'recording integration names failed'));
+  };
   let reconciling: Promise<void> | undefined;
   const reconcile = (): Promise<void> =>
     (reconciling ??= (async () => {
@@ -542,6 +549,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
         const records = await follow!.getMany(stale);
         for (const id of stale) await sync(id, records.get(id) ?? null);
         for (const [id, lane] of lanes) if (lane.version !== undefined && !versions.has(id)) await sync(id, null);
+        await writeLabels();
       } catch (e) {
         log.error({ err: (e as Error).message }, 'reading the registry failed; retrying at the next reconciliation');
       } finally {
@@ -559,6 +567,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
           changed.delete(id!);
           await sync(id!).catch((e: unknown) => log.error({ integration: id, err: (e as Error).message }, 'reading a changed record failed; the next reconciliation retries'));
         }
+        await writeLabels();
         syncing = undefined;
       })();
     };
