@@ -10,7 +10,7 @@
  */
 import type { Diagnostic } from '../errors.js';
 import { diagnosticAt, type KeyPath, type SpecSource } from '../load/source.js';
-import { hostAllowed } from '../policy/hosts.js';
+import { hostAllowed, splitHostEntry } from '../policy/hosts.js';
 import type { IntegrationSpec, Mapping, RequestSpec } from '../spec/types.js';
 import { SPREAD_KEY } from './mapping.js';
 import { closest } from './suggest.js';
@@ -106,9 +106,11 @@ function literalHost(url: string): { scheme: string | undefined; host: string | 
  * ends in `.S`.
  */
 function couldBeAllowed(suffix: string, templated: boolean, allowed: readonly string[]): boolean {
-  if (!templated) return hostAllowed(suffix, [...allowed]);
+  // Hosts only: the port is checked when the request is made.
+  const hosts = allowed.map((a) => splitHostEntry(a).host);
+  if (!templated) return hostAllowed(suffix, hosts);
   const s = suffix.toLowerCase().replace(/\.$/, '');
-  return allowed.some((raw) => {
+  return hosts.some((raw) => {
     const p = raw.toLowerCase().replace(/\.$/, '');
     const t = p.startsWith('*.') ? p.slice(2) : p;
     if (t.includes('*')) return false;
