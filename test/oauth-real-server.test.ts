@@ -5,9 +5,12 @@
  * `token_type`, a token endpoint from the record (`url: '{$config.token_endpoint}'`), `host:port`
  * entries in `allowed_hosts` and `$challenge` in the send stage's error rules.
  */
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Engine, type Outcome } from '../engine/index.js';
+import { BUNDLED_SPECS_DIR, Engine, type Outcome } from '../engine/index.js';
 import type { OutcomeDetail } from '../engine/run/outcome.js';
 import { formUrlEncode } from '../engine/policy/client-auth.js';
 import { event, FAST_RETRY } from './helpers/fixtures.js';
@@ -227,5 +230,45 @@ describe('failures', () => {
     expect(o.message).toContain(`host '127.0.0.1:${w.apiPort === 1 ? 2 : 1}'`);
     expect(w.tokenRequests).toEqual([]);
     await expect(engine.createIntegration(record({ token_endpoint: elsewhere })).preview(event())).rejects.toMatchObject({ code: 'host_not_allowed' });
+  });
+});
+
+describe('examples/specs/acme_oauth_events.yaml against the real server', () => {
+  /** One loopback front for `--endpoint`: requests go to the authorization server or the API by their original host. */
+  async function front(w: OAuthWorld): Promise<{ url: string; server: Server }> {
+    const server = createServer((req, res) => {
+      const port = String(req.headers['x-forwarded-host']).endsWith('.login.acme.example') ? w.authPort : w.apiPort;
+      const upstream = request({ host: '127.0.0.1', port, path: req.url, method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+  }
+
+  it('delivers with a token from oidc-provider (client_secret_basic, Bearer), and re-authenticates once after a key rotation', async () => {
+    world = await startOAuthWorld({ clients: [{ ...BASIC, client_id: 'signal-events' }], accessTokenTtl: 300 });
+    const { url, server } = await front(world);
+    try {
+      engine = await Engine.load({ specs: join(BUNDLED_SPECS_DIR, '..', 'examples', 'specs', 'acme_oauth_events.yaml'), endpoint: url, retry: FAST_RETRY });
+      const integration = engine.createIntegration({
+        source_id: 'src_1', vendor: 'acme_oauth_events', name: 'acme', enabled: true,
+        // The resource server of this test grants its own scope whatever is asked (oidc-provider resource indicators).
+        config: { token_endpoint: 'https://mytenant.login.acme.example/token', client_id: 'signal-events', client_secret: SECRET, scope: 'events:write' },
+      });
+      delivered(await integration.deliver(event()));
+      await world.rotateKeys();
+      expect(await integration.deliver(event())).toMatchObject({ status: 'delivered', attempts: 2 });
+      expect(world.tokenRequests.map((r) => r.status)).toEqual([200, 200]);
+      expect(world.apiRequests.map((r) => r.status)).toEqual([202, 401, 202]);
+      expect(JSON.parse(world.apiRequests[0]!.body)).toMatchObject({ name: 'Lead Submitted', user_id: 'user-123' });
+    } finally {
+      await new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      });
+    }
   });
 });
