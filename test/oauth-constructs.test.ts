@@ -90,6 +90,24 @@ describe('allowed_hosts entries with a port', () => {
   });
 });
 
+describe('allowed_hosts entries in the schema', () => {
+  const hostsSpec = (hosts: string[]) => `spec_version: 1
+vendor: example
+title: Example
+version: 1.0.0
+config: {type: object, properties: {}}
+allowed_hosts: [${hosts.map((h) => JSON.stringify(h)).join(', ')}]
+send:
+  request: {method: POST, url: "https://api.example.com/v1/events"}
+`;
+  it('accepts host:port, wildcards with a port and bare hosts', () => {
+    expect(diagnostics(hostsSpec(['api.example.com', 'auth.example.com:8443', '*.example.com:9443', '127.0.0.1:65535']))).toEqual([]);
+  });
+  it.each(['api.example.com:', 'api.example.com:0', 'api.example.com:08', ':443', 'api.example.com:443:1', 'api.example.com:x'])('refuses %j', (h) => {
+    expect(diagnostics(hostsSpec(['api.example.com', h]))).toEqual([expect.stringMatching(/^6:\d+ .*\(at allowed_hosts\[1\]\)$/)]);
+  });
+});
+
 describe('a whole URL from one placeholder', () => {
   const render = (v: unknown) => renderTemplate(parseTemplate('{$config.token_endpoint}'), [v], 'url', 'check');
   it('takes an absolute http(s) URL with its path and query', () => {
