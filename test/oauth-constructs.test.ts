@@ -4,7 +4,10 @@
  * reported as file:line:col.
  */
 import { describe, expect, it } from 'vitest';
-import { checkSpecText } from '../engine/index.js';
+import { Engine, checkSpecText, type Outcome } from '../engine/index.js';
+import type { OutcomeDetail } from '../engine/run/outcome.js';
+import { event, FAST_RETRY } from './helpers/fixtures.js';
+import { startStubVendor } from './helpers/stub-vendor.js';
 import { basicCredentials, formUrlEncode, tokenTypeMatches } from '../engine/policy/client-auth.js';
 import { challengeValue, parseChallenges } from '../engine/policy/challenge.js';
 import { hostAllowed } from '../engine/policy/hosts.js';
@@ -221,5 +224,58 @@ describe('load-time checks of the OAuth constructs (file:line:col)', () => {
       expect.stringMatching(/^16:27 must be equal to one of the allowed values \(basic, post\) \(at auth\[0\]\.client_auth\.method\)$/),
       expect.stringMatching(/^17:17 .*\(at auth\[0\]\.token_type\)$/),
     ]);
+  });
+});
+
+describe('auth attempts in a batch', () => {
+  it('every event of the batch records the token requests the batch waited for (a 503, then the token), then the send', async () => {
+    const stub = await startStubVendor();
+    let tokenCalls = 0;
+    stub.answer('/token', () => (++tokenCalls === 1 ? { status: 503, body: { error: 'temporarily_unavailable' } } : { status: 200, body: { access_token: 'tok-abcdef', token_type: 'bearer', expires_in: 300 } }));
+    stub.answer('/v1/batch', { status: 200, body: { ok: true } });
+    const details: OutcomeDetail[] = [];
+    const engine = await Engine.load({
+      specTexts: [
+        {
+          file: 'test/batch-oauth.yaml',
+          text: `spec_version: 1
+vendor: batch_oauth
+title: Batch OAuth
+version: 1.0.0
+config: {type: object, properties: {client_id: {type: string}, client_secret: {type: string, secret: true}}}
+allowed_hosts: [api.stub.example]
+auth:
+  - name: token
+    request: {method: POST, url: "https://api.stub.example/token", encoding: form, body: {grant_type: '"client_credentials"'}}
+    client_auth: {method: post, id: $config.client_id, secret: $config.client_secret}
+    token_type: Bearer
+    result: {access_token: access_token}
+    expires_in: expires_in
+    cache_key: [client_id]
+send:
+  request:
+    method: POST
+    url: https://api.stub.example/v1/batch
+    headers: {Authorization: "Bearer {$auth.token.access_token}"}
+    body: {id: event_id}
+  batch: {max_items: 3, max_wait_ms: 50, body: $items}
+`,
+        },
+      ],
+      endpoint: stub.url,
+      retry: FAST_RETRY,
+      onOutcome: (_o: Outcome, d: OutcomeDetail) => details.push(d),
+    });
+    try {
+      const integration = engine.createIntegration({ source_id: 's', vendor: 'batch_oauth', name: 'b', enabled: true, config: { client_id: 'c 1', client_secret: 'se cr+et' } });
+      const outcomes = await integration.deliverAll([event(), event(), event()]);
+      expect(outcomes.map((o) => [o.status, o.attempts])).toEqual([['delivered', 1], ['delivered', 1], ['delivered', 1]]);
+      expect(details.map((d) => d.attempts.map((a) => `${a.stage}:${a.status}`))).toEqual(Array(3).fill(['auth:503', 'auth:200', 'send:200']));
+      const tokenRequests = stub.requests.filter((r) => r.path === '/token');
+      expect(tokenRequests.map((r) => r.body)).toEqual(Array(2).fill('grant_type=client_credentials&client_id=c+1&client_secret=se+cr%2Bet'));
+    } finally {
+      engine.close();
+      await stub.close();
+    }
   });
 });

@@ -210,7 +210,7 @@ describe('failures', () => {
     const integration = engine.createIntegration(record());
     const o = await integration.deliver(event());
     expect(o).toMatchObject({ status: 'failed', reason: 'auth_failed', retryable: false, http_status: 200 });
-    expect(o.message).toContain("token_type 'Bearer', not 'dpop'");
+    expect(o.message).toContain("token_type 'Bearer', not 'DPoP'");
     expect(w.apiRequests).toEqual([]);
     // Remembered as permanent: the next event costs no token request.
     expect((await integration.deliver(event())).reason).toBe('auth_failed');

@@ -55,7 +55,7 @@ export interface CompiledAuthStage {
   request: CompiledRequest;
   /** RFC 6749 §2.3.1 client authentication, added to the request when it is sent. */
   clientAuth?: { method: 'basic' | 'post'; id: CompiledExpr; secret: CompiledExpr };
-  /** The token_type the answer must state, lowercase; another fails the stage permanently. */
+  /** The token_type the answer must state (compared case-insensitively); another fails the stage permanently. */
   tokenType?: string;
   result: { name: string; expr: CompiledExpr }[];
   /** Outputs that are not secrets. */

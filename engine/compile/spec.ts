@@ -328,7 +328,7 @@ export function compileSpec(source: SpecSource, opts: { knownValid?: boolean } =
         name: stage.name,
         request,
         ...(clientAuth ? { clientAuth } : {}),
-        ...(stage.token_type !== undefined ? { tokenType: stage.token_type.toLowerCase() } : {}),
+        ...(stage.token_type !== undefined ? { tokenType: stage.token_type } : {}),
         result: result as { name: string; expr: CompiledExpr }[],
         publicOutputs: new Set(stage.public ?? []),
         ...(expiresIn ? { expiresIn } : {}),
