@@ -272,3 +272,44 @@ describe('examples/specs/acme_oauth_events.yaml against the real server', () => 
     }
   });
 });
+
+describe('discovery (OpenID Connect Discovery / RFC 8414) as a first auth stage', () => {
+  it('the token endpoint comes from the discovery document (a public output), checked against allowed_hosts like any URL', async () => {
+    world = await startOAuthWorld({ clients: [BASIC], accessTokenTtl: 300 });
+    const w = world;
+    const text = specText(w)
+      .replace(
+        'auth:\n  - name: token\n    request:\n      method: POST\n      url: \'{$config.token_endpoint}\'',
+        `auth:
+  - name: discovery
+    request:
+      method: GET
+      url: '{$config.discovery_url}'
+    result:
+      token_endpoint: token_endpoint
+    public: [token_endpoint]
+    default_expires_in: 3600
+    cache_key: [discovery_url]
+  - name: token
+    request:
+      method: POST
+      url: '{$auth.discovery.token_endpoint}'`,
+      )
+      .replace('required: [token_endpoint, client_id, client_secret]', 'required: [discovery_url, client_id, client_secret]')
+      .replace('token_endpoint: { type: string }', 'discovery_url: { type: string }')
+      .replace('cache_key: [token_endpoint, client_id]', 'cache_key: [discovery_url, client_id]');
+    engine = await Engine.load({ specTexts: [{ file: 'test/oauth-discovery.yaml', text }], retry: FAST_RETRY });
+    const record = { source_id: 's', vendor: 'oauth_events', name: 'discovery', enabled: true, config: { discovery_url: `${w.issuer}/.well-known/openid-configuration`, client_id: BASIC.client_id, client_secret: SECRET } };
+    const integration = engine.createIntegration(record);
+    const preview = await integration.preview(event());
+    expect(preview.map((r) => `${r.stage} ${r.method} ${r.url}`)).toEqual([
+      `auth.discovery GET ${w.issuer}/.well-known/openid-configuration`,
+      'auth.token POST [discovery.token_endpoint]',
+      `send POST ${w.api}/v1/events`,
+    ]);
+    delivered(await integration.deliver(event()));
+    delivered(await integration.deliver(event()));
+    expect(w.tokenRequests.map((r) => r.status)).toEqual([200]);
+    expect(w.apiRequests.map((r) => r.status)).toEqual([202, 202]);
+  });
+});
