@@ -106,6 +106,15 @@ send:
   it('accepts host:port, wildcards with a port and bare hosts', () => {
     expect(diagnostics(hostsSpec(['api.example.com', 'auth.example.com:8443', '*.example.com:9443', '127.0.0.1:65535']))).toEqual([]);
   });
+  it('validate flags a literal URL whose port allowed_hosts does not allow (a bare host: the default port only)', () => {
+    const text = (url: string) => hostsSpec(['api.example.com', 'auth.example.com:8443']).replace('https://api.example.com/v1/events', url);
+    expect(diagnostics(text('https://api.example.com:8443/v1/events'))).toEqual([
+      expect.stringMatching(/^8:32 host api.example.com:8443 is not in allowed_hosts \(api.example.com, auth.example.com:8443\).*\(at send.request.url\)$/),
+    ]);
+    expect(diagnostics(text('https://api.example.com:443/v1/events'))).toEqual([]);
+    expect(diagnostics(text('https://auth.example.com:8443/v1/events'))).toEqual([]);
+    expect(diagnostics(text('https://auth.example.com/v1/events'))).toHaveLength(1);
+  });
   it.each(['api.example.com:', 'api.example.com:0', 'api.example.com:08', ':443', 'api.example.com:443:1', 'api.example.com:x'])('refuses %j', (h) => {
     expect(diagnostics(hostsSpec(['api.example.com', h]))).toEqual([expect.stringMatching(/^6:\d+ .*\(at allowed_hosts\[1\]\)$/)]);
   });
