@@ -47,6 +47,7 @@ function provider(issuer: string, clients: OAuthClient[], jwks: JSONWebKeySet, t
   const config: Configuration = {
     clients: clients.map((c) => ({ ...c, grant_types: ['client_credentials'], redirect_uris: [], response_types: [] })),
     jwks: jwks as Configuration['jwks'],
+    ttl: { ClientCredentials: ttl },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
