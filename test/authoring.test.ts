@@ -54,7 +54,9 @@ describe('validate catches what deliver would refuse', () => {
     ]);
     // The same shape under an allowed wildcard, and an exact allowed host, are fine.
     expect(problems(spec('  request: {method: POST, url: "https://{$config.region}.eu.example.com/x"}\n'))).toEqual([]);
-    expect(problems(spec('  request: {method: POST, url: "https://api.example.com:8443/x?a={$config.region}"}\n'))).toEqual([]);
+    expect(problems(spec('  request: {method: POST, url: "https://api.example.com/x?a={$config.region}"}\n'))).toEqual([]);
+    // A bare allowed_hosts entry allows the scheme's default port only: another port is refused at run time.
+    expect(problems(spec('  request: {method: POST, url: "https://api.example.com:8443/x"}\n'))).toEqual([expect.stringMatching(/^8:32 host api\.example\.com:8443 is not in allowed_hosts/)]);
     // A leading placeholder may render several labels ({x}.example.com could be a.eu.example.com); a host
     // that is one expression, or a placeholder inside a label, is left to the run-time check.
     expect(problems(spec('  request: {method: POST, url: "https://{$config.region}.example.com/x"}\n'))).toEqual([]);

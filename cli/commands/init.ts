@@ -62,8 +62,13 @@ auth:
       encoding: form
       body:
         grant_type: '"client_credentials"'
-        client_id: $config.client_id
-        client_secret: $config.client_secret
+    # RFC 6749 §2.3.1: client_id and client_secret in the form body (post), or \`method: basic\` for an
+    # Authorization: Basic header; the engine encodes them.
+    client_auth:
+      method: post
+      id: $config.client_id
+      secret: $config.client_secret
+    token_type: Bearer
     result:
       access_token: access_token
     expires_in: expires_in

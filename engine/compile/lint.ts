@@ -10,7 +10,7 @@
  */
 import type { Diagnostic } from '../errors.js';
 import { diagnosticAt, type KeyPath, type SpecSource } from '../load/source.js';
-import { hostAllowed } from '../policy/hosts.js';
+import { hostAllowed, splitHostEntry } from '../policy/hosts.js';
 import type { IntegrationSpec, Mapping, RequestSpec } from '../spec/types.js';
 import { SPREAD_KEY } from './mapping.js';
 import { closest } from './suggest.js';
@@ -63,7 +63,7 @@ export function yamlShapeHints(source: SpecSource): Diagnostic[] {
 }
 
 /** The scheme of a URL template, and its literal host (or the literal suffix after leading placeholders) when known at load time. */
-function literalHost(url: string): { scheme: string | undefined; host: string | undefined; written?: string; templated?: boolean } {
+function literalHost(url: string): { scheme: string | undefined; host: string | undefined; written?: string; templated?: boolean; port?: number } {
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url);
   if (!m) return { scheme: undefined, host: undefined };
   const rest = url.slice(m[0].length);
@@ -81,6 +81,7 @@ function literalHost(url: string): { scheme: string | undefined; host: string | 
   }
   const authority = rest.slice(0, end).replace(/^[^@]*@/, '');
   const hostPart = authority.replace(/:\d+$/, '').replace(/:\{[^}]*\}$/, '');
+  const portText = /:(\d+)$/.exec(authority)?.[1];
   // Split on dots outside placeholders ({$config.tenant} is one label's worth of text).
   const labels: string[] = [''];
   depth = 0;
@@ -97,7 +98,7 @@ function literalHost(url: string): { scheme: string | undefined; host: string | 
   if (firstLiteral < 0 || labels.slice(firstLiteral).some((l) => l.includes('{')) || labels.slice(0, firstLiteral).some((l) => !/^\{[^{}]*\}$/.test(l))) {
     return { scheme: m[1], host: undefined };
   }
-  return { scheme: m[1], host: labels.slice(firstLiteral).join('.'), written: hostPart, ...(firstLiteral > 0 ? { templated: true } : {}) };
+  return { scheme: m[1], host: labels.slice(firstLiteral).join('.'), written: authority, ...(firstLiteral > 0 ? { templated: true } : {}), ...(portText ? { port: Number(portText) } : {}) };
 }
 
 /**
@@ -105,10 +106,12 @@ function literalHost(url: string): { scheme: string | undefined; host: string | 
  * one label or several, so `{x}.S` can match an exact host ending in `.S`, or `*.T` where T is S or
  * ends in `.S`.
  */
-function couldBeAllowed(suffix: string, templated: boolean, allowed: readonly string[]): boolean {
-  if (!templated) return hostAllowed(suffix, [...allowed]);
+function couldBeAllowed(suffix: string, templated: boolean, allowed: readonly string[], port: number | undefined, defaultPort: number): boolean {
+  // A literal host is judged with its port; after placeholders, by its host only (the port is checked when the request is made).
+  if (!templated) return hostAllowed(suffix, allowed, port, defaultPort);
+  const hosts = allowed.map((a) => splitHostEntry(a).host);
   const s = suffix.toLowerCase().replace(/\.$/, '');
-  return allowed.some((raw) => {
+  return hosts.some((raw) => {
     const p = raw.toLowerCase().replace(/\.$/, '');
     const t = p.startsWith('*.') ? p.slice(2) : p;
     if (t.includes('*')) return false;
@@ -124,7 +127,7 @@ export function lintSpec(source: SpecSource): Diagnostic[] {
   for (const { path, request } of requests(spec)) {
     const url = request.url;
     if (typeof url !== 'string' || url.startsWith('{')) continue; // the whole URL comes from an expression
-    const { scheme, host, written, templated } = literalHost(url);
+    const { scheme, host, written, templated, port } = literalHost(url);
     if (scheme === undefined) {
       out.push(diagnosticAt(source, [...path, 'url'], `the URL has no scheme: write https://${url.replace(/^\/+/, '')} (requests go to absolute http(s) URLs)`));
       continue;
@@ -133,7 +136,8 @@ export function lintSpec(source: SpecSource): Diagnostic[] {
       out.push(diagnosticAt(source, [...path, 'url'], `the URL's scheme is ${scheme}: requests are sent over http(s) only`));
       continue;
     }
-    if (host !== undefined && !couldBeAllowed(host, templated === true, allowed)) {
+    const defaultPort = scheme.toLowerCase() === 'https' ? 443 : 80;
+    if (host !== undefined && !couldBeAllowed(host, templated === true, allowed, port === defaultPort ? undefined : port, defaultPort)) {
       out.push(
         diagnosticAt(
           source,

@@ -53,6 +53,10 @@ export interface CompiledVendorError {
 export interface CompiledAuthStage {
   name: string;
   request: CompiledRequest;
+  /** RFC 6749 §2.3.1 client authentication, added to the request when it is sent. */
+  clientAuth?: { method: 'basic' | 'post'; id: CompiledExpr; secret: CompiledExpr };
+  /** The token_type the answer must state (compared case-insensitively); another fails the stage permanently. */
+  tokenType?: string;
   result: { name: string; expr: CompiledExpr }[];
   /** Outputs that are not secrets. */
   publicOutputs: ReadonlySet<string>;

@@ -21,6 +21,7 @@ import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from './e
 import { FORBIDDEN_SEGMENTS, SPREAD_KEY, type CompiledMapping } from './mapping.js';
 import { schemaPatternProblems } from './regex.js';
 import { configValidatorFor, lazyConfigValidator } from '../validate/config-schema.js';
+import { splitHostEntry } from '../policy/hosts.js';
 
 import { checkReferences, type ReferenceScope } from './references.js';
 import { parseTemplate, TemplateSyntaxError, type TemplateContext, type TemplatePart } from './template.js';
@@ -155,8 +156,8 @@ class Compiler {
   }
 
   vendorError(path: KeyPath, v: VendorErrorSpec | undefined, bodyScope: ReferenceScope): CompiledVendorError {
-    // Vendor error expressions read the answer's headers too, as $headers.
-    const scope: ReferenceScope = { ...bodyScope, variables: new Set([...bodyScope.variables, 'headers']) };
+    // Vendor error expressions read the answer's headers too, as $headers, and its WWW-Authenticate challenge as $challenge.
+    const scope: ReferenceScope = { ...bodyScope, variables: new Set([...bodyScope.variables, 'headers', 'challenge']) };
     const out: CompiledVendorError = {};
     if (v?.retry_after_header) out.retryAfterHeader = { name: v.retry_after_header.name.toLowerCase(), format: v.retry_after_header.format ?? 'seconds' };
     if (v?.code) out.code = this.expr([...path, 'code'], v.code, scope);
@@ -183,6 +184,42 @@ class Compiler {
       return rule;
     });
   }
+}
+
+/**
+ * `client_auth`: the id and secret are expressions over what the auth request sees; the engine writes the
+ * `Authorization` header (basic) or the form fields (post) itself, so the request may not write them too.
+ */
+function compileClientAuth(c: Compiler, path: KeyPath, stage: AuthStageSpec, scope: ReferenceScope, secretFields: ReadonlySet<string>): CompiledAuthStage['clientAuth'] {
+  const ca = stage.client_auth!;
+  const id = c.expr([...path, 'id'], ca.id, scope);
+  const secret = c.expr([...path, 'secret'], ca.secret, scope);
+  let ok = !!id && !!secret;
+  const header = Object.keys(stage.request.headers ?? {}).find((h) => h.toLowerCase() === 'authorization');
+  if (ca.method === 'basic' && header) {
+    c.problem(['auth', path[1]!, 'request', 'headers', header], 'client_auth: basic writes the Authorization header itself; remove this header (or the client_auth)');
+    ok = false;
+  }
+  if (ca.method === 'post') {
+    if ((stage.request.encoding ?? 'json') !== 'form') {
+      c.problem([...path, 'method'], 'client_auth: post puts client_id and client_secret in a form body (RFC 6749 §2.3.1): set request.encoding: form');
+      ok = false;
+    }
+    const body = stage.request.body;
+    for (const k of ['client_id', 'client_secret']) {
+      if (body && typeof body === 'object' && k in body) {
+        c.problem(['auth', path[1]!, 'request', 'body', k], `client_auth: post writes ${k} itself; remove it from the body`);
+        ok = false;
+      }
+    }
+  }
+  // The secret must be a secret config field: otherwise previews, outcomes and errors would show it.
+  const m = /^\s*\$config\s*\.\s*([A-Za-z_]\w*)\s*$/.exec(ca.secret);
+  if (m && !secretFields.has(m[1]!)) {
+    c.problem([...path, 'secret'], `client_auth.secret reads $config.${m[1]}, which is not declared secret: true in config (it would be shown in previews and errors)`);
+    ok = false;
+  }
+  return ok && id && secret ? { method: ca.method, id, secret } : undefined;
 }
 
 /**
@@ -235,6 +272,11 @@ export function compileSpec(source: SpecSource, opts: { knownValid?: boolean } =
     if (!configFields.has(r)) c.problem(['config', 'required', i], `required config field '${r}' is not declared in config.properties`);
   });
 
+  (spec.allowed_hosts ?? []).forEach((entry, i) => {
+    const { port } = splitHostEntry(entry);
+    if (port !== undefined && (port < 1 || port > 65535)) c.problem(['allowed_hosts', i], `allowed_hosts entry '${entry}' names port ${port}; a port is 1 to 65535`);
+  });
+
   const rateLimitScope = spec.rate_limit?.scope ?? [];
   rateLimitScope.forEach((k, i) => {
     if (!configFields.has(k)) c.problem(['rate_limit', 'scope', i], `rate_limit.scope names '${k}', which is not a config field`);
@@ -268,6 +310,7 @@ export function compileSpec(source: SpecSource, opts: { knownValid?: boolean } =
     const reqScope: ReferenceScope = { variables: new Set(['config', 'auth']), configFields, authStages: new Map(visible), noInput: true };
     const responseScope: ReferenceScope = { variables: new Set(['config']), configFields, authStages: new Map() };
     const request = c.request([...path, 'request'], stage.request, reqScope);
+    const clientAuth = stage.client_auth ? compileClientAuth(c, [...path, 'client_auth'], stage, reqScope, secretFields) : undefined;
     const result = Object.entries(stage.result).map(([n, src]) => ({ name: n, expr: c.expr([...path, 'result', n], src, responseScope) }));
     const expiresIn = stage.expires_in ? c.expr([...path, 'expires_in'], stage.expires_in, responseScope) : undefined;
     stage.cache_key.forEach((k, j) => {
@@ -280,10 +323,12 @@ export function compileSpec(source: SpecSource, opts: { knownValid?: boolean } =
     });
     const vendorError = c.vendorError([...path, 'vendor_error'], stage.vendor_error, responseScope);
     visible.set(stage.name, new Set(Object.keys(stage.result)));
-    if (request && result.every((r) => r.expr)) {
+    if (request && result.every((r) => r.expr) && (!stage.client_auth || clientAuth)) {
       auth.push({
         name: stage.name,
         request,
+        ...(clientAuth ? { clientAuth } : {}),
+        ...(stage.token_type !== undefined ? { tokenType: stage.token_type } : {}),
         result: result as { name: string; expr: CompiledExpr }[],
         publicOutputs: new Set(stage.public ?? []),
         ...(expiresIn ? { expiresIn } : {}),
@@ -310,6 +355,9 @@ export function compileSpec(source: SpecSource, opts: { knownValid?: boolean } =
     if (m && publicOf.get(m[1]!) && !publicOf.get(m[1]!)!.has(m[2]!)) {
       c.problem(path, `the origin comes from $auth.${m[1]}.${m[2]}, a secret output: list '${m[2]}' in that stage's public outputs`);
     }
+    // A URL (or origin) from the record: never from a secret field, which would be written into URLs and logs.
+    const cf = r && /^\{\s*\$config\s*\.\s*([A-Za-z_]\w*)\s*\}/.exec(r.url);
+    if (cf && secretFields.has(cf[1]!)) c.problem(path, `the URL comes from $config.${cf[1]}, a secret config field: URLs are shown in previews and errors, so declare a field that is not secret: true`);
   }
 
   const send = spec.send;

@@ -129,6 +129,26 @@ export function renderOrigin(value: unknown, expr: string): string {
   return u.origin;
 }
 
+/**
+ * A placeholder that is the whole URL template (`{$config.token_endpoint}`): an absolute `http(s)` URL
+ * with a host, and no user info or fragment. Its host is then checked against allowed_hosts, as an
+ * origin's is. Returns the URL as the WHATWG parser normalises it.
+ */
+export function renderWholeUrl(value: unknown, expr: string): string {
+  if (value === undefined || value === null || value === '') throw new TemplateValueError(`placeholder {${expr}} has no value`);
+  if (typeof value !== 'string') throw new TemplateValueError(`placeholder {${expr}} is a whole URL and must be a string`);
+  let u: URL | undefined;
+  try {
+    u = /^https?:\/\/[^/?#@\\\s]+(?:[/?][^#\s]*)?$/i.test(value) ? new URL(value) : undefined;
+  } catch {
+    u = undefined;
+  }
+  if (!u || u.username || u.password || u.hash) {
+    throw new TemplateValueError(`placeholder {${expr}} must be a whole http(s) URL (https://host[:port]/path, no user info or fragment); got a value that is not`);
+  }
+  return u.href;
+}
+
 /** A preview's stand-in for an auth output it never fetched: `[stage.output]` or `[redacted]`. */
 const STAND_IN = /^\[[A-Za-z0-9_.]+\]$/;
 
@@ -144,7 +164,8 @@ export function renderTemplate(parts: readonly TemplatePart[], values: readonly 
     if ('text' in part) out += part.text;
     else if (i === 0 && origin) {
       const value = values[v++];
-      out += origin === 'as-is' && typeof value === 'string' && STAND_IN.test(value) ? value : renderOrigin(value, part.expr);
+      // The placeholder alone is the whole URL (a token endpoint from the record); otherwise it is the origin the path follows.
+      out += origin === 'as-is' && typeof value === 'string' && STAND_IN.test(value) ? value : parts.length === 1 ? renderWholeUrl(value, part.expr) : renderOrigin(value, part.expr);
     } else {
       const start = out.length;
       out += renderValue(values[v++], part.expr, context);

@@ -12,16 +12,45 @@ import { evaluateMapping } from '../compile/mapping.js';
 import type { CompiledAuthStage } from '../compile/spec.js';
 import type { AuthResults, Config, IntegrationContext } from './context.js';
 import { exchange, type ExchangeOptions, type ExchangeResult, type RequestForRetry, type WireRequest } from './http.js';
-import { checkHost, renderRequest, value } from './requests.js';
+import { applyClientAuth, checkHost, renderRequest, value } from './requests.js';
 import type { CachedToken } from '../store/types.js';
+import type { AttemptDetail } from './outcome.js';
+import { tokenTypeMatches } from '../policy/client-auth.js';
+
+/**
+ * The HTTP attempts each auth fetch made, by what it produced (the token's value, or the error it threw),
+ * stamped with a sequence number: a delivery that asked for a token at sequence `n` and got a result
+ * stamped after `n` made or joined that fetch, and records its attempts (stage `auth`); one answered from
+ * the cache, or from a remembered failure, did not.
+ */
+const fetched = new WeakMap<object, { seq: number; attempts: AttemptDetail[] }>();
+let fetchSeq = 0;
+
+function stamp<T extends object>(what: T, attempts: AttemptDetail[]): T {
+  fetched.set(what, { seq: ++fetchSeq, attempts });
+  return what;
+}
+
+function takeAttempts(what: unknown, since: number, sink: AttemptDetail[] | undefined): void {
+  if (!sink || typeof what !== 'object' || what === null) return;
+  const f = fetched.get(what);
+  if (f && f.seq > since) for (const a of f.attempts) sink.push({ ...a });
+}
 
 /** A later stage was refused by a `reauth` rule: the earlier stages' results must be fetched again. */
 class ChainStale extends DeliveryError {}
 
 async function runAuthStage(ctx: IntegrationContext, stage: CompiledAuthStage, config: Config, prior: AuthResults): Promise<{ value: Record<string, unknown>; lifetime_s: number }> {
   const bindings = { config, auth: prior };
-  const body = stage.request.body ? await evaluateMapping(stage.request.body, undefined, bindings) : undefined;
+  let body = stage.request.body ? await evaluateMapping(stage.request.body, undefined, bindings) : undefined;
+  const client = stage.clientAuth ? await applyClientAuth(stage, bindings, body, false) : undefined;
+  if (client) {
+    body = client.body;
+    // The encoded forms are secrets too (a vendor may echo the header or the form back).
+    for (const s of client.secrets) ctx.rememberSecret(s);
+  }
   const wire = await renderRequest(`auth.${stage.name}`, stage.request, undefined, bindings, body);
+  if (client?.authorization) wire.headers['Authorization'] = client.authorization;
   checkHost(wire.stage, wire.url, ctx.spec.allowedHosts);
   // Shared by every delivery waiting for it: only the engine (shutdown, close) aborts it, never one caller.
   const link = ctx.lifecycle.signal();
@@ -31,6 +60,18 @@ async function runAuthStage(ctx: IntegrationContext, stage: CompiledAuthStage, c
   } finally {
     link.release();
   }
+  const attempts: AttemptDetail[] = res.attempts.map((a) => ({ ...a, stage: 'auth', auth_stage: stage.name }));
+  try {
+    const r = await answered(ctx, stage, config, res);
+    stamp(r.value, attempts); // the very object the token cache keeps as the entry's value
+    return r;
+  } catch (e) {
+    throw typeof e === 'object' && e !== null ? stamp(e, attempts) : e;
+  }
+}
+
+/** The stage's results from its answer, or the error it ends with. */
+async function answered(ctx: IntegrationContext, stage: CompiledAuthStage, config: Config, res: ExchangeResult): Promise<{ value: Record<string, unknown>; lifetime_s: number }> {
   if (res.error) throw res.error;
   if (res.aborted) throw new DeliveryError(REASONS.interrupted, `auth stage '${stage.name}' was interrupted`, { retryable: true });
   if (res.status === undefined || !stage.success(res.status)) {
@@ -45,6 +86,17 @@ async function runAuthStage(ctx: IntegrationContext, stage: CompiledAuthStage, c
       });
     }
     throw e;
+  }
+  if (stage.tokenType !== undefined) {
+    const stated = (res.json as { token_type?: unknown } | undefined)?.token_type;
+    if (!tokenTypeMatches(stated, stage.tokenType)) {
+      const said = typeof stated === 'string' ? `token_type '${stated.slice(0, 40)}'` : 'no token_type';
+      throw new DeliveryError(REASONS.auth, `auth stage '${stage.name}' answered ${res.status} with ${said}, not '${stage.tokenType}'`, {
+        retryable: false,
+        http_status: res.status,
+        hint: `The token endpoint issued a token of another type than the spec's token_type (${stage.tokenType}); asking again gets the same kind. Check the client's token settings at the authorization server.`,
+      });
+    }
   }
   const out: Record<string, unknown> = {};
   for (const r of stage.result) {
@@ -67,14 +119,14 @@ export interface Authenticated {
 }
 
 /** Results of every auth stage, from the shared cache or one shared fetch per stage; `used[i]` is stage i's entry. */
-export async function authenticate(ctx: IntegrationContext, config: Config): Promise<Authenticated> {
+export async function authenticate(ctx: IntegrationContext, config: Config, sink?: AttemptDetail[]): Promise<Authenticated> {
   try {
-    return await authenticateOnce(ctx, config, false);
+    return await authenticateOnce(ctx, config, false, sink);
   } catch (e) {
     if (!(e instanceof ChainStale)) throw e;
     // Dropped in authenticateOnce; the chain runs again from its first stage, once.
     try {
-      return await authenticateOnce(ctx, config, true);
+      return await authenticateOnce(ctx, config, true, sink);
     } catch (e2) {
       if (e2 instanceof ChainStale) {
         throw new DeliveryError(e2.code, `${e2.message} (again after the auth chain ran again)`, {
@@ -90,7 +142,7 @@ export async function authenticate(ctx: IntegrationContext, config: Config): Pro
   }
 }
 
-async function authenticateOnce(ctx: IntegrationContext, config: Config, whole: boolean): Promise<Authenticated> {
+async function authenticateOnce(ctx: IntegrationContext, config: Config, whole: boolean, sink: AttemptDetail[] | undefined): Promise<Authenticated> {
   const stages = ctx.spec.auth;
   const { tokens } = ctx.deps;
   // Which stages must be valid now: the last; one the send reads itself; every stage before one that must be fetched.
@@ -104,13 +156,16 @@ async function authenticateOnce(ctx: IntegrationContext, config: Config, whole: 
     let entry: CachedToken<Record<string, unknown>> | undefined;
     if (needed[i]) {
       const prior = { ...results };
+      const since = fetchSeq;
       try {
         entry = await tokens.get(
           ctx.authKeys[i]!,
           () => runAuthStage(ctx, stage, config, prior),
           (e) => e instanceof DeliveryError && !e.retryable,
         );
+        takeAttempts(entry.value, since, sink);
       } catch (e) {
+        takeAttempts(e, since, sink);
         if (e instanceof ChainStale && !whole) {
           // The earlier results this stage was given are stale: drop them (unless another delivery already did).
           await Promise.all(used.slice(0, i).map((u, j) => tokens.invalidate(ctx.authKeys[j]!, u)));
@@ -133,14 +188,14 @@ async function authenticateOnce(ctx: IntegrationContext, config: Config, whole: 
  * (the usual case: no promise and no objects per event — the same results object while the same tokens
  * are cached); otherwise `authenticate`. The same stages are read as `authenticate` reads them.
  */
-export function authenticateNow(ctx: IntegrationContext, config: Config): Authenticated | Promise<Authenticated> {
+export function authenticateNow(ctx: IntegrationContext, config: Config, sink?: AttemptDetail[]): Authenticated | Promise<Authenticated> {
   const stages = ctx.spec.auth;
   const { tokens } = ctx.deps;
   const memo = ctx.authMemo;
   let same = memo !== undefined;
   for (let i = 0; i < stages.length; i++) {
     const entry = tokens.peek(ctx.authKeys[i]!);
-    if (!entry && (stages[i]!.readBySend || i === stages.length - 1)) return authenticate(ctx, config);
+    if (!entry && (stages[i]!.readBySend || i === stages.length - 1)) return authenticate(ctx, config, sink);
     if (same && memo!.used[i] !== entry) same = false;
   }
   if (same) return memo!;
@@ -166,13 +221,14 @@ export function sendWithAuth(
   ctx: IntegrationContext,
   wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
   opts: ExchangeOptions,
+  sink?: AttemptDetail[],
 ): Promise<{ res: ExchangeResult; auth: AuthResults }> {
   const go = (first: Authenticated) => {
-    const sending = startSend(ctx, wireFor, opts, first);
+    const sending = startSend(ctx, wireFor, opts, first, sink);
     return sending.res.then((res) => ({ res, auth: sending.auth.results }));
   };
   try {
-    const now = authenticateNow(ctx, ctx.config);
+    const now = authenticateNow(ctx, ctx.config, sink);
     return now instanceof Promise ? now.then(go) : go(now);
   } catch (e) {
     return Promise.reject(e);
@@ -184,10 +240,11 @@ export function sendWithAuthResult(
   ctx: IntegrationContext,
   wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
   opts: ExchangeOptions,
+  sink?: AttemptDetail[],
 ): Promise<ExchangeResult> {
   try {
-    const now = authenticateNow(ctx, ctx.config);
-    return now instanceof Promise ? now.then((a) => startSend(ctx, wireFor, opts, a).res) : startSend(ctx, wireFor, opts, now).res;
+    const now = authenticateNow(ctx, ctx.config, sink);
+    return now instanceof Promise ? now.then((a) => startSend(ctx, wireFor, opts, a, sink).res) : startSend(ctx, wireFor, opts, now, sink).res;
   } catch (e) {
     return Promise.reject(e);
   }
@@ -209,6 +266,7 @@ function startSend(
   wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
   opts: ExchangeOptions,
   first: Authenticated,
+  sink: AttemptDetail[] | undefined,
 ): { res: Promise<ExchangeResult>; auth: Authenticated } {
   const sending = { res: undefined as unknown as Promise<ExchangeResult>, auth: first };
   const retryRequest: RequestForRetry | undefined = ctx.spec.auth.length
@@ -221,7 +279,7 @@ function startSend(
           const used = sending.auth.used;
           await Promise.all(used.map((entry, i) => (entry && (i === last || ctx.spec.auth[i]!.readBySend) ? ctx.deps.tokens.invalidate(ctx.authKeys[i]!, entry) : undefined)));
         }
-        sending.auth = await authenticate(ctx, ctx.config);
+        sending.auth = await authenticate(ctx, ctx.config, sink);
         const again = await routedWire(ctx, wireFor, sending.auth.results);
         return { url: again.url, headers: again.headers };
       }

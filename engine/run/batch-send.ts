@@ -139,20 +139,25 @@ export class BatchSender {
 
   private async sendBatch(entries: Pending<BatchEntry, Result>[], group: unknown): Promise<void> {
     const settle = (i: number, r: Result) => entries[i]!.resolve(r);
+    // The auth requests this batch needed (stage `auth`): every event of the batch waited for them.
+    const auth: OutcomeDetail['attempts'] = [];
     try {
-      const results = await this.runBatch(entries.map((e) => e.item.item), group);
+      const results = await this.runBatch(entries.map((e) => e.item.item), group, auth);
       entries.forEach((e, i) => {
-        e.item.detail.attempts.push(...results.attempts);
+        e.item.detail.attempts.push(...auth, ...results.attempts);
         settle(i, results.items[i]!);
       });
     } catch (e) {
       const failed = this.ctx.failedFrom(e);
-      entries.forEach((_, i) => settle(i, failed));
+      entries.forEach((en, i) => {
+        en.item.detail.attempts.push(...auth);
+        settle(i, failed);
+      });
     }
   }
 
   /** Send one batch and map the answer back to one result per item, in order. */
-  private async runBatch(items: unknown[], group: unknown): Promise<{ items: Result[]; attempts: OutcomeDetail['attempts'] }> {
+  private async runBatch(items: unknown[], group: unknown, authAttempts: OutcomeDetail['attempts']): Promise<{ items: Result[]; attempts: OutcomeDetail['attempts'] }> {
     const { ctx, batch } = this;
     const config = ctx.config;
     const send = ctx.spec.send;
@@ -164,6 +169,7 @@ export class BatchSender {
         ctx,
         (a) => renderRequest('send', send.request, undefined, { config, auth: a }, body),
         ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config }, link.signal),
+        authAttempts,
       );
     } finally {
       link.release();

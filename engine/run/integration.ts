@@ -110,7 +110,10 @@ export class Integration {
   }
 
   private failedResult(e: unknown, detail: OutcomeDetail): Result {
-    return { ...this.ctx.failedFrom(e), attempts: detail.attempts.length };
+    // `attempts` counts the send's HTTP attempts; the auth requests' are in the detail only.
+    let attempts = 0;
+    for (const a of detail.attempts) if (a.stage !== 'auth') attempts++;
+    return { ...this.ctx.failedFrom(e), attempts };
   }
 
   /**

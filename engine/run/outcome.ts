@@ -41,9 +41,12 @@ export interface Outcome {
   line?: number;
 }
 
-/** What the outcome hook receives besides the outcome: per-attempt detail for metrics. */
+/** One HTTP attempt made for an event: `stage` is `send` or `auth` (then `auth_stage` names the auth stage). */
+export type AttemptDetail = AttemptRecord & { stage: string; auth_stage?: string };
+
+/** What the outcome hook receives besides the outcome: per-attempt detail (auth requests included) for metrics and operators. */
 export interface OutcomeDetail {
-  attempts: (AttemptRecord & { stage: string })[];
+  attempts: AttemptDetail[];
   /** The event went into a batch (batching specs). */
   queued?: boolean;
 }

@@ -5,7 +5,7 @@ import { REDACTED } from '../policy/redact.js';
 import type { AuthResults, Config, IntegrationContext } from './context.js';
 import { eventProblems, type SignalEvent } from './event.js';
 import type { WireRequest } from './http.js';
-import { checkHost, renderRequest, value } from './requests.js';
+import { applyClientAuth, checkHost, renderRequest, value } from './requests.js';
 
 export interface PreviewRequest {
   stage: string;
@@ -35,8 +35,12 @@ export async function previewRequests(ctx: IntegrationContext, raw: unknown): Pr
   const auth: AuthResults = {};
   for (const stage of spec.auth) {
     const bindings = { config, auth: { ...auth } };
-    const body = stage.request.body ? await evaluateMapping(stage.request.body, undefined, bindings) : undefined;
-    push(await renderRequest(`auth.${stage.name}`, stage.request, undefined, bindings, body, true));
+    let body = stage.request.body ? await evaluateMapping(stage.request.body, undefined, bindings) : undefined;
+    const client = stage.clientAuth ? await applyClientAuth(stage, bindings, body, true) : undefined;
+    if (client) body = client.body;
+    const wire = await renderRequest(`auth.${stage.name}`, stage.request, undefined, bindings, body, true);
+    if (client?.authorization) wire.headers['Authorization'] = client.authorization;
+    push(wire);
     // Secrets read [redacted]; a public output (never fetched by a preview) is named where it goes.
     auth[stage.name] = Object.fromEntries(stage.result.map((r) => [r.name, stage.publicOutputs.has(r.name) ? `[${stage.name}.${r.name}]` : REDACTED]));
   }

@@ -4,12 +4,39 @@
  */
 import { DeliveryError, REASONS } from '../errors.js';
 import type { Bindings, CompiledExpr } from '../compile/expression.js';
-import type { CompiledRequest, CompiledTemplate } from '../compile/spec.js';
+import type { CompiledAuthStage, CompiledRequest, CompiledTemplate } from '../compile/spec.js';
+import { basicCredentials } from '../policy/client-auth.js';
+import { REDACTED } from '../policy/redact.js';
 import { renderTemplate, TemplateValueError } from '../compile/template.js';
 import { hostAllowed } from '../policy/hosts.js';
 import type { WireRequest } from './http.js';
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * An auth stage's `client_auth` (RFC 6749 §2.3.1): the Authorization header (basic) or the body with
+ * `client_id` and `client_secret` added (post), and the secret forms to redact. A preview shows
+ * `Basic [redacted]` and a redacted secret, never an encoding of one.
+ */
+export async function applyClientAuth(
+  stage: CompiledAuthStage,
+  bindings: Bindings,
+  body: unknown,
+  preview: boolean,
+): Promise<{ body: unknown; authorization?: string; secrets: string[] }> {
+  const ca = stage.clientAuth!;
+  const text = async (what: 'id' | 'secret'): Promise<string> => {
+    const v = await value(ca[what], undefined, bindings);
+    if ((typeof v !== 'string' && typeof v !== 'number') || v === '') throw new TemplateValueError(`auth.${stage.name}: client_auth.${what} has no value`);
+    return String(v);
+  };
+  const id = await text('id');
+  const secret = preview ? REDACTED : await text('secret');
+  if (ca.method === 'post') return { body: { ...(body as Record<string, unknown> | undefined), client_id: id, client_secret: secret }, secrets: preview ? [] : [secret] };
+  if (preview) return { body, authorization: `Basic ${REDACTED}`, secrets: [] };
+  const authorization = basicCredentials(id, secret);
+  return { body, authorization, secrets: [secret, authorization.slice('Basic '.length)] };
+}
 
 export async function value(expr: CompiledExpr, input: unknown, bindings: Bindings): Promise<unknown> {
   const v = expr.evaluate(input, bindings);
@@ -33,7 +60,7 @@ export function parseEndpoint(endpoint: string): EndpointBase {
   return { origin: base.origin, path: base.pathname.replace(/\/$/, '') };
 }
 
-type UrlParts = Pick<URL, 'protocol' | 'username' | 'password' | 'hostname' | 'host' | 'pathname' | 'search'> & {
+type UrlParts = Pick<URL, 'protocol' | 'username' | 'password' | 'hostname' | 'host' | 'port' | 'pathname' | 'search'> & {
   /** The allowed_hosts list (by identity) this URL last passed `checkHost` against. */
   allowedBy?: readonly string[];
   /** Where this URL last went through an endpoint override (read-only: shared by every caller). */
@@ -49,7 +76,7 @@ function parseUrl(url: string): UrlParts {
   let parts = parsedUrls.get(url);
   if (!parts) {
     const u = new URL(url);
-    parts = { protocol: u.protocol, username: u.username, password: u.password, hostname: u.hostname, host: u.host, pathname: u.pathname, search: u.search };
+    parts = { protocol: u.protocol, username: u.username, password: u.password, hostname: u.hostname, host: u.host, port: u.port, pathname: u.pathname, search: u.search };
     if (parsedUrls.size >= 1_000) parsedUrls.clear();
     parsedUrls.set(url, parts);
   }
@@ -178,8 +205,9 @@ export function checkHost(stage: string, url: string, allowed: readonly string[]
   }
   // Already allowed by this very list (a spec's list is one array): the verdict cannot change.
   if (parsed.allowedBy === allowed) return;
-  if (parsed.username || parsed.password || !['https:', 'http:'].includes(parsed.protocol) || !hostAllowed(parsed.hostname, [...allowed])) {
-    throw new DeliveryError(REASONS.hostNotAllowed, `${stage}: host '${parsed.hostname}' is not in the spec's allowed_hosts (${allowed.join(', ')})`, {
+  const scheme = parsed.protocol === 'https:' ? 443 : parsed.protocol === 'http:' ? 80 : undefined;
+  if (parsed.username || parsed.password || scheme === undefined || !hostAllowed(parsed.hostname, allowed, parsed.port ? Number(parsed.port) : undefined, scheme)) {
+    throw new DeliveryError(REASONS.hostNotAllowed, `${stage}: host '${parsed.port ? parsed.host : parsed.hostname}' is not in the spec's allowed_hosts (${allowed.join(', ')})`, {
       hint: 'The request URL was built from the config or the event; check the values that fill the URL template.',
     });
   }

@@ -2,6 +2,7 @@
 import type { Bindings } from '../compile/expression.js';
 import type { CompiledVendorError } from '../compile/spec.js';
 import type { FailureFacts } from '../policy/rules.js';
+import { challengeValue } from '../policy/challenge.js';
 
 export function parseJson(text: string | undefined): unknown {
   if (!text) return undefined;
@@ -31,8 +32,12 @@ export async function responseFacts(
   headers?: Record<string, string | string[] | undefined>,
 ): Promise<{ facts: FailureFacts; retry_after_s?: number }> {
   const json = parseJson(body);
-  // `$headers`: the answer's headers by lowercase name (a rate-limit reset, a request id).
-  if (headers) bindings = { ...bindings, headers };
+  // `$headers`: the answer's headers by lowercase name (a rate-limit reset, a request id); `$challenge`: its
+  // parsed WWW-Authenticate challenge (RFC 6750 §3: `$challenge.error` is `invalid_token`...).
+  if (headers) {
+    const challenge = headers['www-authenticate'] === undefined ? undefined : challengeValue(headers['www-authenticate']);
+    bindings = challenge ? { ...bindings, headers, challenge } : { ...bindings, headers };
+  }
   const code = await evalOptional(vendorError.code, json, bindings);
   const message = await evalOptional(vendorError.message, json, bindings);
   const retryAfter = await evalOptional(vendorError.retryAfter, json, bindings);

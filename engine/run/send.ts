@@ -34,6 +34,7 @@ export function sendOne(
       return wire;
     },
     ctx.exchangeOptions(send.rules, send.vendorError, send.success, { config, event }, link.signal),
+    detail.attempts,
   ).then(
     (res) => {
       link.release();

@@ -63,9 +63,22 @@ export interface VendorErrorSpec {
   retry_after_header?: { name: string; format?: 'seconds' | 'epoch' };
 }
 
+/** OAuth 2.0 client authentication (RFC 6749 §2.3.1) for an auth stage's request. */
+export interface ClientAuthSpec {
+  /** `basic`: an `Authorization: Basic` header (client_secret_basic); `post`: `client_id`/`client_secret` in the form body (client_secret_post). */
+  method: 'basic' | 'post';
+  /** The client identifier and secret, expressions over the config (and earlier stages' `$auth`). */
+  id: Expr;
+  secret: Expr;
+}
+
 export interface AuthStageSpec {
   name: string;
   request: RequestSpec;
+  /** Client authentication added to the request, encoded by the engine. */
+  client_auth?: ClientAuthSpec;
+  /** The `token_type` the answer must state (compared case-insensitively); any other fails the stage permanently. */
+  token_type?: string;
   /** Named outputs, expressions over the response body; available to later stages as $auth.<name>.<output>. Secrets unless listed in `public`. */
   result: Record<string, Expr>;
   /** Outputs that are not secrets (an instance URL, a region host): shown in previews, outcomes and errors. */
