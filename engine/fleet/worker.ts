@@ -367,7 +367,9 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
     }
     if (ok === undefined) return;
     counts[disposition]++;
-    if (disposition === 'dead_lettered') log.warn({ integration: lane.name, job_id: m.job_id, event_id: fo.event_id, reason: fo.reason, attempt: n }, 'dead-lettered');
+    if (disposition === 'dead_lettered') {
+      log.warn({ integration: lane.name, job_id: m.job_id, event_id: fo.event_id, reason: fo.reason, message: fo.message, hint: fo.hint, http_status: fo.http_status, attempt: n }, 'dead-lettered');
+    }
     try {
       opts.onOutcome?.(fo);
     } catch (e) {
