@@ -67,7 +67,7 @@ const events = (prefix: string, n: number) =>
     }).join('\n') + '\n',
   );
 
-function spawnWorker(args: string[]): { child: ChildProcess; exited: Promise<number | null>; metricsUrl: Promise<string> } {
+function spawnWorker(args: string[]): { child: ChildProcess; exited: Promise<number | null>; metricsUrl: Promise<string>; stderr: () => string } {
   const child = spawn(process.execPath, [CLI, 'worker', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(child);
   let err = '';
@@ -78,7 +78,7 @@ function spawnWorker(args: string[]): { child: ChildProcess; exited: Promise<num
     const m = /"metrics":"([^"]+)"/.exec(err);
     if (m) found(m[1]!);
   });
-  return { child, exited: new Promise((r) => child.once('exit', (code) => r(code))), metricsUrl };
+  return { child, exited: new Promise((r) => child.once('exit', (code) => r(code))), metricsUrl, stderr: () => err };
 }
 
 async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
@@ -117,6 +117,11 @@ describe('operators: health, readiness and metrics that add up', () => {
       const s = await status();
       return s.delivered === 16 && s.dead_lettered === 4 ? true : undefined;
     });
+
+    // The dead-letter log line says what happened and what to do.
+    const deadLines = [w1, w2].flatMap((w) => w.stderr().trim().split('\n')).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'dead-lettered');
+    expect(deadLines).toHaveLength(4);
+    for (const l of deadLines) expect(l).toMatchObject({ integration: 'int_busy', reason: 'check_failed', message: expect.any(String), hint: expect.stringMatching(/ContactKey/) });
 
     const scrape = async (u: string) => (await fetch(u)).text();
     const [t1, t2] = await Promise.all([scrape(u1), scrape(u2)]);
