@@ -117,7 +117,8 @@ describe('fair and bounded: many integrations on one worker', () => {
     const outcomes: FleetOutcome[] = [];
     const w = await startWorker({ engine, redis: redis.url, integrations: [rec], endpoint: emu.url, concurrency: 1, pollMs: 100, circuit: { failures: 3, open_ms: 60_000 }, onOutcome: (o) => outcomes.push(o) });
     try {
-      await until('the circuit to open', 20_000, async () => (w.circuit('int_outage') === 'open' ? true : undefined));
+      // The circuit opens as the third outcome is known, just before that attempt is settled: wait for both.
+      await until('the circuit to open', 20_000, async () => (w.circuit('int_outage') === 'open' && outcomes.length >= 3 ? true : undefined));
       const sentDuringOutage = emu.requests.filter((r) => r.path.startsWith('/interaction/')).length;
       // Three attempts opened it; the other nine wait on the queue, not one attempt spent on them.
       expect(outcomes.map((o) => [o.disposition, o.http_status])).toEqual([

@@ -274,7 +274,9 @@ export class RedisQueue implements DeliveryQueue {
       // What the next visit is for: more waiting (due now), a retry (due then), leases (the hold: a take-over check).
       this.trips++;
       if (more) await this.redis.signalActiveDue(this.g.active, integration, 0);
-      else if (nextDelayed !== '' && (pending === 0 || Number(nextDelayed) < Number(hold))) await this.redis.signalActiveAt(this.g.active, integration, nextDelayed);
+      // Only a retry left: the next visit when it is due (however far), unless work came in meanwhile.
+      else if (nextDelayed !== '' && pending === 0) await this.redis.signalActiveDrop(this.g.active, integration, hold, nextDelayed);
+      else if (nextDelayed !== '' && Number(nextDelayed) < Number(hold)) await this.redis.signalActiveAt(this.g.active, integration, nextDelayed);
       else if (pending === 0 && nextDelayed === '') {
         await this.redis.signalActiveDrop(this.g.active, integration, hold);
         this.maybePrune(integration, k.stream);

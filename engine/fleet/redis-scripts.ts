@@ -81,13 +81,15 @@ if not s or tonumber(s) > now then return '' end
 redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
 return redis.call('ZSCORE', KEYS[1], ARGV[1])`,
   },
-  // KEYS: active; ARGV: id hold_score — forget an integration found empty, unless new work moved its score since.
+  // KEYS: active; ARGV: id hold_score [at_ms] — after a held visit: next visit at at_ms, or forget an
+  // integration found empty (no at_ms); only if no work moved its score since the hold (else keep that).
   signalActiveDrop: {
     numberOfKeys: 1,
     lua: `
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if s and s == ARGV[2] then redis.call('ZREM', KEYS[1], ARGV[1]) return 1 end
-return 0`,
+if not s or s ~= ARGV[2] then return 0 end
+if ARGV[3] then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1]) else redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 1`,
   },
   // KEYS: active; ARGV: offset limit — integrations due now (oldest due first), and the next due time after them.
   signalActiveReady: {
