@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import type { QueueStatus } from '../../engine/index.js';
 import { loadEngine, type Context } from '../context.js';
-import { checkRedisUrl, connectQueue, queueRecord, recordId } from '../fleet.js';
+import { checkRedisUrl, connectQueue, queueRecord, recordId, redisFailure } from '../fleet.js';
 import { keyPrefixOption, redisOption } from '../store.js';
 import { safe } from '../text.js';
 import { EXIT } from '../io.js';
@@ -93,6 +93,8 @@ async function status(ctx: Context, opts: AdminOptions): Promise<number> {
       }
     }
     return EXIT.ok;
+  } catch (e) {
+    throw redisFailure(e, opts.redis) ?? e;
   } finally {
     await queue.close();
   }
@@ -108,6 +110,8 @@ async function deadLetters(ctx: Context, opts: AdminOptions): Promise<number> {
     for (const l of lines) io.stdout.write(l + '\n');
     io.stderr.write(`${lines.length} dead ${lines.length === 1 ? 'letter' : 'letters'} for ${safe(id)}${lines.length ? ' (replay moves them back onto the queue)' : ''}\n`);
     return EXIT.ok;
+  } catch (e) {
+    throw redisFailure(e, opts.redis) ?? e;
   } finally {
     await queue.close();
   }
@@ -131,6 +135,8 @@ async function replay(ctx: Context, cmd: Command, opts: AdminOptions): Promise<n
     if (opts.json) io.stdout.write(JSON.stringify({ integration: record.id, replayed: n, dead_lettered: left }) + '\n');
     else io.stdout.write(`replayed ${n} dead ${n === 1 ? 'letter' : 'letters'} onto the queue of ${safe(record.id)}${left ? `; ${left} left (without an event to send, or past --limit)` : ''}\n`);
     return EXIT.ok;
+  } catch (e) {
+    throw redisFailure(e, opts.redis) ?? e;
   } finally {
     await queue.close();
   }

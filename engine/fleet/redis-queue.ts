@@ -22,10 +22,13 @@ import { randomUUID } from 'node:crypto';
 // Types only: ioredis is loaded when a queue connects, so embedded use (deliver, npm start) never pays for it.
 import type { Redis, RedisOptions } from 'ioredis';
 import { SignalError } from '../errors.js';
+import { displayRedisUrl } from '../policy/redis-url.js';
 import { GROUP, SCRIPTS, keys, type Scripted } from './redis-scripts.js';
 import type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, QueueStatus, Settlement } from './queue.js';
 
 export { GROUP } from './redis-scripts.js';
+/** A URL as it may be shown: every credential form ioredis reads (userinfo, ?password=, ?username=, ...) masked. */
+export { displayRedisUrl } from '../policy/redis-url.js';
 
 export interface RedisQueueOptions {
   /** redis:// or rediss:// URL. */
@@ -47,7 +50,16 @@ export interface RedisQueueOptions {
    * commands fail fast, as a CLI command should.
    */
   persistent?: boolean;
+  /**
+   * Longest wait for Redis to answer a command (and to answer at all when connecting) before it fails with
+   * `queue.timeout`: a frozen or overloaded Redis ends a CLI command instead of hanging it. Default 5 s;
+   * a persistent queue (a worker) waits without a limit by default, since it rides Redis out.
+   */
+  commandTimeoutMs?: number;
 }
+
+/** Default `commandTimeoutMs` of a queue that is not persistent. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 5_000;
 
 export const DEFAULT_KEY_PREFIX = 'signal:';
 
@@ -63,18 +75,11 @@ export function checkIntegrationId(id: string): string {
   return id;
 }
 
-/** A URL as it may be shown: the password replaced. */
-export function displayRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(invalid URL)';
-  }
-}
 
 type Entry = [id: string, fields: string[] | null];
+
+/** ioredis's message for a command that got no answer within `commandTimeout`. */
+const TIMED_OUT = 'Command timed out';
 
 export class RedisQueue implements DeliveryQueue {
   readonly consumer: string;
@@ -110,22 +115,35 @@ export class RedisQueue implements DeliveryQueue {
   /** Connect (failing with a clear error when Redis cannot be reached) and get ready. */
   static async connect(opts: RedisQueueOptions): Promise<RedisQueue> {
     const { Redis } = await import('ioredis');
-    const redis = new Redis(opts.url, RedisQueue.connectionOptions(opts));
+    const options = RedisQueue.connectionOptions(opts);
+    const redis = new Redis(opts.url, options);
     let lastError: Error | undefined;
     redis.on('error', (e: Error) => (lastError = e)); // reported through the failing commands, not as unhandled events
+    // A Redis that accepts the connection but never answers (frozen, SIGSTOP) would hold connect() forever:
+    // it gets the connect timeout plus the command timeout, once per connection try.
+    const limit = options.commandTimeout !== undefined ? 3 * ((options.connectTimeout ?? 0) + options.commandTimeout) : undefined;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await redis.connect();
+      await (limit === undefined
+        ? redis.connect()
+        : Promise.race([redis.connect(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(TIMED_OUT)), limit)))]));
     } catch (e) {
       redis.disconnect();
-      throw new SignalError('queue.unreachable', `cannot reach Redis at ${displayRedisUrl(opts.url)}: ${(lastError ?? (e as Error)).message}`);
+      const why = (lastError ?? (e as Error)).message;
+      if (why === TIMED_OUT) throw new SignalError('queue.timeout', `Redis at ${displayRedisUrl(opts.url)} did not answer within ${Math.round(options.commandTimeout! / 1000)} s (frozen or overloaded?)`);
+      throw new SignalError('queue.unreachable', `cannot reach Redis at ${displayRedisUrl(opts.url)}: ${why}`);
+    } finally {
+      clearTimeout(timer);
     }
     return new RedisQueue(redis, opts);
   }
 
   private static connectionOptions(opts: RedisQueueOptions): RedisOptions {
+    const commandTimeout = opts.commandTimeoutMs ?? (opts.persistent ? undefined : DEFAULT_COMMAND_TIMEOUT_MS);
     return {
       lazyConnect: true,
       connectTimeout: 5_000,
+      ...(commandTimeout !== undefined ? { commandTimeout } : {}),
       ...(opts.persistent
         ? { maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(n * 200, 2_000) }
         : { maxRetriesPerRequest: 1, retryStrategy: (n: number) => (n > 2 ? null : 200) }),

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 export interface RedisServer {
   url: string;
   port: number;
+  /** The redis-server process (SIGSTOP freezes it: it keeps its connections and answers nothing). */
+  pid: number;
   /** Stop the server and remove its folder. */
   stop(): Promise<void>;
 }
@@ -65,6 +67,7 @@ export async function startRedis(): Promise<RedisServer> {
     if (up) {
       return {
         port,
+        pid: child.pid!,
         url: `redis://127.0.0.1:${port}`,
         stop: async () => {
           if (child.exitCode === null) {
