@@ -6,8 +6,10 @@
  * Keys (the `{id}` hash tag keeps one integration's keys in one cluster slot, so scripts may touch them all):
  *   <prefix>{<id>}:stream     the queue (XADD; consumer group `workers`: XREADGROUP, XACK, XAUTOCLAIM)
  *   <prefix>{<id>}:delayed    ZSET of scheduled retries: member = the message, score = when it is due
- *   <prefix>{<id>}:dead       ZSET job_id → when it was dead-lettered (order for listing)
- *   <prefix>{<id>}:dead:data  HASH job_id → the dead-letter line
+ *   <prefix>{<id>}:dead       ZSET job_id → when it was dead-lettered (order for listing); a second dead
+ *                             letter with a job_id already there (two messages with one job_id, from a
+ *                             producer other than enqueue) is kept beside it as <job_id>#<n>
+ *   <prefix>{<id>}:dead:data  HASH job_id (or <job_id>#<n>) → the dead-letter line
  *   <prefix>{<id>}:stats      HASH of cumulative counts
  *   <prefix>{<id>}:outcomes   stream of every attempt's outcome (capped), for dashboards and audits
  *   <prefix>integrations      SET of integration ids that have a queue
@@ -214,7 +216,7 @@ export class RedisQueue implements DeliveryQueue {
     try {
       const m = JSON.parse(text) as QueuedEvent;
       if (typeof m !== 'object' || m === null || typeof m.job_id !== 'string' || !Array.isArray(m.history)) throw new Error('not a queued event');
-      return { id, message: m, reclaimed };
+      return { id, message: m, raw: text, reclaimed };
     } catch {
       return { id, message: { job_id: `unreadable-${id}`, integration: '', scope: '', event: undefined, history: [], enqueued_at: Date.now() }, unreadable: text, reclaimed };
     }
@@ -395,15 +397,18 @@ export class RedisQueue implements DeliveryQueue {
   }
 }
 
-/** The message a dead letter goes back as: the same job, fresh attempts, the duplicate flag kept. */
-function replayMessage(jobId: string, line: string | null, record: QueueRecord): QueuedEvent | undefined {
+/**
+ * The message a dead letter goes back as: the same job (the job_id the dead letter carries; `member`, its
+ * key in the dead letters, may be `<job_id>#<n>`), fresh attempts, the duplicate flag kept.
+ */
+function replayMessage(member: string, line: string | null, record: QueueRecord): QueuedEvent | undefined {
   if (line === null) return undefined;
   try {
-    const entry = JSON.parse(line) as { dead_letter?: { possibly_duplicated?: boolean; replays?: number }; event?: unknown };
+    const entry = JSON.parse(line) as { dead_letter?: { possibly_duplicated?: boolean; replays?: number; job_id?: unknown }; event?: unknown };
     if (typeof entry.event !== 'object' || entry.event === null) return undefined;
     const dl = entry.dead_letter ?? {};
     return {
-      job_id: jobId,
+      job_id: typeof dl.job_id === 'string' && dl.job_id ? dl.job_id : member,
       integration: record.id,
       scope: record.scope,
       event: entry.event,

@@ -115,6 +115,21 @@ export function recordMismatch(m: QueuedEvent, id: string, scope: string): strin
   return undefined;
 }
 
+/** An error as one short line for an outcome (never a stack). */
+function errorText(e: unknown): string {
+  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return text.replace(/\s+/g, ' ').slice(0, 300);
+}
+
+/** The event's id, or null when even reading it fails. */
+function safeEventId(event: unknown): string | null {
+  try {
+    return eventIdOf(event);
+  } catch {
+    return null;
+  }
+}
+
 /** The record's queue retry policy (`retry.queue`), defaults filled. */
 export function queuePolicyOf(record: unknown, backoffOverride?: number): QueueRetryPolicy {
   const q = ((record as { retry?: { queue?: Partial<QueueRetryPolicy> } })?.retry?.queue ?? {}) as Partial<QueueRetryPolicy>;
@@ -235,6 +250,99 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
     }
   };
 
+  /**
+   * `Integration.deliver` never throws by contract; when something throws anyway (an engine bug, an event
+   * it cannot handle, an `onOutcome` hook), the attempt counts like any failed one (`internal_error`,
+   * retried on the queue's schedule, then dead-lettered), instead of the event coming back after every
+   * visibility timeout forever. Flagged possibly duplicated: where it threw, a request may have gone out.
+   */
+  const deliverGuarded = async (lane: Lane, m: QueuedEvent): Promise<Outcome> => {
+    const started = Date.now();
+    try {
+      return await lane.integration.deliver(m.event, { signal: abandon.signal });
+    } catch (e) {
+      return {
+        event_id: safeEventId(m.event),
+        status: 'failed',
+        integration: lane.integration.name,
+        integration_id: lane.name,
+        vendor: lane.integration.vendor,
+        reason: REASONS.internal,
+        message: `the delivery failed unexpectedly: ${errorText(e)}`,
+        hint: 'an engine bug or an event the engine cannot handle; the attempt counts: retried on the queue schedule, then dead-lettered',
+        retryable: true,
+        attempts: 0,
+        possibly_duplicated: true,
+        duration_ms: Date.now() - started,
+      };
+    }
+  };
+
+  /** The attempt's outcome as the fleet reports it, and how it is settled (the queue's retry policy decides). */
+  const settlementOf = (lane: Lane, lease: Lease, outcome: Outcome, n: number): { fo: FleetOutcome; s: Settlement } => {
+    const m = lease.message;
+    // Possibly duplicated at the vendor: an earlier attempt may have reached it (or the worker that held
+    // this lease before died mid-delivery), or the engine retried a request that had gone out.
+    const pd = Boolean(m.possibly_duplicated || lease.reclaimed || outcome.possibly_duplicated);
+    const pdAfter = pd || mayHaveReachedVendor(outcome);
+    const decision = decideAfterAttempt(lane.policy, n, outcome);
+    const disposition: Disposition =
+      decision.kind === 'done' ? (outcome.status === 'delivered' ? 'delivered' : 'skipped') : decision.kind === 'retry' ? 'retry_scheduled' : 'dead_lettered';
+    const { possibly_duplicated: _pd, ...rest } = outcome;
+    const fo: FleetOutcome = {
+      ...rest,
+      ...((disposition === 'delivered' || disposition === 'skipped' ? pd : pdAfter) ? { possibly_duplicated: true } : {}),
+      job_id: m.job_id,
+      attempt: n,
+      max_attempts: lane.policy.max_attempts,
+      disposition,
+      ...(decision.kind === 'retry' ? { next_attempt_in_ms: decision.delay_ms } : {}),
+    };
+    const text = JSON.stringify(fo);
+    let s: Settlement;
+    if (decision.kind === 'done') s = { kind: 'done', status: outcome.status as 'delivered' | 'skipped', outcome: text };
+    else {
+      const history = [...m.history, summarize(outcome, n, mayHaveReachedVendor(outcome) || outcome.possibly_duplicated === true)];
+      if (decision.kind === 'retry') {
+        s = { kind: 'retry', outcome: text, delay_ms: decision.delay_ms, message: { ...m, history, ...(pdAfter ? { possibly_duplicated: true } : {}) } };
+      } else {
+        s = { kind: 'dead', outcome: text, job_id: m.job_id, entry: deadLetterLine(fo, m, history, pdAfter, lease.unreadable) };
+      }
+    }
+    // The queue writes the message back: a message that cannot be serialized must fail here, not there.
+    if (s.kind === 'retry') JSON.stringify(s.message);
+    return { fo, s };
+  };
+
+  /** A failed attempt whose outcome cannot be written as usual: dead-lettered with the queued message's text as `raw_line`. */
+  const unwritable = (lane: Lane, lease: Lease, outcome: Outcome, n: number, e: unknown): { fo: FleetOutcome; s: Settlement } => {
+    const m = lease.message;
+    const pd = Boolean(m.possibly_duplicated || lease.reclaimed || outcome.possibly_duplicated || mayHaveReachedVendor(outcome));
+    const failed: Outcome = {
+      event_id: outcome.event_id,
+      status: 'failed',
+      integration: lane.integration.name,
+      integration_id: lane.name,
+      vendor: lane.integration.vendor,
+      ...(outcome.event !== undefined ? { event: outcome.event } : {}),
+      reason: REASONS.internal,
+      message: `the attempt's outcome could not be recorded (${errorText(e)}): the queued event cannot be written back, so it is dead-lettered as it was queued (raw_line)${outcome.status === 'failed' && outcome.reason ? `; the attempt had failed with ${outcome.reason}` : ''}`,
+      hint: 'an event the fleet cannot write back (e.g. nested too deep); fix it from raw_line and enqueue it again',
+      retryable: false,
+      attempts: outcome.attempts,
+      duration_ms: outcome.duration_ms,
+    };
+    if (outcome.status !== 'failed') {
+      // Done (delivered or skipped): only the outcome's extras could not be written; the event is finished.
+      const { response: _r, ...plain } = outcome;
+      const done: FleetOutcome = { ...plain, job_id: m.job_id, attempt: n, max_attempts: lane.policy.max_attempts, disposition: outcome.status };
+      return { fo: done, s: { kind: 'done', status: outcome.status, outcome: JSON.stringify(done) } };
+    }
+    const fo: FleetOutcome = { ...failed, ...(pd ? { possibly_duplicated: true } : {}), job_id: m.job_id, attempt: n, max_attempts: lane.policy.max_attempts, disposition: 'dead_lettered' };
+    const history = [...m.history, summarize(failed, n, pd)];
+    return { fo, s: { kind: 'dead', outcome: JSON.stringify(fo), job_id: m.job_id, entry: deadLetterLine(fo, m, history, pd, lease.unreadable ?? lease.raw ?? '') } };
+  };
+
   const attempt = async (lane: Lane, lease: Lease): Promise<void> => {
     const m = lease.message;
     const n = m.history.length + 1;
@@ -268,40 +376,22 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
               attempts: 0,
               duration_ms: 0,
             }
-          : await lane.integration.deliver(m.event, { signal: abandon.signal });
+          : await deliverGuarded(lane, m);
     if (abandon.signal.aborted && outcome.reason === REASONS.interrupted) {
       // Aborted mid-request: the request may be at the vendor already (as `deliver` flags its abandoned lines).
       await handBack(lane, lease, true);
       return;
     }
-    // Possibly duplicated at the vendor: an earlier attempt may have reached it (or the worker that held
-    // this lease before died mid-delivery), or the engine retried a request that had gone out.
-    const pd = Boolean(m.possibly_duplicated || lease.reclaimed || outcome.possibly_duplicated);
-    const pdAfter = pd || mayHaveReachedVendor(outcome);
-    const decision = decideAfterAttempt(lane.policy, n, outcome);
-    const disposition: Disposition =
-      decision.kind === 'done' ? (outcome.status === 'delivered' ? 'delivered' : 'skipped') : decision.kind === 'retry' ? 'retry_scheduled' : 'dead_lettered';
-    const { possibly_duplicated: _pd, ...rest } = outcome;
-    const fo: FleetOutcome = {
-      ...rest,
-      ...((disposition === 'delivered' || disposition === 'skipped' ? pd : pdAfter) ? { possibly_duplicated: true } : {}),
-      job_id: m.job_id,
-      attempt: n,
-      max_attempts: lane.policy.max_attempts,
-      disposition,
-      ...(decision.kind === 'retry' ? { next_attempt_in_ms: decision.delay_ms } : {}),
-    };
-    const text = JSON.stringify(fo);
-    let s: Settlement;
-    if (decision.kind === 'done') s = { kind: 'done', status: outcome.status as 'delivered' | 'skipped', outcome: text };
-    else {
-      const history = [...m.history, summarize(outcome, n, mayHaveReachedVendor(outcome) || outcome.possibly_duplicated === true)];
-      if (decision.kind === 'retry') {
-        s = { kind: 'retry', outcome: text, delay_ms: decision.delay_ms, message: { ...m, history, ...(pdAfter ? { possibly_duplicated: true } : {}) } };
-      } else {
-        s = { kind: 'dead', outcome: text, job_id: m.job_id, entry: deadLetterLine(fo, m, history, pdAfter, lease.unreadable) };
-      }
+    let settling: { fo: FleetOutcome; s: Settlement };
+    try {
+      settling = settlementOf(lane, lease, outcome, n);
+    } catch (e) {
+      // The outcome cannot be written (the event cannot be serialized again, e.g. nested too deep): the
+      // attempt still counts, and the event goes to the dead letters verbatim instead of coming back forever.
+      settling = unwritable(lane, lease, outcome, n, e);
     }
+    const { fo, s } = settling;
+    const disposition = fo.disposition;
     const ok = await settle(lane, lease, s);
     if (ok === false) {
       log.warn({ integration: lane.name, job_id: m.job_id, event_id: outcome.event_id }, 'lease lost: another worker took the event over; this attempt is not recorded');
