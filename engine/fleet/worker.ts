@@ -225,8 +225,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   let stopping = false;
   const inFlight = (name?: string) => lanes.reduce((n, l) => n + (name === undefined || l.name === name ? l.inflight.size : 0), 0);
 
+  /** Leases whose settle or hand-back has been sent: a renewal that finds them gone is not a loss. */
+  const finishing = new WeakSet<Lease>();
+  const renewing = new Set<Lane>();
+
   /** Give an event back to the queue without counting an attempt. */
   const handBack = async (lane: Lane, lease: Lease, maybeSent: boolean): Promise<void> => {
+    finishing.add(lease);
     const pd = lease.message.possibly_duplicated || lease.reclaimed || maybeSent;
     try {
       const ok = await queue.release(lane.name, lease, { ...lease.message, ...(pd ? { possibly_duplicated: true } : {}) });
@@ -236,7 +241,30 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
     }
   };
 
+  /** Of the ids a renewal no longer holds, those still in flight here and not being settled. */
+  const stillLost = (lane: Lane, ids: readonly string[]): string[] =>
+    ids.filter((id) => {
+      const lease = lane.inflight.get(id);
+      return lease !== undefined && !finishing.has(lease);
+    });
+  /**
+   * Renew; warn only of leases really lost. A lease the renewal reports as not held may have been settled
+   * meanwhile (after a Redis freeze, the settles queued behind it ran first): only one still in flight
+   * here, not being settled, and reported again by a second renewal was taken over by another worker. A
+   * renewal that fails (Redis away) loses nothing: the next tick renews again.
+   */
+  const renewLeases = async (lane: Lane, ids: readonly string[]): Promise<void> => {
+    try {
+      let lost = stillLost(lane, await queue.renew(lane.name, ids));
+      if (lost.length) lost = stillLost(lane, await queue.renew(lane.name, lost));
+      if (lost.length) log.warn({ integration: lane.name, lost: lost.length }, 'leases lost (held past the visibility timeout): other workers redo those events');
+    } catch (e) {
+      log.error({ integration: lane.name, err: (e as Error).message }, 'renewing leases failed (Redis unavailable?); retried at the next renewal');
+    }
+  };
+
   const settle = async (lane: Lane, lease: Lease, s: Settlement): Promise<boolean | undefined> => {
+    finishing.add(lease);
     for (let i = 0; ; i++) {
       try {
         return await queue.settle(lane.name, lease, s);
@@ -446,14 +474,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   // Renew the leases of deliveries in flight well before they expire.
   const renewTimer = setInterval(() => {
     for (const lane of lanes) {
+      // One renewal per lane at a time: while Redis does not answer (frozen, slow), renewals do not pile up
+      // behind each other, each with the ids of its moment.
+      if (renewing.has(lane)) continue;
       const ids = [...lane.inflight.keys()];
       if (!ids.length) continue;
-      queue.renew(lane.name, ids).then(
-        (lost) => {
-          if (lost.length) log.warn({ integration: lane.name, lost: lost.length }, 'leases lost (held past the visibility timeout): other workers redo those events');
-        },
-        (e: unknown) => log.error({ integration: lane.name, err: (e as Error).message }, 'renewing leases failed'),
-      );
+      renewing.add(lane);
+      void renewLeases(lane, ids).finally(() => renewing.delete(lane));
     }
   }, Math.max(50, Math.floor(vt / 3)));
   renewTimer.unref?.();
