@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startMarketingCloudEmulator, type Emulator } from '../emulator/marketing-cloud.js';
-import type { QueueStatus } from '../engine/index.js';
+import { startWorker, type QueueStatus } from '../engine/index.js';
 import { leadSubmitted, referenceRecord, type Json } from './helpers/fixtures.js';
 import { runCli, startCli } from './helpers/cli-process.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
@@ -121,6 +121,33 @@ describe('a Redis freeze', () => {
     } finally {
       worker.proc.kill('SIGKILL');
       process.kill(redis.pid, 'SIGCONT');
+      emu.setFaults({});
+    }
+  });
+
+  it('still warns of a lease really taken over by another consumer', { timeout: 60_000 }, async () => {
+    const record = { ...referenceRecord(), id: 'int_really_lost' };
+    const recordFile = file('really-lost.json', record);
+    await enqueue(recordFile, events('evt_rl', 1));
+    emu.setFaults({ slow: 1, slow_ms: 3_000, apply_to: ['events'] });
+    const warnings: string[] = [];
+    const w = await startWorker({
+      engineOptions: {},
+      redis: redis.url,
+      integrations: [record],
+      endpoint: emu.url,
+      visibilityTimeoutMs: 1_500,
+      blockMs: 200,
+      logger: { info: () => undefined, warn: (_o, msg) => warnings.push(String(msg)), error: (_o, msg) => warnings.push(String(msg)) },
+    });
+    try {
+      await until('the delivery in flight', 20_000, async () => (w.inFlight() === 1 ? true : undefined));
+      const pending = (await admin.xpending('signal:{int_really_lost}:stream', 'workers', '-', '+', 10)) as [string, ...unknown[]][];
+      expect(pending).toHaveLength(1);
+      await admin.xclaim('signal:{int_really_lost}:stream', 'workers', 'another-worker', 0, pending[0]![0]);
+      await until('the loss to be reported', 20_000, async () => (warnings.some((m) => m.startsWith('leases lost')) ? true : undefined));
+    } finally {
+      await w.stop();
       emu.setFaults({});
     }
   });
