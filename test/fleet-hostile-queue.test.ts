@@ -4,6 +4,7 @@
  * letters, two messages with one job_id are both kept when dead-lettered, and with SIGNAL_STORE_KEY the
  * payloads are sealed wherever they rest.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { startMarketingCloudEmulator, type Emulator } from '../emulator/marketing-cloud.js';
-import { Engine, startWorker, type FleetOutcome, type QueueStatus } from '../engine/index.js';
+import { createRedisQueue, Engine, startWorker, type FleetOutcome, type QueueStatus } from '../engine/index.js';
 import { leadSubmitted, referenceRecord, type Json } from './helpers/fixtures.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
 
@@ -108,17 +109,24 @@ async function xadd(record: Json, text: string): Promise<void> {
 }
 
 /** Run a worker in-process until `done` holds for the record's queue; its outcomes and warnings. */
-async function workUntil(record: Json, recordFile: string, done: (s: QueueStatus) => boolean, engine?: Engine): Promise<{ outcomes: FleetOutcome[]; logs: string[] }> {
+async function workUntil(
+  record: Json,
+  recordFile: string,
+  done: (s: QueueStatus) => boolean,
+  engine?: Engine,
+  opts: { key?: string; retryBackoffMs?: number } = {},
+): Promise<{ outcomes: FleetOutcome[]; logs: string[] }> {
   const outcomes: FleetOutcome[] = [];
   const logs: string[] = [];
   const log = (level: string) => (obj: object, msg?: string) => logs.push(`${level} ${msg} ${JSON.stringify(obj)}`);
+  // The queue seals with `key` (SIGNAL_STORE_KEY for the CLI); without one, nothing is sealed.
+  const queue = await createRedisQueue({ url: redis.url, visibilityTimeoutMs: 1_000, persistent: true, ...(opts.key ? { encryptionKey: opts.key } : {}) });
   const w = await startWorker({
     ...(engine ? { engine } : { engineOptions: {} }),
-    redis: redis.url,
+    queue,
     integrations: [record],
     endpoint: emu.url,
-    visibilityTimeoutMs: 1_000,
-    retryBackoffMs: 50,
+    retryBackoffMs: opts.retryBackoffMs ?? 50,
     blockMs: 200,
     onOutcome: (o) => outcomes.push(o),
     logger: { info: log('info'), warn: log('warn'), error: log('error') },
@@ -127,6 +135,7 @@ async function workUntil(record: Json, recordFile: string, done: (s: QueueStatus
     await until('the queue to settle', 30_000, async () => (done(await status(recordFile)) ? true : undefined));
   } finally {
     await w.stop();
+    await queue.close();
   }
   return { outcomes, logs };
 }
@@ -208,5 +217,71 @@ describe('dead letters with one job_id', () => {
       ['job-same', 'evt_same_1'],
       ['job-same', 'evt_same_2'],
     ]);
+  });
+});
+
+describe('SIGNAL_STORE_KEY seals queued events at rest', () => {
+  it('stream entries, scheduled retries and dead letters are sealed; dead-letters opens them; a wrong key loses nothing', { timeout: 90_000 }, async () => {
+    const K1 = randomBytes(32).toString('hex');
+    const K2 = randomBytes(32).toString('hex');
+    const record = { ...referenceRecord(), id: 'int_sealed', retry: { max_attempts: 1, queue: { max_attempts: 2 } } };
+    const recordFile = file('sealed.json', record);
+    const PHONE = '+447700900123'; // in every event's properties
+    const ev = (id: string, email: string | undefined) => JSON.stringify({ ...leadSubmitted(), event_id: id, properties: { ...leadSubmitted().properties, email } });
+    const withKey = (key: string | undefined) => ({ SIGNAL_STORE_KEY: key });
+    const stream = 'signal:{int_sealed}:stream';
+    const everything = async () =>
+      [
+        ...(await admin.xrange(stream, '-', '+')).map(([, f]) => f[1]!),
+        ...(await admin.zrange('signal:{int_sealed}:delayed', 0, -1)),
+        ...(await admin.hvals('signal:{int_sealed}:dead:data')),
+      ].join('\n');
+
+    // Enqueued with the key: every stream entry is sealed.
+    let r = await cli(['enqueue', '--redis', redis.url, '--integration', recordFile, '--events', file('sealed.ndjson', [ev('evt_sl_bad', undefined), ev('evt_sl_retry', 'retry@example.com')].join('\n') + '\n')], withKey(K1));
+    expect(r.code, r.err).toBe(0);
+    const entries = (await admin.xrange(stream, '-', '+')).map(([, f]) => f[1]!);
+    expect(entries).toHaveLength(2);
+    for (const e of entries) expect(e).toMatch(/^gcm1:/);
+    expect(await everything()).not.toMatch(/retry@example\.com|evt_sl_|\+447700900123/);
+
+    // A worker with the key: one dead letter (no ContactKey) and one scheduled retry (the vendor fails), both sealed.
+    emu.setFaults({ server_error: 1, apply_to: ['events'] });
+    await workUntil(record, recordFile, (s) => s.dead_lettered === 1 && s.scheduled_retry === 1, undefined, { key: K1, retryBackoffMs: 600_000 });
+    emu.setFaults({});
+    expect(await admin.zcard('signal:{int_sealed}:delayed')).toBe(1);
+    expect(await admin.hlen('signal:{int_sealed}:dead:data')).toBe(1);
+    for (const v of [...(await admin.zrange('signal:{int_sealed}:delayed', 0, -1)), ...(await admin.hvals('signal:{int_sealed}:dead:data'))]) expect(v).toMatch(/^gcm1:/);
+    expect(await everything()).not.toContain(PHONE);
+
+    // dead-letters opens them for the operator with the key; without it, or with another, it says so (exit 1) and shows them still sealed.
+    r = await cli(['dead-letters', '--redis', redis.url, '--integration', recordFile], withKey(K1));
+    expect(r.code, r.err).toBe(0);
+    expect(lines(r.out)).toMatchObject([{ dead_letter: { reason: 'check_failed', job_id: expect.any(String) }, event: { event_id: 'evt_sl_bad', properties: { phone: PHONE } } }]);
+    for (const key of [undefined, K2]) {
+      r = await cli(['dead-letters', '--redis', redis.url, '--integration', recordFile], withKey(key));
+      expect(r.code).toBe(1);
+      expect(r.err).toContain('1 of them is sealed with another SIGNAL_STORE_KEY (or none is set here)');
+      const [shown] = lines(r.out);
+      expect(shown).toMatchObject({ dead_letter: { reason: 'sealed_unreadable' }, sealed: expect.stringMatching(/^gcm1:/) });
+      expect(r.out).not.toContain(PHONE);
+    }
+
+    // A worker with another key cannot read a queued event: nothing is sent, it is dead-lettered still sealed, and the worker goes on.
+    r = await cli(['enqueue', '--redis', redis.url, '--integration', recordFile, '--events', file('sealed2.ndjson', ev('evt_sl_wait', 'wait@example.com') + '\n')], withKey(K1));
+    expect(r.code, r.err).toBe(0);
+    const { outcomes } = await workUntil(record, recordFile, (s) => s.dead_lettered === 2, undefined, { key: K2 });
+    expect(outcomes).toMatchObject([{ reason: 'sealed_unreadable', disposition: 'dead_lettered' }]);
+    expect(outcomes[0]!.message).toContain('sealed with a SIGNAL_STORE_KEY this worker does not have');
+    expect(emu.events()).toHaveLength(0);
+    expect(await everything()).not.toMatch(/wait@example\.com|\+447700900123/);
+
+    // Replayed with the key that sealed them, both go back (sealed again) and a worker with it delivers the one that can be.
+    r = await cli(['replay', '--redis', redis.url, '--integration', recordFile, '--json'], withKey(K1));
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ replayed: 2, dead_lettered: 0 });
+    for (const e of (await admin.xrange(stream, '-', '+')).map(([, f]) => f[1]!)) expect(e).toMatch(/^gcm1:/);
+    await workUntil(record, recordFile, (s) => s.delivered === 1 && s.dead_lettered === 1 && s.waiting === 0, undefined, { key: K1 });
+    expect(emu.events().map((e) => e.ContactKey)).toEqual(['wait@example.com']);
   });
 });

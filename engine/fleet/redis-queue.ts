@@ -25,6 +25,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
 import { SignalError } from '../errors.js';
 import { displayRedisUrl } from '../policy/redis-url.js';
+import { isSealed, parseStoreKey, seal, unseal } from '../store/seal.js';
 import { GROUP, SCRIPTS, keys, type Scripted } from './redis-scripts.js';
 import type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, QueueStatus, Settlement } from './queue.js';
 
@@ -58,6 +59,12 @@ export interface RedisQueueOptions {
    * a persistent queue (a worker) waits without a limit by default, since it rides Redis out.
    */
   commandTimeoutMs?: number;
+  /**
+   * 32 bytes (64 hex digits or base64): queued events are sealed at rest with it (AES-256-GCM) — stream
+   * entries, scheduled retries and dead letters. Default: env SIGNAL_STORE_KEY (the key tokens are sealed
+   * with). Without one they are stored as JSON; sealed and plain entries are both read.
+   */
+  encryptionKey?: string;
 }
 
 /** Default `commandTimeoutMs` of a queue that is not persistent. */
@@ -100,6 +107,10 @@ export class RedisQueue implements DeliveryQueue {
   private readonly lastPrune = new Map<string, number>();
   private trips = 0;
   private closed = false;
+  /** Seals queued events at rest (SIGNAL_STORE_KEY); undefined: stored as JSON. */
+  private readonly sealKey: Buffer | undefined;
+  /** What a sealed message (stream entry, scheduled retry) is bound to: this keyspace's queues. */
+  private readonly messageAad: string;
 
   private constructor(redis: Redis, opts: RedisQueueOptions) {
     this.redis = redis as Scripted;
@@ -112,10 +123,29 @@ export class RedisQueue implements DeliveryQueue {
     this.promoteEvery = opts.promoteIntervalMs ?? 500;
     this.outcomesMaxLen = opts.outcomesMaxLen ?? 100_000;
     this.consumer = opts.consumer ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.sealKey = sealKeyOf(opts);
+    this.messageAad = `${this.prefix}queued-event`;
+  }
+
+  /** A message's text as stored (stream entry, scheduled retry): sealed when the queue has a key. */
+  private sealMessage(text: string): string {
+    return this.sealKey ? seal(this.sealKey, this.messageAad, text) : text;
+  }
+
+  /** A dead-letter line as stored: sealed when the queue has a key, bound to its dead-letter hash. */
+  private sealDead(deadData: string, line: string): string {
+    return this.sealKey ? seal(this.sealKey, deadData, line) : line;
+  }
+
+  /** A stored value's text: itself when plain, opened when sealed, undefined when it cannot be opened here. */
+  private open(stored: string, aad: string): string | undefined {
+    if (!isSealed(stored)) return stored;
+    return this.sealKey ? unseal(this.sealKey, aad, stored) : undefined;
   }
 
   /** Connect (failing with a clear error when Redis cannot be reached) and get ready. */
   static async connect(opts: RedisQueueOptions): Promise<RedisQueue> {
+    sealKeyOf(opts); // a malformed key is refused before connecting
     const { Redis } = await import('ioredis');
     const options = RedisQueue.connectionOptions(opts);
     const redis = new Redis(opts.url, options);
@@ -187,7 +217,7 @@ export class RedisQueue implements DeliveryQueue {
       const p = this.redis.pipeline();
       for (const event of chunk) {
         const m: QueuedEvent = { job_id: randomUUID(), integration: record.id, scope: record.scope, event, history: [], enqueued_at: now };
-        p.xadd(k.stream, '*', 'm', JSON.stringify(m));
+        p.xadd(k.stream, '*', 'm', this.sealMessage(JSON.stringify(m)));
       }
       p.hincrby(k.stats, 'enqueued', chunk.length);
       this.trips++;
@@ -212,7 +242,12 @@ export class RedisQueue implements DeliveryQueue {
     const [id, fields] = entry;
     if (!fields) return undefined; // deleted meanwhile (XAUTOCLAIM reports those separately)
     const i = fields.indexOf('m');
-    const text = i >= 0 && i % 2 === 0 ? fields[i + 1] ?? '' : '';
+    const stored = i >= 0 && i % 2 === 0 ? fields[i + 1] ?? '' : '';
+    const text = this.open(stored, this.messageAad);
+    if (text === undefined) {
+      // Sealed with another key (or this consumer has none): kept as it is, for the dead letter.
+      return { id, message: { job_id: `unreadable-${id}`, integration: '', scope: '', event: undefined, history: [], enqueued_at: Date.now() }, unreadable: stored, sealed: true, reclaimed };
+    }
     try {
       const m = JSON.parse(text) as QueuedEvent;
       if (typeof m !== 'object' || m === null || typeof m.job_id !== 'string' || !Array.isArray(m.history)) throw new Error('not a queued event');
@@ -279,7 +314,8 @@ export class RedisQueue implements DeliveryQueue {
 
   async settle(integration: string, lease: Lease, s: Settlement): Promise<boolean> {
     const k = this.k(integration);
-    const payload = s.kind === 'retry' ? JSON.stringify(s.message) : s.kind === 'dead' ? s.entry : '';
+    // A dead letter of a message this consumer could not unseal holds it still sealed, beside metadata only: stored as it is.
+    const payload = s.kind === 'retry' ? this.sealMessage(JSON.stringify(s.message)) : s.kind === 'dead' ? (lease.sealed ? s.entry : this.sealDead(k.deadData, s.entry)) : '';
     this.trips++;
     const r = await this.redis.signalQueueSettle(
       k.stream, k.delayed, k.dead, k.deadData, k.stats, k.outcomes,
@@ -294,7 +330,9 @@ export class RedisQueue implements DeliveryQueue {
 
   async release(integration: string, lease: Lease, message: QueuedEvent): Promise<boolean> {
     this.trips++;
-    return (await this.redis.signalQueueRelease(this.k(integration).stream, lease.id, this.consumer, JSON.stringify(message))) === 1;
+    // A message that could not be read goes back exactly as it was (still sealed, or the producer's text).
+    const payload = lease.unreadable !== undefined ? lease.unreadable : this.sealMessage(JSON.stringify(message));
+    return (await this.redis.signalQueueRelease(this.k(integration).stream, lease.id, this.consumer, payload)) === 1;
   }
 
   async status(integration: string): Promise<QueueStatus> {
@@ -345,7 +383,9 @@ export class RedisQueue implements DeliveryQueue {
       if (!ids.length) break;
       this.trips++;
       const lines = await this.redis.hmget(k.deadData, ...ids);
-      for (const l of lines) if (l !== null && out.length < limit) out.push(l);
+      lines.forEach((l, j) => {
+        if (l !== null && out.length < limit) out.push(this.open(l, k.deadData) ?? sealedDeadLetter(ids[j]!, l));
+      });
       if (ids.length < 500) break;
     }
     return out;
@@ -366,12 +406,14 @@ export class RedisQueue implements DeliveryQueue {
       const p = this.redis.pipeline();
       let batch = 0;
       ids.forEach((id, i) => {
-        const message = replayMessage(id, lines[i] ?? null, record);
+        const stored = lines[i] ?? null;
+        const line = stored === null ? null : this.open(stored, k.deadData) ?? null;
+        const message = replayMessage(id, line, record, (t) => this.open(t, this.messageAad));
         if (!message) {
-          skip++; // no event to send again (its line never parsed): stays for the operator to fix
+          skip++; // no event to send again (its line never parsed, or it is sealed with another key): stays for the operator
           return;
         }
-        (p as unknown as { signalQueueReplay(...a: string[]): unknown }).signalQueueReplay(k.stream, k.dead, k.deadData, k.stats, id, JSON.stringify(message));
+        (p as unknown as { signalQueueReplay(...a: string[]): unknown }).signalQueueReplay(k.stream, k.dead, k.deadData, k.stats, id, this.sealMessage(JSON.stringify(message)));
         batch++;
       });
       if (batch) {
@@ -401,25 +443,57 @@ export class RedisQueue implements DeliveryQueue {
  * The message a dead letter goes back as: the same job (the job_id the dead letter carries; `member`, its
  * key in the dead letters, may be `<job_id>#<n>`), fresh attempts, the duplicate flag kept.
  */
-function replayMessage(member: string, line: string | null, record: QueueRecord): QueuedEvent | undefined {
+function replayMessage(member: string, line: string | null, record: QueueRecord, openMessage: (text: string) => string | undefined): QueuedEvent | undefined {
   if (line === null) return undefined;
   try {
-    const entry = JSON.parse(line) as { dead_letter?: { possibly_duplicated?: boolean; replays?: number; job_id?: unknown }; event?: unknown };
-    if (typeof entry.event !== 'object' || entry.event === null) return undefined;
+    const entry = JSON.parse(line) as { dead_letter?: { possibly_duplicated?: boolean; replays?: number; job_id?: unknown }; event?: unknown; raw_line?: unknown };
     const dl = entry.dead_letter ?? {};
+    let event = entry.event;
+    let jobId = typeof dl.job_id === 'string' && dl.job_id ? dl.job_id : member;
+    let pd = dl.possibly_duplicated === true;
+    if ((typeof event !== 'object' || event === null) && typeof entry.raw_line === 'string' && isSealed(entry.raw_line)) {
+      // A message a worker could not unseal, kept sealed: replayed with the key that sealed it, it goes back.
+      const text = openMessage(entry.raw_line);
+      const m = text === undefined ? undefined : (JSON.parse(text) as Partial<QueuedEvent>);
+      if (m && typeof m.job_id === 'string') {
+        event = m.event;
+        jobId = m.job_id;
+        pd ||= m.possibly_duplicated === true;
+      }
+    }
+    if (typeof event !== 'object' || event === null) return undefined;
     return {
-      job_id: typeof dl.job_id === 'string' && dl.job_id ? dl.job_id : member,
+      job_id: jobId,
       integration: record.id,
       scope: record.scope,
-      event: entry.event,
+      event,
       history: [],
-      ...(dl.possibly_duplicated ? { possibly_duplicated: true } : {}),
+      ...(pd ? { possibly_duplicated: true } : {}),
       enqueued_at: Date.now(),
       replays: (typeof dl.replays === 'number' ? dl.replays : 0) + 1,
     };
   } catch {
     return undefined;
   }
+}
+
+/** The key queued events are sealed with: the option, else SIGNAL_STORE_KEY; a malformed one is refused (SignalError). */
+function sealKeyOf(opts: RedisQueueOptions): Buffer | undefined {
+  const text = opts.encryptionKey ?? process.env.SIGNAL_STORE_KEY;
+  return text ? parseStoreKey(text) : undefined;
+}
+
+/** What `deadLetters` shows for a dead letter sealed with another key: the fact, and the value still sealed (nothing lost). */
+function sealedDeadLetter(member: string, stored: string): string {
+  return JSON.stringify({
+    dead_letter: {
+      reason: 'sealed_unreadable',
+      message: 'this dead letter is sealed with another SIGNAL_STORE_KEY (or none is set here): it cannot be shown; it stays in the dead letters',
+      hint: 'run dead-letters (or replay) with the SIGNAL_STORE_KEY the workers had when it was dead-lettered',
+      job_id: member.replace(/#\d+$/, ''),
+    },
+    sealed: stored,
+  });
 }
 
 /** Connect a Redis Streams queue (see RedisQueueOptions). */

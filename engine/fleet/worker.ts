@@ -383,8 +383,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
             integration: lane.integration.name,
             integration_id: lane.name,
             vendor: lane.integration.vendor,
-            reason: REASONS.invalidEvent,
-            message: 'the queued message is not a queued event (written by something other than enqueue)',
+            ...(lease.sealed
+              ? {
+                  reason: REASONS.sealedUnreadable,
+                  message: 'the queued message is sealed with a SIGNAL_STORE_KEY this worker does not have (another key, or none): it cannot be read here; nothing was sent, and it is kept sealed in raw_line',
+                  hint: 'give every worker and command the same SIGNAL_STORE_KEY; `replay` run with the key that sealed it puts the event back on the queue',
+                }
+              : { reason: REASONS.invalidEvent, message: 'the queued message is not a queued event (written by something other than enqueue)' }),
             retryable: false,
             attempts: 0,
             duration_ms: 0,
