@@ -86,15 +86,16 @@ describe('a frozen Redis (SIGSTOP)', () => {
   it('ends enqueue with one line and exit 2 when Redis freezes after it connected', { timeout: 60_000 }, async () => {
     const recordFile = file('frozen-late.json', JSON.stringify({ ...referenceRecord(), id: 'int_frozen_late' }));
     const probe = new Redis(redis.url);
-    const clients = async () => String(await probe.client('LIST')).trim().split('\n').length;
-    const before = await clients();
+    // Clients that have had an answer from Redis (the connection's ready check, INFO, is the first command).
+    const answered = async () => String(await probe.client('LIST')).trim().split('\n').filter((l) => / cmd=(?!NULL)/.test(l) && !l.includes(' cmd=client|list')).length;
+    const before = await answered();
     const child = spawn(process.execPath, [MAIN, 'enqueue', '--redis', redis.url, '--integration', recordFile, '--events', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
     const exit = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
     try {
-      // Connected (one more client), waiting for its input: then Redis freezes, and the events come.
-      await until('enqueue to connect', 20_000, async () => ((await clients()) > before ? true : undefined));
+      // Connected and answered (one more such client), waiting for its input: then Redis freezes, and the events come.
+      await until('enqueue to connect', 20_000, async () => ((await answered()) > before ? true : undefined));
       const code = await frozen(async () => {
         child.stdin.end(events('evt_fz_late', 2));
         return exit;
