@@ -5,7 +5,7 @@
  */
 import { openStore, REDIS_ENV } from './store.js';
 import type { DeliveryQueue, EngineOptions, QueueRecord } from '../engine/index.js';
-import { createRedisQueue, displayRedisUrl, SignalError, type Engine } from '../engine/index.js';
+import { createRedisQueue, DEFAULT_COMMAND_TIMEOUT_MS, displayRedisUrl, SignalError, type Engine } from '../engine/index.js';
 import { CliError, EXIT, readJsonFile, type CliIO } from './io.js';
 
 export { REDIS_ENV } from './store.js';
@@ -32,6 +32,67 @@ export async function connectQueue(url: string | undefined, opts: { prefix?: str
     if (e instanceof SignalError) throw new CliError(e.message, EXIT.usage);
     throw e;
   }
+}
+
+/**
+ * A Redis failure met by a fleet command after it connected (Redis frozen: no answer within the queue's
+ * command timeout; gone; refusing), as the one-line error and exit 2 every fleet command gives for "cannot
+ * reach Redis"; undefined for any other error. Never the password (the URL is masked).
+ */
+export function redisFailure(e: unknown, url: string): CliError | undefined {
+  if (e instanceof SignalError || !(e instanceof Error)) return undefined;
+  const code = (e as { code?: unknown }).code;
+  const where = displayRedisUrl(url);
+  if (e.message === 'Command timed out') return new CliError(`Redis at ${where} stopped answering (no answer within ${DEFAULT_COMMAND_TIMEOUT_MS / 1000} s; frozen or overloaded?)`);
+  if (e.name === 'ReplyError') return new CliError(`Redis at ${where} refused a command: ${e.message.split('\n')[0]}`);
+  if (e.name === 'MaxRetriesPerRequestError' || e.message === 'Connection is closed.' || (typeof code === 'string' && /^E[A-Z]+$/.test(code))) {
+    return new CliError(`lost the connection to Redis at ${where}: ${e.message.split('\n')[0]}`);
+  }
+  return undefined;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/**
+ * Before a worker connects for good: while Redis accepts connections but does not answer (frozen,
+ * overloaded), say so in the log and keep trying, instead of hanging silently. A Redis that cannot be
+ * reached at all still ends the worker (exit 2, as for every fleet command). Resolves false when `signal`
+ * aborted the wait (the worker was stopped before Redis answered).
+ */
+export async function waitForRedis(
+  url: string,
+  opts: { prefix?: string; probeMs?: number; retryMs?: number; signal?: AbortSignal; log: { warn(obj: object, msg?: string): void } },
+): Promise<boolean> {
+  const started = Date.now();
+  let logged = -Infinity;
+  while (!opts.signal?.aborted) {
+    try {
+      const probe = await createRedisQueue({ url, ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), commandTimeoutMs: opts.probeMs ?? 3_000 });
+      await probe.close();
+      return true;
+    } catch (e) {
+      if (!(e instanceof SignalError) || e.code !== 'queue.timeout') {
+        if (e instanceof SignalError && !(e instanceof CliError)) throw new CliError(e.message, EXIT.usage);
+        throw e;
+      }
+    }
+    // The first time at once, then every 30 s: the wait may last as long as the freeze.
+    if (Date.now() - logged >= 30_000) {
+      logged = Date.now();
+      opts.log.warn({ redis: displayRedisUrl(url), waited_s: Math.round((Date.now() - started) / 1000) }, 'Redis accepts connections but does not answer: waiting for it (nothing is consumed meanwhile)');
+    }
+    await sleep(opts.retryMs ?? 1_000, opts.signal);
+  }
+  return false;
 }
 
 /** The `id` of a record read from `file`, or a usage error (exit 2) saying what to add. */

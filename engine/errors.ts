@@ -107,6 +107,7 @@ export const REASONS = {
   internal: 'internal_error',
   store: 'store_unavailable',
   recordMismatch: 'record_mismatch',
+  sealedUnreadable: 'sealed_unreadable',
 } as const;
 
 /** The union of every outcome reason (`Outcome.reason`). */

@@ -7,7 +7,7 @@
 import { Option, type Command } from 'commander';
 import { DEFAULT_MAX_LINE_BYTES, isBlankLine, parseEventLine, REASONS } from '../../engine/index.js';
 import { loadEngine, type Context } from '../context.js';
-import { checkRedisUrl, connectQueue, queueRecord } from '../fleet.js';
+import { checkRedisUrl, connectQueue, redisFailure, queueRecord } from '../fleet.js';
 import { keyPrefixOption, redisOption } from '../store.js';
 import { EXIT } from '../io.js';
 import { readLines } from '../ndjson.js';
@@ -91,6 +91,8 @@ async function enqueue(ctx: Context, cmd: Command, opts: EnqueueOptions): Promis
       }
     }
     if (chunk.length) enqueued += await queue.enqueue(record, chunk);
+  } catch (e) {
+    throw redisFailure(e, opts.redis) ?? e;
   } finally {
     await queue.close();
     if (input.source !== io.stdin && !input.source.destroyed) input.source.destroy();

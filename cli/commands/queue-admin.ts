@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import type { QueueStatus } from '../../engine/index.js';
 import { loadEngine, type Context } from '../context.js';
-import { checkRedisUrl, connectQueue, queueRecord, recordId } from '../fleet.js';
+import { checkRedisUrl, connectQueue, queueRecord, recordId, redisFailure } from '../fleet.js';
 import { keyPrefixOption, redisOption } from '../store.js';
 import { safe } from '../text.js';
 import { EXIT } from '../io.js';
@@ -93,6 +93,8 @@ async function status(ctx: Context, opts: AdminOptions): Promise<number> {
       }
     }
     return EXIT.ok;
+  } catch (e) {
+    throw redisFailure(e, opts.redis) ?? e;
   } finally {
     await queue.close();
   }
@@ -106,10 +108,28 @@ async function deadLetters(ctx: Context, opts: AdminOptions): Promise<number> {
   try {
     const lines = await queue.deadLetters(id, opts.limit !== undefined ? { limit: opts.limit } : {});
     for (const l of lines) io.stdout.write(l + '\n');
+    // Sealed with another SIGNAL_STORE_KEY (or none set here): shown as such, still sealed, never dropped.
+    const sealed = lines.filter(isSealedDeadLetter).length;
     io.stderr.write(`${lines.length} dead ${lines.length === 1 ? 'letter' : 'letters'} for ${safe(id)}${lines.length ? ' (replay moves them back onto the queue)' : ''}\n`);
+    if (sealed) {
+      io.stderr.write(`${sealed} of them ${sealed === 1 ? 'is' : 'are'} sealed with another SIGNAL_STORE_KEY (or none is set here) and shown still sealed ("sealed"); run with the key the workers had\n`);
+      return EXIT.failed;
+    }
     return EXIT.ok;
+  } catch (e) {
+    throw redisFailure(e, opts.redis) ?? e;
   } finally {
     await queue.close();
+  }
+}
+
+/** A line `deadLetters` gives for a dead letter it could not unseal (see redis-queue.ts). */
+function isSealedDeadLetter(line: string): boolean {
+  if (!line.startsWith('{"dead_letter":{"reason":"sealed_unreadable"')) return false;
+  try {
+    return typeof (JSON.parse(line) as { sealed?: unknown }).sealed === 'string';
+  } catch {
+    return false;
   }
 }
 
@@ -129,8 +149,10 @@ async function replay(ctx: Context, cmd: Command, opts: AdminOptions): Promise<n
     const n = await queue.replay(record, opts.limit !== undefined ? { limit: opts.limit } : {});
     const left = (await queue.status(record.id)).dead_lettered;
     if (opts.json) io.stdout.write(JSON.stringify({ integration: record.id, replayed: n, dead_lettered: left }) + '\n');
-    else io.stdout.write(`replayed ${n} dead ${n === 1 ? 'letter' : 'letters'} onto the queue of ${safe(record.id)}${left ? `; ${left} left (without an event to send, or past --limit)` : ''}\n`);
+    else io.stdout.write(`replayed ${n} dead ${n === 1 ? 'letter' : 'letters'} onto the queue of ${safe(record.id)}${left ? `; ${left} left (without an event to send, sealed with another SIGNAL_STORE_KEY, or past --limit)` : ''}\n`);
     return EXIT.ok;
+  } catch (e) {
+    throw redisFailure(e, opts.redis) ?? e;
   } finally {
     await queue.close();
   }

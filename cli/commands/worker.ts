@@ -8,7 +8,7 @@
 import { Option, type Command } from 'commander';
 import { createFleetMetrics, createRecordRegistry, displayRedisUrl, Engine, SignalError, startWorker, type EngineOptions, type FleetMetrics, type FleetOutcome, type RecordRegistry } from '../../engine/index.js';
 import { specsDirs, type Context } from '../context.js';
-import { checkRedisUrl, connectQueue, fleetStore, requireRecordId } from '../fleet.js';
+import { checkRedisUrl, connectQueue, fleetStore, requireRecordId, waitForRedis } from '../fleet.js';
 import { keyPrefixOption, redisOption } from '../store.js';
 import { CliError, EXIT, readJsonFile } from '../io.js';
 import { integerOption, secondsOption } from '../options.js';
@@ -95,6 +95,22 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
     { level: opts.logLevel, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } },
     { write: (s: string) => void io.stderr.write(s) },
   );
+  // A frozen Redis (it accepts connections, never answers) would hold every connect below silently.
+  const waiting = new AbortController();
+  const stopWaiting = (): void => waiting.abort();
+  process.once('SIGINT', stopWaiting);
+  process.once('SIGTERM', stopWaiting);
+  let answered: boolean;
+  try {
+    answered = await waitForRedis(url, { prefix: opts.keyPrefix, signal: waiting.signal, log });
+  } finally {
+    process.off('SIGINT', stopWaiting);
+    process.off('SIGTERM', stopWaiting);
+  }
+  if (!answered) {
+    log.info({}, 'stopped while waiting for Redis: nothing was consumed');
+    return EXIT.ok;
+  }
   const shared = await fleetStore(url, opts.keyPrefix);
   let engine: Engine;
   let queue: Awaited<ReturnType<typeof connectQueue>>;

@@ -54,6 +54,10 @@ export interface Lease {
   message: QueuedEvent;
   /** The payload could not be read (someone wrote garbage on the queue): its text, for the dead letter. */
   unreadable?: string;
+  /** The payload's text as it was queued (kept for a dead letter when the message cannot be written back). */
+  raw?: string;
+  /** The payload is sealed with a key this consumer does not have (`unreadable` holds it, still sealed). */
+  sealed?: boolean;
   /** Taken over from a consumer that stopped renewing it (killed, hung): that one may have sent it. */
   reclaimed: boolean;
 }

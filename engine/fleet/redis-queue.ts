@@ -6,8 +6,10 @@
  * Keys (the `{id}` hash tag keeps one integration's keys in one cluster slot, so scripts may touch them all):
  *   <prefix>{<id>}:stream     the queue (XADD; consumer group `workers`: XREADGROUP, XACK, XAUTOCLAIM)
  *   <prefix>{<id>}:delayed    ZSET of scheduled retries: member = the message, score = when it is due
- *   <prefix>{<id>}:dead       ZSET job_id → when it was dead-lettered (order for listing)
- *   <prefix>{<id>}:dead:data  HASH job_id → the dead-letter line
+ *   <prefix>{<id>}:dead       ZSET job_id → when it was dead-lettered (order for listing); a second dead
+ *                             letter with a job_id already there (two messages with one job_id, from a
+ *                             producer other than enqueue) is kept beside it as <job_id>#<n>
+ *   <prefix>{<id>}:dead:data  HASH job_id (or <job_id>#<n>) → the dead-letter line
  *   <prefix>{<id>}:stats      HASH of cumulative counts
  *   <prefix>{<id>}:outcomes   stream of every attempt's outcome (capped), for dashboards and audits
  *   <prefix>integrations      SET of integration ids that have a queue
@@ -34,12 +36,16 @@ import { randomUUID } from 'node:crypto';
 // Types only: ioredis is loaded when a queue connects, so embedded use (deliver, npm start) never pays for it.
 import type { Redis, RedisOptions } from 'ioredis';
 import { SignalError } from '../errors.js';
+import { displayRedisUrl } from '../policy/redis-url.js';
+import { isSealed, parseStoreKey, seal, unseal } from '../store/seal.js';
 import { GROUP, SCRIPTS, globalKeys, keys, type Entry, type Scripted, type ScriptedPipeline } from './redis-scripts.js';
 
 type TakeResult = [claimed: Entry[], cursor: string, fresh: Entry[], waiting: number, pending: number, nextDelayed: string, now: number];
 import type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, QueueStatus, Settlement } from './queue.js';
 
 export { GROUP } from './redis-scripts.js';
+/** A URL as it may be shown: every credential form ioredis reads (userinfo, ?password=, ?username=, ...) masked. */
+export { displayRedisUrl } from '../policy/redis-url.js';
 
 export interface RedisQueueOptions {
   /** redis:// or rediss:// URL. */
@@ -61,7 +67,22 @@ export interface RedisQueueOptions {
    * commands fail fast, as a CLI command should.
    */
   persistent?: boolean;
+  /**
+   * Longest wait for Redis to answer a command (and to answer at all when connecting) before it fails with
+   * `queue.timeout`: a frozen or overloaded Redis ends a CLI command instead of hanging it. Default 5 s;
+   * a persistent queue (a worker) waits without a limit by default, since it rides Redis out.
+   */
+  commandTimeoutMs?: number;
+  /**
+   * 32 bytes (64 hex digits or base64): queued events are sealed at rest with it (AES-256-GCM) — stream
+   * entries, scheduled retries and dead letters. Default: env SIGNAL_STORE_KEY (the key tokens are sealed
+   * with). Without one they are stored as JSON; sealed and plain entries are both read.
+   */
+  encryptionKey?: string;
 }
+
+/** Default `commandTimeoutMs` of a queue that is not persistent. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 5_000;
 
 export const DEFAULT_KEY_PREFIX = 'signal:';
 
@@ -77,16 +98,9 @@ export function checkIntegrationId(id: string): string {
   return id;
 }
 
-/** A URL as it may be shown: the password replaced. */
-export function displayRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(invalid URL)';
-  }
-}
+
+/** ioredis's message for a command that got no answer within `commandTimeout`. */
+const TIMED_OUT = 'Command timed out';
 
 export class RedisQueue implements DeliveryQueue {
   readonly consumer: string;
@@ -108,6 +122,10 @@ export class RedisQueue implements DeliveryQueue {
   private readonly lastPrune = new Map<string, number>();
   private trips = 0;
   private closed = false;
+  /** Seals queued events at rest (SIGNAL_STORE_KEY); undefined: stored as JSON. */
+  private readonly sealKey: Buffer | undefined;
+  /** What a sealed message (stream entry, scheduled retry) is bound to: this keyspace's queues. */
+  private readonly messageAad: string;
 
   private constructor(redis: Redis, opts: RedisQueueOptions) {
     this.redis = redis as Scripted;
@@ -120,27 +138,59 @@ export class RedisQueue implements DeliveryQueue {
     this.g = globalKeys(this.prefix);
     this.outcomesMaxLen = opts.outcomesMaxLen ?? 100_000;
     this.consumer = opts.consumer ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.sealKey = sealKeyOf(opts);
+    this.messageAad = `${this.prefix}queued-event`;
+  }
+
+  /** A message's text as stored (stream entry, scheduled retry): sealed when the queue has a key. */
+  private sealMessage(text: string): string {
+    return this.sealKey ? seal(this.sealKey, this.messageAad, text) : text;
+  }
+
+  /** A dead-letter line as stored: sealed when the queue has a key, bound to its dead-letter hash. */
+  private sealDead(deadData: string, line: string): string {
+    return this.sealKey ? seal(this.sealKey, deadData, line) : line;
+  }
+
+  /** A stored value's text: itself when plain, opened when sealed, undefined when it cannot be opened here. */
+  private open(stored: string, aad: string): string | undefined {
+    if (!isSealed(stored)) return stored;
+    return this.sealKey ? unseal(this.sealKey, aad, stored) : undefined;
   }
 
   /** Connect (failing with a clear error when Redis cannot be reached) and get ready. */
   static async connect(opts: RedisQueueOptions): Promise<RedisQueue> {
+    sealKeyOf(opts); // a malformed key is refused before connecting
     const { Redis } = await import('ioredis');
-    const redis = new Redis(opts.url, RedisQueue.connectionOptions(opts));
+    const options = RedisQueue.connectionOptions(opts);
+    const redis = new Redis(opts.url, options);
     let lastError: Error | undefined;
     redis.on('error', (e: Error) => (lastError = e)); // reported through the failing commands, not as unhandled events
+    // A Redis that accepts the connection but never answers (frozen, SIGSTOP) would hold connect() forever:
+    // it gets the connect timeout plus the command timeout, once per connection try.
+    const limit = options.commandTimeout !== undefined ? 3 * ((options.connectTimeout ?? 0) + options.commandTimeout) : undefined;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await redis.connect();
+      await (limit === undefined
+        ? redis.connect()
+        : Promise.race([redis.connect(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(TIMED_OUT)), limit)))]));
     } catch (e) {
       redis.disconnect();
-      throw new SignalError('queue.unreachable', `cannot reach Redis at ${displayRedisUrl(opts.url)}: ${(lastError ?? (e as Error)).message}`);
+      const why = (lastError ?? (e as Error)).message;
+      if (why === TIMED_OUT) throw new SignalError('queue.timeout', `Redis at ${displayRedisUrl(opts.url)} did not answer within ${Math.round(options.commandTimeout! / 1000)} s (frozen or overloaded?)`);
+      throw new SignalError('queue.unreachable', `cannot reach Redis at ${displayRedisUrl(opts.url)}: ${why}`);
+    } finally {
+      clearTimeout(timer);
     }
     return new RedisQueue(redis, opts);
   }
 
   private static connectionOptions(opts: RedisQueueOptions): RedisOptions {
+    const commandTimeout = opts.commandTimeoutMs ?? (opts.persistent ? undefined : DEFAULT_COMMAND_TIMEOUT_MS);
     return {
       lazyConnect: true,
       connectTimeout: 5_000,
+      ...(commandTimeout !== undefined ? { commandTimeout } : {}),
       ...(opts.persistent
         ? { maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(n * 200, 2_000) }
         : { maxRetriesPerRequest: 1, retryStrategy: (n: number) => (n > 2 ? null : 200) }),
@@ -186,7 +236,7 @@ export class RedisQueue implements DeliveryQueue {
       const p = this.redis.pipeline();
       for (const event of chunk) {
         const m: QueuedEvent = { job_id: randomUUID(), integration: record.id, scope: record.scope, event, history: [], enqueued_at: now };
-        p.xadd(k.stream, '*', 'm', JSON.stringify(m));
+        p.xadd(k.stream, '*', 'm', this.sealMessage(JSON.stringify(m)));
       }
       p.hincrby(k.stats, 'enqueued', chunk.length);
       // After the entries: a visitor that missed them sees its hold moved, so it does not drop the integration.
@@ -204,11 +254,16 @@ export class RedisQueue implements DeliveryQueue {
     const [id, fields] = entry;
     if (!fields) return undefined; // deleted meanwhile (XAUTOCLAIM reports those separately)
     const i = fields.indexOf('m');
-    const text = i >= 0 && i % 2 === 0 ? fields[i + 1] ?? '' : '';
+    const stored = i >= 0 && i % 2 === 0 ? fields[i + 1] ?? '' : '';
+    const text = this.open(stored, this.messageAad);
+    if (text === undefined) {
+      // Sealed with another key (or this consumer has none): kept as it is, for the dead letter.
+      return { id, message: { job_id: `unreadable-${id}`, integration: '', scope: '', event: undefined, history: [], enqueued_at: Date.now() }, unreadable: stored, sealed: true, reclaimed };
+    }
     try {
       const m = JSON.parse(text) as QueuedEvent;
       if (typeof m !== 'object' || m === null || typeof m.job_id !== 'string' || !Array.isArray(m.history)) throw new Error('not a queued event');
-      return { id, message: m, reclaimed };
+      return { id, message: m, raw: text, reclaimed };
     } catch {
       return { id, message: { job_id: `unreadable-${id}`, integration: '', scope: '', event: undefined, history: [], enqueued_at: Date.now() }, unreadable: text, reclaimed };
     }
@@ -323,7 +378,8 @@ export class RedisQueue implements DeliveryQueue {
 
   async settle(integration: string, lease: Lease, s: Settlement): Promise<boolean> {
     const k = this.k(integration);
-    const payload = s.kind === 'retry' ? JSON.stringify(s.message) : s.kind === 'dead' ? s.entry : '';
+    // A dead letter of a message this consumer could not unseal holds it still sealed, beside metadata only: stored as it is.
+    const payload = s.kind === 'retry' ? this.sealMessage(JSON.stringify(s.message)) : s.kind === 'dead' ? (lease.sealed ? s.entry : this.sealDead(k.deadData, s.entry)) : '';
     this.trips++;
     if (s.kind === 'retry') {
       const delay = Math.max(0, Math.round(s.delay_ms));
@@ -356,8 +412,10 @@ export class RedisQueue implements DeliveryQueue {
 
   async release(integration: string, lease: Lease, message: QueuedEvent): Promise<boolean> {
     this.trips++;
+    // A message that could not be read goes back exactly as it was (still sealed, or the producer's text).
+    const payload = lease.unreadable !== undefined ? lease.unreadable : this.sealMessage(JSON.stringify(message));
     const [[err, r]] = (await this.pipe()
-      .signalQueueRelease(this.k(integration).stream, lease.id, this.consumer, JSON.stringify(message))
+      .signalQueueRelease(this.k(integration).stream, lease.id, this.consumer, payload)
       .signalActiveDue(this.g.active, integration, 0)
       .publish(this.g.wake, integration)
       .exec()) as unknown as [[Error | null, number]];
@@ -438,7 +496,9 @@ export class RedisQueue implements DeliveryQueue {
       if (!ids.length) break;
       this.trips++;
       const lines = await this.redis.hmget(k.deadData, ...ids);
-      for (const l of lines) if (l !== null && out.length < limit) out.push(l);
+      lines.forEach((l, j) => {
+        if (l !== null && out.length < limit) out.push(this.open(l, k.deadData) ?? sealedDeadLetter(ids[j]!, l));
+      });
       if (ids.length < 500) break;
     }
     return out;
@@ -459,12 +519,14 @@ export class RedisQueue implements DeliveryQueue {
       const p = this.redis.pipeline();
       let batch = 0;
       ids.forEach((id, i) => {
-        const message = replayMessage(id, lines[i] ?? null, record);
+        const stored = lines[i] ?? null;
+        const line = stored === null ? null : this.open(stored, k.deadData) ?? null;
+        const message = replayMessage(id, line, record, (t) => this.open(t, this.messageAad));
         if (!message) {
-          skip++; // no event to send again (its line never parsed): stays for the operator to fix
+          skip++; // no event to send again (its line never parsed, or it is sealed with another key): stays for the operator
           return;
         }
-        (p as unknown as { signalQueueReplay(...a: string[]): unknown }).signalQueueReplay(k.stream, k.dead, k.deadData, k.stats, id, JSON.stringify(message));
+        (p as unknown as { signalQueueReplay(...a: string[]): unknown }).signalQueueReplay(k.stream, k.dead, k.deadData, k.stats, id, this.sealMessage(JSON.stringify(message)));
         batch++;
       });
       if (batch) {
@@ -495,26 +557,61 @@ export class RedisQueue implements DeliveryQueue {
   }
 }
 
-/** The message a dead letter goes back as: the same job, fresh attempts, the duplicate flag kept. */
-function replayMessage(jobId: string, line: string | null, record: QueueRecord): QueuedEvent | undefined {
+/**
+ * The message a dead letter goes back as: the same job (the job_id the dead letter carries; `member`, its
+ * key in the dead letters, may be `<job_id>#<n>`), fresh attempts, the duplicate flag kept.
+ */
+function replayMessage(member: string, line: string | null, record: QueueRecord, openMessage: (text: string) => string | undefined): QueuedEvent | undefined {
   if (line === null) return undefined;
   try {
-    const entry = JSON.parse(line) as { dead_letter?: { possibly_duplicated?: boolean; replays?: number }; event?: unknown };
-    if (typeof entry.event !== 'object' || entry.event === null) return undefined;
+    const entry = JSON.parse(line) as { dead_letter?: { possibly_duplicated?: boolean; replays?: number; job_id?: unknown }; event?: unknown; raw_line?: unknown };
     const dl = entry.dead_letter ?? {};
+    let event = entry.event;
+    let jobId = typeof dl.job_id === 'string' && dl.job_id ? dl.job_id : member;
+    let pd = dl.possibly_duplicated === true;
+    if ((typeof event !== 'object' || event === null) && typeof entry.raw_line === 'string' && isSealed(entry.raw_line)) {
+      // A message a worker could not unseal, kept sealed: replayed with the key that sealed it, it goes back.
+      const text = openMessage(entry.raw_line);
+      const m = text === undefined ? undefined : (JSON.parse(text) as Partial<QueuedEvent>);
+      if (m && typeof m.job_id === 'string') {
+        event = m.event;
+        jobId = m.job_id;
+        pd ||= m.possibly_duplicated === true;
+      }
+    }
+    if (typeof event !== 'object' || event === null) return undefined;
     return {
       job_id: jobId,
       integration: record.id,
       scope: record.scope,
-      event: entry.event,
+      event,
       history: [],
-      ...(dl.possibly_duplicated ? { possibly_duplicated: true } : {}),
+      ...(pd ? { possibly_duplicated: true } : {}),
       enqueued_at: Date.now(),
       replays: (typeof dl.replays === 'number' ? dl.replays : 0) + 1,
     };
   } catch {
     return undefined;
   }
+}
+
+/** The key queued events are sealed with: the option, else SIGNAL_STORE_KEY; a malformed one is refused (SignalError). */
+function sealKeyOf(opts: RedisQueueOptions): Buffer | undefined {
+  const text = opts.encryptionKey ?? process.env.SIGNAL_STORE_KEY;
+  return text ? parseStoreKey(text) : undefined;
+}
+
+/** What `deadLetters` shows for a dead letter sealed with another key: the fact, and the value still sealed (nothing lost). */
+function sealedDeadLetter(member: string, stored: string): string {
+  return JSON.stringify({
+    dead_letter: {
+      reason: 'sealed_unreadable',
+      message: 'this dead letter is sealed with another SIGNAL_STORE_KEY (or none is set here): it cannot be shown; it stays in the dead letters',
+      hint: 'run dead-letters (or replay) with the SIGNAL_STORE_KEY the workers had when it was dead-lettered',
+      job_id: member.replace(/#\d+$/, ''),
+    },
+    sealed: stored,
+  });
 }
 
 /** Connect a Redis Streams queue (see RedisQueueOptions). */

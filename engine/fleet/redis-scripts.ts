@@ -115,8 +115,15 @@ if kind == 'retry' then
   redis.call('HINCRBY', KEYS[5], 'failed', 1)
   redis.call('HINCRBY', KEYS[5], 'retried', 1)
 elseif kind == 'dead' then
-  redis.call('ZADD', KEYS[3], now, ARGV[7])
-  redis.call('HSET', KEYS[4], ARGV[7], ARGV[5])
+  -- Two messages may carry one job_id (a producer other than enqueue): a dead letter never replaces
+  -- another; the later one is kept beside it as <job_id>#<n>.
+  local member, n = ARGV[7], 1
+  while redis.call('HEXISTS', KEYS[4], member) == 1 do
+    member = ARGV[7] .. '#' .. n
+    n = n + 1
+  end
+  redis.call('ZADD', KEYS[3], now, member)
+  redis.call('HSET', KEYS[4], member, ARGV[5])
   redis.call('HINCRBY', KEYS[5], 'failed', 1)
   redis.call('HINCRBY', KEYS[5], 'dead_lettered_total', 1)
 else
@@ -151,7 +158,7 @@ for i = 2, #ARGV do
 end
 return lost`,
   },
-  // KEYS: stream dead deaddata stats; ARGV: job_id payload — one dead letter back onto the queue.
+  // KEYS: stream dead deaddata stats; ARGV: dead-letter member (the job_id, or <job_id>#<n>) payload — one dead letter back onto the queue.
   signalQueueReplay: {
     numberOfKeys: 4,
     lua: `

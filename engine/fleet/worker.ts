@@ -143,6 +143,21 @@ export function recordMismatch(m: QueuedEvent, id: string, scope: string): strin
   return undefined;
 }
 
+/** An error as one short line for an outcome (never a stack). */
+function errorText(e: unknown): string {
+  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return text.replace(/\s+/g, ' ').slice(0, 300);
+}
+
+/** The event's id, or null when even reading it fails. */
+function safeEventId(event: unknown): string | null {
+  try {
+    return eventIdOf(event);
+  } catch {
+    return null;
+  }
+}
+
 /** The record's queue retry policy (`retry.queue`), defaults filled. */
 export function queuePolicyOf(record: unknown, backoffOverride?: number): QueueRetryPolicy {
   const q = ((record as { retry?: { queue?: Partial<QueueRetryPolicy> } })?.retry?.queue ?? {}) as Partial<QueueRetryPolicy>;
@@ -255,8 +270,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   let reservedTotal = 0;
   const inFlight = (id?: string) => (id === undefined ? total : (lanes.get(id)?.inflight.size ?? 0));
 
+  /** Leases whose settle or hand-back has been sent: a renewal that finds them gone is not a loss. */
+  const finishing = new WeakSet<Lease>();
+  const renewing = new Set<Lane>();
+
   /** Give an event back to the queue without counting an attempt. */
   const handBack = async (lane: Lane, lease: Lease, maybeSent: boolean): Promise<void> => {
+    finishing.add(lease);
     const pd = lease.message.possibly_duplicated || lease.reclaimed || maybeSent;
     try {
       const ok = await queue.release(lane.name, lease, { ...lease.message, ...(pd ? { possibly_duplicated: true } : {}) });
@@ -266,7 +286,30 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
     }
   };
 
+  /** Of the ids a renewal no longer holds, those still in flight here and not being settled. */
+  const stillLost = (lane: Lane, ids: readonly string[]): string[] =>
+    ids.filter((id) => {
+      const lease = lane.inflight.get(id);
+      return lease !== undefined && !finishing.has(lease);
+    });
+  /**
+   * Renew; warn only of leases really lost. A lease the renewal reports as not held may have been settled
+   * meanwhile (after a Redis freeze, the settles queued behind it ran first): only one still in flight
+   * here, not being settled, and reported again by a second renewal was taken over by another worker. A
+   * renewal that fails (Redis away) loses nothing: the next tick renews again.
+   */
+  const renewLeases = async (lane: Lane, ids: readonly string[]): Promise<void> => {
+    try {
+      let lost = stillLost(lane, await queue.renew(lane.name, ids));
+      if (lost.length) lost = stillLost(lane, await queue.renew(lane.name, lost));
+      if (lost.length) log.warn({ integration: lane.name, lost: lost.length }, 'leases lost (held past the visibility timeout): other workers redo those events');
+    } catch (e) {
+      log.error({ integration: lane.name, err: (e as Error).message }, 'renewing leases failed (Redis unavailable?); retried at the next renewal');
+    }
+  };
+
   const settle = async (lane: Lane, lease: Lease, s: Settlement): Promise<boolean | undefined> => {
+    finishing.add(lease);
     for (let i = 0; ; i++) {
       try {
         return await queue.settle(lane.name, lease, s);
@@ -280,58 +323,37 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
     }
   };
 
-  const attempt = async (lane: Lane, lease: Lease): Promise<void> => {
+  /**
+   * `Integration.deliver` never throws by contract; when something throws anyway (an engine bug, an event
+   * it cannot handle, an `onOutcome` hook), the attempt counts like any failed one (`internal_error`,
+   * retried on the queue's schedule, then dead-lettered), instead of the event coming back after every
+   * visibility timeout forever. Flagged possibly duplicated: where it threw, a request may have gone out.
+   */
+  const deliverGuarded = async (lane: Lane, m: QueuedEvent): Promise<Outcome> => {
+    const started = Date.now();
+    try {
+      return await lane.integration.deliver(m.event, { signal: abandon.signal });
+    } catch (e) {
+      return {
+        event_id: safeEventId(m.event),
+        status: 'failed',
+        integration: lane.integration.name,
+        integration_id: lane.name,
+        vendor: lane.integration.vendor,
+        reason: REASONS.internal,
+        message: `the delivery failed unexpectedly: ${errorText(e)}`,
+        hint: 'an engine bug or an event the engine cannot handle; the attempt counts: retried on the queue schedule, then dead-lettered',
+        retryable: true,
+        attempts: 0,
+        possibly_duplicated: true,
+        duration_ms: Date.now() - started,
+      };
+    }
+  };
+
+  /** The attempt's outcome as the fleet reports it, and how it is settled (the queue's retry policy decides). */
+  const settlementOf = (lane: Lane, lease: Lease, outcome: Outcome, n: number): { fo: FleetOutcome; s: Settlement } => {
     const m = lease.message;
-    const n = m.history.length + 1;
-    const mismatch = lease.unreadable === undefined ? recordMismatch(m, lane.name, lane.integration.credentialScope) : undefined;
-    const outcome: Outcome =
-      lease.unreadable !== undefined
-        ? {
-            event_id: null,
-            status: 'failed',
-            integration: lane.integration.name,
-            integration_id: lane.name,
-            vendor: lane.integration.vendor,
-            reason: REASONS.invalidEvent,
-            message: 'the queued message is not a queued event (written by something other than enqueue)',
-            retryable: false,
-            attempts: 0,
-            duration_ms: 0,
-          }
-        : mismatch !== undefined
-          ? {
-              event_id: eventIdOf(m.event),
-              status: 'failed',
-              integration: lane.integration.name,
-              integration_id: lane.name,
-              vendor: lane.integration.vendor,
-              reason: REASONS.recordMismatch,
-              message: `not sent: ${mismatch}`,
-              hint: 'nothing was sent. If the record was changed on purpose, replay the dead letters with the current record (replay --integration); otherwise restore the record the events were enqueued for',
-              // Retried on the queue's schedule: a registry that is catching up gets the right record back.
-              retryable: true,
-              attempts: 0,
-              duration_ms: 0,
-            }
-          : await lane.integration.deliver(m.event, { signal: abandon.signal });
-    if (abandon.signal.aborted && outcome.reason === REASONS.interrupted) {
-      // Aborted mid-request: the request may be at the vendor already (as `deliver` flags its abandoned lines).
-      await handBack(lane, lease, true);
-      return;
-    }
-    if (lease.unreadable === undefined && mismatch === undefined) {
-      const outage = isOutage(outcome);
-      const wasOpen = lane.circuit.state === 'open';
-      lane.circuit = circuitAfter(lane.circuit, circuitPolicy, Date.now(), outage);
-      if (outage && wasOpen) {
-        // The vendor is known to be down: this event goes back to wait for the circuit, no attempt spent.
-        await handBack(lane, lease, mayHaveReachedVendor(outcome) || outcome.possibly_duplicated === true);
-        return;
-      }
-      if (lane.circuit.state === 'open' && !wasOpen) {
-        log.warn({ integration: lane.name, failures: lane.circuit.failures, reopen_in_ms: lane.circuit.until - Date.now(), reason: outcome.reason, http_status: outcome.http_status }, 'circuit open: the vendor looks down; events wait on the queue until a probe succeeds');
-      }
-    }
     // Possibly duplicated at the vendor: an earlier attempt may have reached it (or the worker that held
     // this lease before died mid-delivery), or the engine retried a request that had gone out.
     const pd = Boolean(m.possibly_duplicated || lease.reclaimed || outcome.possibly_duplicated);
@@ -360,6 +382,107 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
         s = { kind: 'dead', outcome: text, job_id: m.job_id, entry: deadLetterLine(fo, m, history, pdAfter, lease.unreadable) };
       }
     }
+    // The queue writes the message back: a message that cannot be serialized must fail here, not there.
+    if (s.kind === 'retry') JSON.stringify(s.message);
+    return { fo, s };
+  };
+
+  /** A failed attempt whose outcome cannot be written as usual: dead-lettered with the queued message's text as `raw_line`. */
+  const unwritable = (lane: Lane, lease: Lease, outcome: Outcome, n: number, e: unknown): { fo: FleetOutcome; s: Settlement } => {
+    const m = lease.message;
+    const pd = Boolean(m.possibly_duplicated || lease.reclaimed || outcome.possibly_duplicated || mayHaveReachedVendor(outcome));
+    const failed: Outcome = {
+      event_id: outcome.event_id,
+      status: 'failed',
+      integration: lane.integration.name,
+      integration_id: lane.name,
+      vendor: lane.integration.vendor,
+      ...(outcome.event !== undefined ? { event: outcome.event } : {}),
+      reason: REASONS.internal,
+      message: `the attempt's outcome could not be recorded (${errorText(e)}): the queued event cannot be written back, so it is dead-lettered as it was queued (raw_line)${outcome.status === 'failed' && outcome.reason ? `; the attempt had failed with ${outcome.reason}` : ''}`,
+      hint: 'an event the fleet cannot write back (e.g. nested too deep); fix it from raw_line and enqueue it again',
+      retryable: false,
+      attempts: outcome.attempts,
+      duration_ms: outcome.duration_ms,
+    };
+    if (outcome.status !== 'failed') {
+      // Done (delivered or skipped): only the outcome's extras could not be written; the event is finished.
+      const { response: _r, ...plain } = outcome;
+      const done: FleetOutcome = { ...plain, job_id: m.job_id, attempt: n, max_attempts: lane.policy.max_attempts, disposition: outcome.status };
+      return { fo: done, s: { kind: 'done', status: outcome.status, outcome: JSON.stringify(done) } };
+    }
+    const fo: FleetOutcome = { ...failed, ...(pd ? { possibly_duplicated: true } : {}), job_id: m.job_id, attempt: n, max_attempts: lane.policy.max_attempts, disposition: 'dead_lettered' };
+    const history = [...m.history, summarize(failed, n, pd)];
+    return { fo, s: { kind: 'dead', outcome: JSON.stringify(fo), job_id: m.job_id, entry: deadLetterLine(fo, m, history, pd, lease.unreadable ?? lease.raw ?? '') } };
+  };
+
+  const attempt = async (lane: Lane, lease: Lease): Promise<void> => {
+    const m = lease.message;
+    const n = m.history.length + 1;
+    const mismatch = lease.unreadable === undefined ? recordMismatch(m, lane.name, lane.integration.credentialScope) : undefined;
+    const outcome: Outcome =
+      lease.unreadable !== undefined
+        ? {
+            event_id: null,
+            status: 'failed',
+            integration: lane.integration.name,
+            integration_id: lane.name,
+            vendor: lane.integration.vendor,
+            ...(lease.sealed
+              ? {
+                  reason: REASONS.sealedUnreadable,
+                  message: 'the queued message is sealed with a SIGNAL_STORE_KEY this worker does not have (another key, or none): it cannot be read here; nothing was sent, and it is kept sealed in raw_line',
+                  hint: 'give every worker and command the same SIGNAL_STORE_KEY; `replay` run with the key that sealed it puts the event back on the queue',
+                }
+              : { reason: REASONS.invalidEvent, message: 'the queued message is not a queued event (written by something other than enqueue)' }),
+            retryable: false,
+            attempts: 0,
+            duration_ms: 0,
+          }
+        : mismatch !== undefined
+          ? {
+              event_id: eventIdOf(m.event),
+              status: 'failed',
+              integration: lane.integration.name,
+              integration_id: lane.name,
+              vendor: lane.integration.vendor,
+              reason: REASONS.recordMismatch,
+              message: `not sent: ${mismatch}`,
+              hint: 'nothing was sent. If the record was changed on purpose, replay the dead letters with the current record (replay --integration); otherwise restore the record the events were enqueued for',
+              // Retried on the queue's schedule: a registry that is catching up gets the right record back.
+              retryable: true,
+              attempts: 0,
+              duration_ms: 0,
+            }
+          : await deliverGuarded(lane, m);
+    if (abandon.signal.aborted && outcome.reason === REASONS.interrupted) {
+      // Aborted mid-request: the request may be at the vendor already (as `deliver` flags its abandoned lines).
+      await handBack(lane, lease, true);
+      return;
+    }
+    if (lease.unreadable === undefined && mismatch === undefined) {
+      const outage = isOutage(outcome);
+      const wasOpen = lane.circuit.state === 'open';
+      lane.circuit = circuitAfter(lane.circuit, circuitPolicy, Date.now(), outage);
+      if (outage && wasOpen) {
+        // The vendor is known to be down: this event goes back to wait for the circuit, no attempt spent.
+        await handBack(lane, lease, mayHaveReachedVendor(outcome) || outcome.possibly_duplicated === true);
+        return;
+      }
+      if (lane.circuit.state === 'open' && !wasOpen) {
+        log.warn({ integration: lane.name, failures: lane.circuit.failures, reopen_in_ms: lane.circuit.until - Date.now(), reason: outcome.reason, http_status: outcome.http_status }, 'circuit open: the vendor looks down; events wait on the queue until a probe succeeds');
+      }
+    }
+    let settling: { fo: FleetOutcome; s: Settlement };
+    try {
+      settling = settlementOf(lane, lease, outcome, n);
+    } catch (e) {
+      // The outcome cannot be written (the event cannot be serialized again, e.g. nested too deep): the
+      // attempt still counts, and the event goes to the dead letters verbatim instead of coming back forever.
+      settling = unwritable(lane, lease, outcome, n, e);
+    }
+    const { fo, s } = settling;
+    const disposition = fo.disposition;
     const ok = await settle(lane, lease, s);
     if (ok === false) {
       log.warn({ integration: lane.name, job_id: m.job_id, event_id: outcome.event_id }, 'lease lost: another worker took the event over; this attempt is not recorded');
@@ -487,14 +610,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   // Renew the leases of deliveries in flight well before they expire.
   const renewTimer = setInterval(() => {
     for (const lane of lanes.values()) {
+      // One renewal per lane at a time: while Redis does not answer (frozen, slow), renewals do not pile up
+      // behind each other, each with the ids of its moment.
+      if (renewing.has(lane)) continue;
       const ids = [...lane.inflight.keys()];
       if (!ids.length) continue;
-      queue.renew(lane.name, ids).then(
-        (lost) => {
-          if (lost.length) log.warn({ integration: lane.name, lost: lost.length }, 'leases lost (held past the visibility timeout): other workers redo those events');
-        },
-        (e: unknown) => log.error({ integration: lane.name, err: (e as Error).message }, 'renewing leases failed'),
-      );
+      renewing.add(lane);
+      void renewLeases(lane, ids).finally(() => renewing.delete(lane));
     }
   }, Math.max(50, Math.floor(vt / 3)));
   renewTimer.unref?.();

@@ -13,6 +13,7 @@ import type { CompiledAuthStage } from '../compile/spec.js';
 import type { AuthResults, Config, IntegrationContext } from './context.js';
 import { exchange, type ExchangeOptions, type ExchangeResult, type RequestForRetry, type WireRequest } from './http.js';
 import { applyClientAuth, checkHost, renderRequest, value } from './requests.js';
+import { cancelOnAbort, forget } from './abort-fanout.js';
 import type { CachedToken } from '../store/types.js';
 import type { AttemptDetail } from './outcome.js';
 import { tokenTypeMatches } from '../policy/client-auth.js';
@@ -235,7 +236,10 @@ export function sendWithAuth(
   }
 }
 
-/** `sendWithAuth` for a caller that needs only the exchange's result (the single send): no promise layer of its own. */
+/**
+ * `sendWithAuth` for a caller that needs only the exchange's result (the single send): no promise layer of
+ * its own. A delivery that has to wait for a token stops waiting when its signal aborts (nothing sent).
+ */
 export function sendWithAuthResult(
   ctx: IntegrationContext,
   wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>,
@@ -244,10 +248,41 @@ export function sendWithAuthResult(
 ): Promise<ExchangeResult> {
   try {
     const now = authenticateNow(ctx, ctx.config, sink);
-    return now instanceof Promise ? now.then((a) => startSend(ctx, wireFor, opts, a, sink).res) : startSend(ctx, wireFor, opts, now, sink).res;
+    return now instanceof Promise
+      ? authUnlessAborted(now, opts.signal).then((a) => (a ? startSend(ctx, wireFor, opts, a, sink).res : abortedBeforeSending()))
+      : startSend(ctx, wireFor, opts, now, sink).res;
   } catch (e) {
     return Promise.reject(e);
   }
+}
+
+/**
+ * The auth results, or undefined as soon as `signal` aborts: a delivery waiting for a token (another
+ * delivery's request, or another process's through the shared store) is given up at once, as a delivery
+ * waiting on the rate limit or a response is. The token request itself goes on for the others (only the
+ * engine's shutdown aborts it). No listener per waiting delivery on the signal (see cancelOnAbort).
+ */
+function authUnlessAborted(pending: Promise<Authenticated>, signal: AbortSignal | undefined): Promise<Authenticated | undefined> {
+  if (!signal) return pending;
+  return new Promise((resolve, reject) => {
+    const waiter = { cancel: () => resolve(undefined) };
+    cancelOnAbort(signal, waiter);
+    pending.then(
+      (a) => {
+        forget(signal, waiter);
+        resolve(a);
+      },
+      (e: unknown) => {
+        forget(signal, waiter);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** The exchange's result for a delivery aborted before its request went out. */
+function abortedBeforeSending(): ExchangeResult {
+  return { attempts: [], possibly_duplicated: false, aborted: true };
 }
 
 function routedWire(ctx: IntegrationContext, wireFor: (auth: AuthResults) => WireRequest | Promise<WireRequest>, results: AuthResults): WireRequest | Promise<WireRequest> {

@@ -18,6 +18,11 @@ export function parseStoreKey(text: string): Buffer {
   return key;
 }
 
+/** Whether a stored value is sealed (by `seal`, with some key). */
+export function isSealed(value: string): boolean {
+  return value.startsWith(PREFIX);
+}
+
 export function seal(key: Buffer, aad: string, plaintext: string): string {
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 export interface RedisServer {
   url: string;
   port: number;
-  /** The redis-server process (SIGSTOP/SIGCONT it to freeze Redis). */
+  /** The redis-server process (SIGSTOP freezes it: it keeps its connections and answers nothing). */
   pid: number;
   /** Stop the server and remove its folder. */
   stop(): Promise<void>;
