@@ -134,6 +134,11 @@ export interface DeliveryQueue {
    * replays them for that record); resolves with how many.
    */
   replay(record: QueueRecord, opts?: { limit?: number }): Promise<number>;
+  /**
+   * Mark due every one of these integrations whose stream holds entries (events a producer other than
+   * `enqueue` wrote, or an entry of the scheduling set that was lost); resolves with how many.
+   */
+  sweep?(integrations: readonly string[]): Promise<number>;
   /** Record display names (id → name) for `status`, in one go. */
   label?(names: ReadonlyMap<string, string>): Promise<void>;
   /** Answer within `timeoutMs` or reject (readiness: the queue's server is reachable). */

@@ -455,6 +455,25 @@ export class RedisQueue implements DeliveryQueue {
     return (await this.redis.smembers(this.g.integrations)).sort();
   }
 
+  async sweep(integrations: readonly string[]): Promise<number> {
+    let marked = 0;
+    for (let i = 0; i < integrations.length; i += 500) {
+      const chunk = integrations.slice(i, i + 500);
+      const p = this.redis.pipeline();
+      for (const id of chunk) p.xlen(this.k(id).stream);
+      this.trips++;
+      const lens = (await p.exec()) ?? [];
+      const due = chunk.filter((_, j) => Number(lens[j]?.[1] ?? 0) > 0);
+      if (!due.length) continue;
+      const q = this.pipe();
+      for (const id of due) q.signalActiveDue(this.g.active, id, 0);
+      this.trips++;
+      await q.exec();
+      marked += due.length;
+    }
+    return marked;
+  }
+
   async label(names: ReadonlyMap<string, string>): Promise<void> {
     const all = [...names];
     for (let i = 0; i < all.length; i += 1000) {

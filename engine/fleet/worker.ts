@@ -708,6 +708,20 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
     };
   }
 
+  // Streams with entries the scheduling set does not know of (written by another producer than enqueue,
+  // or its entry lost): marked due at start, and every minute by the worker holding the `sweep` lease.
+  const sweep = async (): Promise<void> => {
+    if (!queue.sweep) return;
+    const ids = [...lanes.keys()];
+    const n = await queue.sweep(ids).catch((e: unknown) => (log.warn({ err: (e as Error).message }, 'sweeping the queues failed'), 0));
+    if (n) wake.notify();
+  };
+  await sweep();
+  const sweepTimer = setInterval(() => {
+    void (queue.lease ? queue.lease('sweep', 55_000) : Promise.resolve(true)).then((mine) => (mine ? sweep() : undefined), () => undefined);
+  }, 60_000);
+  sweepTimer.unref?.();
+
   const loop = schedule();
   log.info({ integrations: [...lanes.keys()].slice(0, 100), integration_count: lanes.size, following_registry: Boolean(follow), concurrency, max_in_flight: maxInFlight, visibility_timeout_ms: vt }, 'worker started');
 
@@ -752,6 +766,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
         await Promise.race([loop, sleep(pollMs + 2_000)]);
         unsubscribe();
         clearInterval(renewTimer);
+        clearInterval(sweepTimer);
         if (ownsQueue) await queue.close();
         if (ownsEngine) engine.close();
         log.info({ ...counts }, 'worker stopped');
