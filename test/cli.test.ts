@@ -153,6 +153,21 @@ describe('preview', () => {
     expect(r.err).toMatch(/^error: the event would not be sent: check_failed: ContactKey/m);
     expect(r.err).toMatch(/^hint: Contact is not created/m);
   });
+
+  it('an event deliver would skip (not forwarded): the skip reason, no request, exit 3; deliver skips it for the same reason', async () => {
+    const record = writeJson('record.json', referenceRecord());
+    const event = writeJson('page.json', { ...leadSubmitted(), type: 'page', event: 'Page Viewed', event_id: 'evt_page_1' });
+    const r = await cli(['preview', '--integration', record, '--event', event]);
+    expect(r.code).toBe(3);
+    expect(r.out).toBe('');
+    expect(r.err).toBe("skipped: event_not_forwarded: 'Page Viewed' is not an event this integration forwards (deliver would send nothing)\n");
+    const j = await cli(['preview', '--integration', record, '--event', event, '--json']);
+    expect([j.code, JSON.parse(j.out)]).toEqual([3, []]);
+    const line = write('page.ndjson', JSON.stringify({ ...leadSubmitted(), type: 'page', event: 'Page Viewed', event_id: 'evt_page_1' }) + '\n');
+    const d = await cli(['deliver', '--integration', record, '--events', line, '--json', '--endpoint', emu.url]);
+    expect(JSON.parse(d.out.split('\n')[0]!)).toMatchObject({ status: 'skipped', reason: 'event_not_forwarded' });
+    expect(emu.requests).toHaveLength(0);
+  });
 });
 
 describe('deliver', () => {

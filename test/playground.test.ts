@@ -80,6 +80,23 @@ describe('playground', () => {
     await page.screenshot({ path: join(RESULTS, 'playground.png'), fullPage: true });
   });
 
+  it("unticking the event's toggle: the preview shows deliver's skip reason and no request, and Send answers skipped", async () => {
+    // The page is where the previous case left it: the reference record filled, the Lead Submitted example event.
+    await expect.poll(() => page.locator('#preview pre.request').count(), { timeout: 15_000 }).toBe(2);
+    await page.locator('#events [data-event="Lead Submitted"]').uncheck();
+    await expect.poll(() => page.textContent('#preview-msg'), { timeout: 15_000 }).toBe(
+      "skipped: event_not_forwarded: 'Lead Submitted' is not an event this integration forwards (deliver sends nothing)",
+    );
+    expect(await page.locator('#preview pre.request').count()).toBe(0);
+    pg.emulator.reset();
+    await page.click('#send');
+    await expect.poll(() => page.textContent('#outcome-status'), { timeout: 20_000 }).toBe('skipped');
+    expect(await page.textContent('#outcome')).toContain('event_not_forwarded');
+    expect(pg.emulator.requests).toHaveLength(0);
+    await page.locator('#events [data-event="Lead Submitted"]').check();
+    await expect.poll(() => page.locator('#preview pre.request').count(), { timeout: 15_000 }).toBe(2);
+  });
+
   it('shows spec errors with file:line:col after a spec file changes, without a restart', async () => {
     writeFileSync(join(specs, 'broken.yaml'), 'spec_version: 1\nvendor: broken\ntitle: Broken\nversion: 1.0.0\nconfig: {type: object, properties: {}}\nallowed_hosts: [api.example.com]\nsend:\n  request: {method: POST, url: api.example.com/x}\n');
     await expect.poll(() => page.textContent('#spec-errors'), { timeout: 20_000 }).toMatch(/broken\.yaml:8:\d+: the URL has no scheme/);

@@ -19,6 +19,7 @@ const STYLE = `
   pre { background: #0f1420; color: #e6e9ef; padding: 10px; border-radius: 4px; overflow: auto; font-size: 12px; white-space: pre-wrap; word-break: break-all; }
   .errors { color: #b42318; font-family: ui-monospace, monospace; font-size: 12px; white-space: pre-wrap; }
   .ok { color: #067647; }
+  .skipped { color: #b54708; font-weight: 700; }
   .toggles label { display: inline-flex; gap: 4px; font-weight: normal; margin-right: 10px; }
   button { font: inherit; padding: 6px 14px; border-radius: 4px; border: 1px solid #1d2330; background: #1d2330; color: #fff; cursor: pointer; }
   .status-delivered { color: #067647; font-weight: 700; }
@@ -109,6 +110,7 @@ function refresh() {
   post('/api/preview', { record: record(), event: ev.value }).then(function (r) {
     out.textContent = ''; msg.className = 'errors';
     if (r.recordErrors) msg.textContent = 'integration record:\\n' + r.recordErrors.map(function (p) { return '  - ' + p; }).join('\\n');
+    else if (r.skipped) { msg.className = 'skipped'; msg.textContent = 'skipped: ' + r.skipped.reason + ': ' + r.skipped.message + ' (deliver sends nothing)'; }
     else if (r.notSent) msg.textContent = 'not sent: ' + r.notSent.reason + ': ' + r.notSent.message + (r.notSent.hint ? '\\nhint: ' + r.notSent.hint : '');
     else if (r.error) msg.textContent = r.error;
     else { msg.className = 'ok'; msg.textContent = r.requests.length + ' request(s), secrets redacted'; renderRequests(out, r.requests); }

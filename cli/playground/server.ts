@@ -144,7 +144,9 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
     }
     if (path === '/api/preview') {
       try {
-        return { requests: await integration.preview(event) };
+        // The same gate as Send: an event deliver would skip shows its skip reason, not requests.
+        const p = await integration.previewEvent(event);
+        return p.status === 'skipped' ? { skipped: { reason: p.reason, message: p.message } } : { requests: p.requests };
       } catch (e) {
         if (e instanceof DeliveryError) return { notSent: { reason: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } };
         throw e;
