@@ -4,8 +4,8 @@
  * and "send" through the bundled Marketing Cloud emulator. Specs are reloaded when their files change.
  * Nothing is fetched from the internet: the page is a single inline document.
  */
-import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { watch } from 'chokidar';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatReceived, startMarketingCloudEmulator, type Emulator } from '../../emulator/marketing-cloud.js';
@@ -115,19 +115,14 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
   await load();
 
   let reloading: NodeJS.Timeout | undefined;
-  const watchers: FSWatcher[] = [];
-  for (const dir of opts.specs) {
-    try {
-      watchers.push(
-        watch(dir, { recursive: true }, () => {
-          clearTimeout(reloading);
-          reloading = setTimeout(() => void load().catch(() => undefined), 150);
-        }),
-      );
-    } catch {
-      // a single spec file or an unwatchable folder: no live reload for it
-    }
-  }
+  // chokidar, not fs.watch: it keeps following a file replaced by an atomic save (temp file + rename).
+  const watcher = watch(opts.specs, { ignoreInitial: true, atomic: true });
+  watcher.on('all', () => {
+    clearTimeout(reloading);
+    reloading = setTimeout(() => void load().catch(() => undefined), 150);
+  });
+  watcher.on('error', () => undefined); // an unwatchable path: no live reload for it
+  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
 
   let sending = Promise.resolve();
   const api = async (path: string, body: unknown): Promise<unknown> => {
@@ -229,7 +224,7 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
     emulator,
     close: async () => {
       clearTimeout(reloading);
-      for (const w of watchers) w.close();
+      await watcher.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
