@@ -5,7 +5,7 @@
  * spec file shows up with file:line:col without a restart. A screenshot goes to test-results/.
  * A missing browser fails the test (.ci/run installs chromium).
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -103,5 +103,32 @@ describe('playground', () => {
     // The good specs stay usable.
     expect(await page.locator('#spec option').count()).toBe(3);
     await page.screenshot({ path: join(RESULTS, 'playground-spec-error.png'), fullPage: true });
+  });
+});
+
+describe('playground reload', () => {
+  it('keeps seeing a spec through atomic saves (temp file renamed over it): each save reloads it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'si-playground-atomic-'));
+    cpSync(BUNDLED_SPECS_DIR, dir, { recursive: true });
+    const file = join(dir, 'salesforce_marketing_cloud.yaml');
+    const original = readFileSync(file, 'utf8');
+    const title = /^title: (.*)$/m.exec(original)![1]!;
+    const local = await startPlayground({ port: 0, specs: [dir] });
+    const titleNow = async () => {
+      const state = (await (await fetch(new URL('/api/state', local.url))).json()) as { specs: { vendor: string; title: string }[] };
+      return state.specs.find((x) => x.vendor === 'salesforce_marketing_cloud')?.title;
+    };
+    try {
+      expect(await titleNow()).toBe(title);
+      for (const n of [1, 2, 3]) {
+        const tmp = join(dir, `.salesforce_marketing_cloud.yaml.${n}.tmp`);
+        writeFileSync(tmp, original.replace(/^title: .*$/m, `title: Version ${n}`));
+        renameSync(tmp, file);
+        await expect.poll(titleNow, { timeout: 15_000 }).toBe(`Version ${n}`);
+      }
+    } finally {
+      await local.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
