@@ -88,7 +88,8 @@ describe('compiled JSONata subset vs the jsonata package on JSONata’s test sui
 describe('where the conformance suite is looked for, and what its absence means', () => {
   it('JSONATA_TEST_SUITE wins; otherwise shared/jsonata-test-suite beside the clone and above it', () => {
     expect(suiteCandidates({ JSONATA_TEST_SUITE: '/x/suite' }, '/r/clone')).toEqual(['/x/suite']);
-    expect(suiteCandidates({}, '/r/clone')).toEqual(['/r/shared/jsonata-test-suite', '/shared/jsonata-test-suite', '/shared/jsonata-test-suite']);
+    expect(suiteCandidates({}, '/a/b/clone')).toEqual(['/a/b/shared/jsonata-test-suite', '/a/shared/jsonata-test-suite', '/shared/jsonata-test-suite']);
+    expect(suiteCandidates({}, '/r/clone')).toEqual(['/r/shared/jsonata-test-suite', '/shared/jsonata-test-suite']);
   });
 
   it('found: run it, under CI or not; missing: fails under CI, else reports not run and how to run it', () => {

@@ -27,7 +27,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** Where the suite may be: `JSONATA_TEST_SUITE` alone when set, else `shared/jsonata-test-suite` beside the clone or above it. */
 export function suiteCandidates(env: NodeJS.ProcessEnv = process.env, root = ROOT): string[] {
   if (env.JSONATA_TEST_SUITE) return [resolve(env.JSONATA_TEST_SUITE)];
-  return ['..', '../..', '../../..'].map((up) => resolve(root, up, 'shared/jsonata-test-suite'));
+  return [...new Set(['..', '../..', '../../..'].map((up) => resolve(root, up, 'shared/jsonata-test-suite')))];
 }
 
 export type SuiteLocation = { dir: string } | { missing: string[] };
