@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../cli/run.js';
 import { startPlayground, type Playground } from '../cli/playground/server.js';
 import { BUNDLED_SPECS_DIR } from '../engine/index.js';
 
@@ -127,6 +128,56 @@ describe('playground reload', () => {
         await expect.poll(titleNow, { timeout: 15_000 }).toBe(`Version ${n}`);
       }
     } finally {
+      await local.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('playground for a spec init wrote, in a 700 px window', () => {
+  it("opens on the spec with init's example record, previews it; Send is disabled while the record is invalid; no word of the preview is broken", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'si-playground-init-'));
+    const quiet = { write: () => true };
+    expect(await run(['init', 'acme_crm', '--auth', 'api_key', '--dir', dir], { stdout: quiet, stderr: quiet })).toBe(0);
+    const local = await startPlayground({ port: 0, specs: [dir] });
+    const narrow = await browser.newPage({ viewport: { width: 700, height: 1000 } });
+    try {
+      await narrow.goto(local.url);
+      await expect.poll(() => narrow.inputValue('#spec'), { timeout: 15_000 }).toBe('acme_crm');
+      // The form holds tests/acme_crm/record.json, so the preview shows requests, not record errors.
+      await expect.poll(() => narrow.inputValue('#cfg-list_id'), { timeout: 15_000 }).toBe('example-list');
+      expect(await narrow.inputValue('#name')).toBe('Acme CRM — example');
+      await expect.poll(() => narrow.locator('#preview pre.request').count(), { timeout: 15_000 }).toBe(1);
+      expect(await narrow.textContent('#preview-msg')).toBe('1 request(s), secrets redacted');
+      expect(await narrow.isDisabled('#send')).toBe(false);
+
+      // Every word of the preview sits on one line (a 700 px window is one column: nothing is split mid-word),
+      // and the page does not scroll sideways.
+      // (In-page code as text: the test project has no DOM types.)
+      const split = (await narrow.evaluate(`(() => {
+        const text = document.querySelector('#preview pre.request').firstChild;
+        const out = [];
+        for (const m of text.data.matchAll(/\\S+/g)) {
+          const r = document.createRange();
+          r.setStart(text, m.index);
+          r.setEnd(text, m.index + m[0].length);
+          if (new Set([...r.getClientRects()].map((c) => Math.round(c.top))).size > 1) out.push(m[0]);
+        }
+        return out;
+      })()`)) as string[];
+      expect(split).toEqual([]);
+      expect(await narrow.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(700);
+      mkdirSync(RESULTS, { recursive: true });
+      await narrow.screenshot({ path: join(RESULTS, 'playground-700px.png'), fullPage: true });
+
+      // A record the spec refuses: Send is disabled until it is fixed.
+      await narrow.fill('#cfg-list_id', '');
+      await expect.poll(() => narrow.textContent('#preview-msg'), { timeout: 15_000 }).toMatch(/integration record:[\s\S]*list_id/);
+      expect(await narrow.isDisabled('#send')).toBe(true);
+      await narrow.fill('#cfg-list_id', 'example-list');
+      await expect.poll(() => narrow.isDisabled('#send'), { timeout: 15_000 }).toBe(false);
+    } finally {
+      await narrow.close();
       await local.close();
       rmSync(dir, { recursive: true, force: true });
     }
