@@ -37,7 +37,14 @@ export function checkSource(source: SpecSource, parseDiagnostics: Diagnostic[]):
     if (!shape.length) throw e;
     compiled = { diagnostics: [] };
   }
-  const lint = lintSpec(source);
+  let lint: Diagnostic[];
+  try {
+    lint = lintSpec(source);
+  } catch (e) {
+    // Likewise: the lint reads any shape, but where the schema already objected its findings may wait.
+    if (!shape.length) throw e;
+    lint = [];
+  }
   if (!shape.length && compiled.spec && !lint.length) return compiled;
   // One report per place: the compiler's where the schema said nothing, the lint's where neither did.
   const place = (d: Diagnostic) => `${d.file}:${d.line}:${d.col}`;
