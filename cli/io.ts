@@ -34,6 +34,8 @@ export const EXIT = {
   ok: 0,
   failed: 1,
   usage: 2,
+  /** `preview`: deliver would skip the event (disabled, not forwarded, consent missing); the reason is printed. */
+  skipped: 3,
   interrupted: 130,
 } as const;
 

@@ -10,8 +10,8 @@
  *   requests:                                      # expected: [{stage, method, url, headers, body}]
  *     - ...                                        # a JSON body is a YAML structure (compared byte for byte as
  *                                                  # compact JSON, keys in order); other bodies are strings
- *   # or, for an event that is not sent:
- *   not_sent: { reason: check_failed }
+ *   # or, for an event that is not sent (deliver skips it, or it fails before a request):
+ *   not_sent: { reason: check_failed }                # or event_not_forwarded, consent_not_granted, integration_disabled, ...
  */
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
@@ -171,7 +171,9 @@ export async function runPin(engine: Engine, file: string, opts: { update?: bool
     const integration = engine.createIntegration(record);
     actual = await withFrozenClock(clock, async (): Promise<Actual> => {
       try {
-        return { requests: await integration.preview(event) };
+        // The same gate as deliver: a disabled record, an event not forwarded or consent missing is a skip.
+        const p = await integration.previewEvent(event);
+        return p.status === 'skipped' ? { not_sent: { reason: p.reason, message: p.message } } : { requests: p.requests };
       } catch (e) {
         if (!(e instanceof DeliveryError)) throw e;
         return { not_sent: { reason: e.code, message: e.message } };

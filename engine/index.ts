@@ -1,6 +1,6 @@
 /** Public API of signal-integrations. */
 export { Engine, type EngineOptions, type CreateIntegrationOptions, type SpecSources } from './engine.js';
-export { Integration, type PreviewRequest, type DeliverOptions, applyEndpoint } from './run/integration.js';
+export { Integration, type PreviewRequest, type Preview, type DeliverOptions, applyEndpoint } from './run/integration.js';
 export type { Outcome, OutcomeStatus, OutcomeDetail } from './run/outcome.js';
 export type { SignalEvent } from './run/event.js';
 export type { IntegrationRecord } from './validate/record.js';

@@ -4,7 +4,7 @@
  * for a path that does not exist; `preview` reads `-`; `test --watch` runs the pins again on a change.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -177,5 +177,41 @@ describe('test --watch', () => {
       proc.kill('SIGINT');
     }
     expect(await exited).toBe(1); // the last run failed
+  });
+
+  it('keeps seeing a pin through atomic saves (temp file renamed over it, as vim, JetBrains and sed -i save)', async () => {
+    const specs = join(dir, 'specs-atomic');
+    cpSync(BUNDLED_SPECS_DIR, specs, { recursive: true });
+    const pin = join(specs, 'tests', 'salesforce_marketing_cloud', 'identified.yaml');
+    const good = readFileSync(pin, 'utf8');
+    const bad = good.replace('sam.patel@example.com', 'someone.else@example.com');
+    const proc = spawn(process.execPath, [MAIN, '--specs', specs, 'test', '--watch'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+    const runs = () => out.split('change detected').length - 1;
+    const last = () => [...out.matchAll(/^(\d+ passed, \d+ failed)$/gm)].at(-1)?.[1];
+    const waitFor = async (ok: () => boolean, what: string) => {
+      for (let i = 0; i < 300 && !ok(); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(ok(), `${what}; output:\n${out}`).toBe(true);
+    };
+    const atomicSave = (text: string, n: number) => {
+      const tmp = join(specs, 'tests', 'salesforce_marketing_cloud', `.identified.yaml.${n}.tmp`);
+      writeFileSync(tmp, text);
+      renameSync(tmp, pin);
+    };
+    try {
+      await waitFor(() => last() === '9 passed, 0 failed', 'first run');
+      // Three saves in turn, each seen: failing, passing, failing again.
+      const versions: [string, string][] = [[bad, '8 passed, 1 failed'], [good, '9 passed, 0 failed'], [bad, '8 passed, 1 failed']];
+      for (const [i, [text, summary]] of versions.entries()) {
+        const before = runs();
+        atomicSave(text, i);
+        await waitFor(() => runs() > before && last() === summary, `save ${i + 1} seen`);
+      }
+    } finally {
+      proc.kill('SIGINT');
+    }
+    expect(await exited).toBe(1);
   });
 });

@@ -153,9 +153,42 @@ describe('preview', () => {
     expect(r.err).toMatch(/^error: the event would not be sent: check_failed: ContactKey/m);
     expect(r.err).toMatch(/^hint: Contact is not created/m);
   });
+
+  it('an event deliver would skip (not forwarded): the skip reason, no request, exit 3; deliver skips it for the same reason', async () => {
+    const record = writeJson('record.json', referenceRecord());
+    const event = writeJson('page.json', { ...leadSubmitted(), type: 'page', event: 'Page Viewed', event_id: 'evt_page_1' });
+    const r = await cli(['preview', '--integration', record, '--event', event]);
+    expect(r.code).toBe(3);
+    expect(r.out).toBe('');
+    expect(r.err).toBe("skipped: event_not_forwarded: 'Page Viewed' is not an event this integration forwards (deliver would send nothing)\n");
+    const j = await cli(['preview', '--integration', record, '--event', event, '--json']);
+    expect([j.code, JSON.parse(j.out)]).toEqual([3, []]);
+    const line = write('page.ndjson', JSON.stringify({ ...leadSubmitted(), type: 'page', event: 'Page Viewed', event_id: 'evt_page_1' }) + '\n');
+    const d = await cli(['deliver', '--integration', record, '--events', line, '--json', '--endpoint', emu.url]);
+    expect(JSON.parse(d.out.split('\n')[0]!)).toMatchObject({ status: 'skipped', reason: 'event_not_forwarded' });
+    expect(emu.requests).toHaveLength(0);
+  });
 });
 
 describe('deliver', () => {
+  it('a pretty-printed JSON file or a JSON array of events: one message saying it is not NDJSON, exit 2, nothing sent', async () => {
+    const record = writeJson('record.json', referenceRecord());
+    const pretty = writeJson('pretty.json', leadSubmitted());
+    const r = await cli(['deliver', '--integration', record, '--events', pretty, '--endpoint', emu.url]);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err.trim().split('\n')).toEqual([
+      expect.stringMatching(/^error: events file '.*pretty\.json' is one JSON document spread over \d+ lines, not one event per line \(NDJSON\): convert it to one event per line, e\.g\. jq -c '\.' .*pretty\.json > events\.ndjson$/),
+    ]);
+    const array = write('array.json', JSON.stringify([leadSubmitted(), leadSubmitted()]));
+    const a = await cli(['deliver', '--integration', record, '--events', array, '--endpoint', emu.url]);
+    expect(a.code).toBe(2);
+    expect(a.err).toMatch(/^error: events file '.*array\.json' starts with a JSON array, not one event per line \(NDJSON\): .*jq -c '\.\[\]'/);
+    const prettyArray = writeJson('pretty-array.json', [leadSubmitted()]);
+    expect((await cli(['deliver', '--integration', record, '--events', prettyArray, '--endpoint', emu.url])).err).toMatch(/is one JSON array of 1 item spread over \d+ lines/);
+    expect(emu.requests).toHaveLength(0);
+  });
+
   it('--json: one outcome per line with event_id, status and line; exit 0 when nothing failed', async () => {
     const record = writeJson('record.json', referenceRecord());
     const events = write('good.ndjson', ndjson([ev('evt_g1'), ev('evt_g2'), ev('evt_g3', { type: 'identify', event: 'Identified' })]));

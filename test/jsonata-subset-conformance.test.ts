@@ -4,12 +4,19 @@
  * identical. Where the compiled closure bails (JSONata would raise an error, or the subset meets a
  * shape it does not model) the engine re-runs the interpreter, so the answer is JSONata's by
  * construction; the counts below say how often each happens, and they may only grow.
+ *
+ * The suite is not part of the repository (see helpers/jsonata-suite.ts): on a fresh clone outside CI the
+ * case says, on stderr and as a test annotation, that conformance was not run and how to run it, and passes;
+ * under `CI` a missing suite fails. The second block checks that decision itself, so it is never untested.
  */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import jsonata from 'jsonata';
 import { describe, expect, it } from 'vitest';
 import { BAIL, compileSubset } from '../engine/compile/fast/compiler.js';
 import type { AstNode } from '../engine/compile/expression.js';
-import { loadSuite, sameResult } from './helpers/jsonata-suite.js';
+import { conformancePlan, loadSuite, locateSuite, sameResult, suiteCandidates } from './helpers/jsonata-suite.js';
 
 /** Floors: raise them when the subset grows; a drop means a case left the compiled path. */
 const FLOOR_ACCEPTED = 779;
@@ -27,8 +34,15 @@ async function interpret(expr: string, data: unknown, bindings: Record<string, u
 }
 
 describe('compiled JSONata subset vs the jsonata package on JSONata’s test suite', () => {
-  it('gives identical results on every case it accepts', async () => {
-    const cases = loadSuite();
+  it('gives identical results on every case it accepts (or, outside CI without the suite, says it was not run)', async ({ annotate }) => {
+    const plan = conformancePlan(locateSuite());
+    if ('fail' in plan) throw new Error(plan.fail);
+    if ('notRun' in plan) {
+      console.warn(`\n*** ${plan.notRun}\n`);
+      await annotate(plan.notRun, 'warning');
+      return;
+    }
+    const cases = loadSuite(plan.run);
     let accepted = 0;
     let answered = 0;
     let bailed = 0;
@@ -68,5 +82,35 @@ describe('compiled JSONata subset vs the jsonata package on JSONata’s test sui
     expect(mismatches).toEqual([]);
     expect(accepted).toBeGreaterThanOrEqual(FLOOR_ACCEPTED);
     expect(answered).toBeGreaterThanOrEqual(FLOOR_ANSWERED);
+  });
+});
+
+describe('where the conformance suite is looked for, and what its absence means', () => {
+  it('JSONATA_TEST_SUITE wins; otherwise shared/jsonata-test-suite beside the clone and above it', () => {
+    expect(suiteCandidates({ JSONATA_TEST_SUITE: '/x/suite' }, '/r/clone')).toEqual(['/x/suite']);
+    expect(suiteCandidates({}, '/a/b/clone')).toEqual(['/a/b/shared/jsonata-test-suite', '/a/shared/jsonata-test-suite', '/shared/jsonata-test-suite']);
+    expect(suiteCandidates({}, '/r/clone')).toEqual(['/r/shared/jsonata-test-suite', '/shared/jsonata-test-suite']);
+  });
+
+  it('found: run it, under CI or not; missing: fails under CI, else reports not run and how to run it', () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'suite-locate-'));
+    try {
+      const clone = join(scratch, 'clone');
+      mkdirSync(clone);
+      const absent = locateSuite({}, clone);
+      expect(absent).toEqual({ missing: suiteCandidates({}, clone) });
+      const failed = conformancePlan(absent, { CI: 'true' });
+      expect('fail' in failed && failed.fail).toMatch(/not found .*CI requires it/);
+      const notRun = conformancePlan(absent, {});
+      expect('notRun' in notRun && notRun.notRun).toMatch(/NOT RUN.*fast-check.*JSONATA_TEST_SUITE.*npx vitest run test\/jsonata-subset-conformance/);
+
+      mkdirSync(join(scratch, 'shared/jsonata-test-suite/groups'), { recursive: true });
+      const found = locateSuite({}, clone);
+      expect(found).toEqual({ dir: join(scratch, 'shared/jsonata-test-suite') });
+      expect(conformancePlan(found, { CI: 'true' })).toEqual({ run: join(scratch, 'shared/jsonata-test-suite') });
+      expect(conformancePlan(found, {})).toEqual({ run: join(scratch, 'shared/jsonata-test-suite') });
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });

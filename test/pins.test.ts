@@ -90,6 +90,21 @@ describe('the pin runner', () => {
     expect((await runPin(engine, file)).problems).toEqual(['request 2 (send) body.Data.sent_at: expected "2026-01-01T00:00:00.000Z", got "2030-05-06T07:08:09.000Z"']);
   });
 
+  it('pin a skip: not_sent {reason: event_not_forwarded} holds where deliver skips so; a pin of requests names the skip; --update writes it', async () => {
+    const file = await copyPin();
+    const text = await readFile(file, 'utf8');
+    const page = text.slice(0, text.indexOf('requests:')).replace(/event: Identified/, 'event: Page Viewed');
+    expect(page).toContain('event: Page Viewed');
+    await writeFile(file, `${page}not_sent:\n  reason: event_not_forwarded\n`);
+    expect(await runPin(engine, file)).toMatchObject({ ok: true, problems: [] });
+    await writeFile(file, `${page}not_sent:\n  reason: check_failed\n`);
+    expect((await runPin(engine, file)).problems).toEqual(['not sent: expected reason check_failed, got event_not_forwarded']);
+    await writeFile(file, text.replace(/event: Identified/, 'event: Page Viewed'));
+    expect((await runPin(engine, file)).problems).toEqual([expect.stringMatching(/^expected requests, but the event is not sent: event_not_forwarded: 'Page Viewed' is not an event/)]);
+    expect((await runPin(engine, file, { update: true })).updated).toBe(true);
+    expect(parse(await readFile(file, 'utf8'))).toMatchObject({ not_sent: { reason: 'event_not_forwarded' } });
+  });
+
   it('--update rewrites the expectation and keeps comments, description, record and event', async () => {
     const file = await copyPin();
     const before = await readFile(file, 'utf8');

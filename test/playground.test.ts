@@ -5,11 +5,12 @@
  * spec file shows up with file:line:col without a restart. A screenshot goes to test-results/.
  * A missing browser fails the test (.ci/run installs chromium).
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../cli/run.js';
 import { startPlayground, type Playground } from '../cli/playground/server.js';
 import { BUNDLED_SPECS_DIR } from '../engine/index.js';
 
@@ -80,11 +81,105 @@ describe('playground', () => {
     await page.screenshot({ path: join(RESULTS, 'playground.png'), fullPage: true });
   });
 
+  it("unticking the event's toggle: the preview shows deliver's skip reason and no request, and Send answers skipped", async () => {
+    // The page is where the previous case left it: the reference record filled, the Lead Submitted example event.
+    await expect.poll(() => page.locator('#preview pre.request').count(), { timeout: 15_000 }).toBe(2);
+    await page.locator('#events [data-event="Lead Submitted"]').uncheck();
+    await expect.poll(() => page.textContent('#preview-msg'), { timeout: 15_000 }).toBe(
+      "skipped: event_not_forwarded: 'Lead Submitted' is not an event this integration forwards (deliver sends nothing)",
+    );
+    expect(await page.locator('#preview pre.request').count()).toBe(0);
+    pg.emulator.reset();
+    await page.click('#send');
+    await expect.poll(() => page.textContent('#outcome-status'), { timeout: 20_000 }).toBe('skipped');
+    expect(await page.textContent('#outcome')).toContain('event_not_forwarded');
+    expect(pg.emulator.requests).toHaveLength(0);
+    await page.locator('#events [data-event="Lead Submitted"]').check();
+    await expect.poll(() => page.locator('#preview pre.request').count(), { timeout: 15_000 }).toBe(2);
+  });
+
   it('shows spec errors with file:line:col after a spec file changes, without a restart', async () => {
     writeFileSync(join(specs, 'broken.yaml'), 'spec_version: 1\nvendor: broken\ntitle: Broken\nversion: 1.0.0\nconfig: {type: object, properties: {}}\nallowed_hosts: [api.example.com]\nsend:\n  request: {method: POST, url: api.example.com/x}\n');
     await expect.poll(() => page.textContent('#spec-errors'), { timeout: 20_000 }).toMatch(/broken\.yaml:8:\d+: the URL has no scheme/);
     // The good specs stay usable.
     expect(await page.locator('#spec option').count()).toBe(3);
     await page.screenshot({ path: join(RESULTS, 'playground-spec-error.png'), fullPage: true });
+  });
+});
+
+describe('playground reload', () => {
+  it('keeps seeing a spec through atomic saves (temp file renamed over it): each save reloads it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'si-playground-atomic-'));
+    cpSync(BUNDLED_SPECS_DIR, dir, { recursive: true });
+    const file = join(dir, 'salesforce_marketing_cloud.yaml');
+    const original = readFileSync(file, 'utf8');
+    const title = /^title: (.*)$/m.exec(original)![1]!;
+    const local = await startPlayground({ port: 0, specs: [dir] });
+    const titleNow = async () => {
+      const state = (await (await fetch(new URL('/api/state', local.url))).json()) as { specs: { vendor: string; title: string }[] };
+      return state.specs.find((x) => x.vendor === 'salesforce_marketing_cloud')?.title;
+    };
+    try {
+      expect(await titleNow()).toBe(title);
+      for (const n of [1, 2, 3]) {
+        const tmp = join(dir, `.salesforce_marketing_cloud.yaml.${n}.tmp`);
+        writeFileSync(tmp, original.replace(/^title: .*$/m, `title: Version ${n}`));
+        renameSync(tmp, file);
+        await expect.poll(titleNow, { timeout: 15_000 }).toBe(`Version ${n}`);
+      }
+    } finally {
+      await local.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('playground for a spec init wrote, in a 700 px window', () => {
+  it("opens on the spec with init's example record, previews it; Send is disabled while the record is invalid; no word of the preview is broken", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'si-playground-init-'));
+    const quiet = { write: () => true };
+    expect(await run(['init', 'acme_crm', '--auth', 'api_key', '--dir', dir], { stdout: quiet, stderr: quiet })).toBe(0);
+    const local = await startPlayground({ port: 0, specs: [dir] });
+    const narrow = await browser.newPage({ viewport: { width: 700, height: 1000 } });
+    try {
+      await narrow.goto(local.url);
+      await expect.poll(() => narrow.inputValue('#spec'), { timeout: 15_000 }).toBe('acme_crm');
+      // The form holds tests/acme_crm/record.json, so the preview shows requests, not record errors.
+      await expect.poll(() => narrow.inputValue('#cfg-list_id'), { timeout: 15_000 }).toBe('example-list');
+      expect(await narrow.inputValue('#name')).toBe('Acme CRM — example');
+      await expect.poll(() => narrow.locator('#preview pre.request').count(), { timeout: 15_000 }).toBe(1);
+      expect(await narrow.textContent('#preview-msg')).toBe('1 request(s), secrets redacted');
+      expect(await narrow.isDisabled('#send')).toBe(false);
+
+      // Every word of the preview sits on one line (a 700 px window is one column: nothing is split mid-word),
+      // and the page does not scroll sideways.
+      // (In-page code as text: the test project has no DOM types.)
+      const split = (await narrow.evaluate(`(() => {
+        const text = document.querySelector('#preview pre.request').firstChild;
+        const out = [];
+        for (const m of text.data.matchAll(/\\S+/g)) {
+          const r = document.createRange();
+          r.setStart(text, m.index);
+          r.setEnd(text, m.index + m[0].length);
+          if (new Set([...r.getClientRects()].map((c) => Math.round(c.top))).size > 1) out.push(m[0]);
+        }
+        return out;
+      })()`)) as string[];
+      expect(split).toEqual([]);
+      expect(await narrow.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(700);
+      mkdirSync(RESULTS, { recursive: true });
+      await narrow.screenshot({ path: join(RESULTS, 'playground-700px.png'), fullPage: true });
+
+      // A record the spec refuses: Send is disabled until it is fixed.
+      await narrow.fill('#cfg-list_id', '');
+      await expect.poll(() => narrow.textContent('#preview-msg'), { timeout: 15_000 }).toMatch(/integration record:[\s\S]*list_id/);
+      expect(await narrow.isDisabled('#send')).toBe(true);
+      await narrow.fill('#cfg-list_id', 'example-list');
+      await expect.poll(() => narrow.isDisabled('#send'), { timeout: 15_000 }).toBe(false);
+    } finally {
+      await narrow.close();
+      await local.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

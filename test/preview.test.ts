@@ -120,3 +120,30 @@ describe('preview', () => {
     expect(auth.body).toBe('{"grant_type":"client_credentials","client_id":"abc123clientid","client_secret":"[redacted]","account_id":"7281234"}');
   });
 });
+
+describe("preview applies deliver's gate (enabled, forwarded events, consent): one code path", () => {
+  const cases: [string, () => { record: Record<string, unknown>; event: Record<string, unknown> }, string][] = [
+    ['a disabled integration', () => ({ record: { ...referenceRecord(), enabled: false }, event: event() }), 'integration_disabled'],
+    ['an event the record does not forward', () => ({ record: referenceRecord(), event: event({ type: 'page', event: 'Page Viewed' }) }), 'event_not_forwarded'],
+    ['an event without the consent the record requires', () => ({ record: referenceRecord(), event: event({ consent: { marketing: false } }) }), 'consent_not_granted'],
+  ];
+  for (const [what, make, reason] of cases) {
+    it(`${what}: skipped with deliver's reason and message, no requests, nothing sent`, async () => {
+      const { record, event: e } = make();
+      const integration = engine.createIntegration(record);
+      const previewed = await integration.previewEvent(e);
+      const outcome = await integration.deliver(e);
+      expect(outcome).toMatchObject({ status: 'skipped', reason });
+      expect(previewed).toEqual({ status: 'skipped', reason: outcome.reason, message: outcome.message });
+      expect(await integration.preview(e)).toEqual([]);
+      expect(emu.requests).toHaveLength(0);
+    });
+  }
+
+  it('an event deliver sends: would_send, with the requests preview lists', async () => {
+    const integration = plain.createIntegration(referenceRecord());
+    const p = await integration.previewEvent(leadSubmitted());
+    expect(p.status).toBe('would_send');
+    expect(p.status === 'would_send' && p.requests).toEqual(await integration.preview(leadSubmitted()));
+  });
+});

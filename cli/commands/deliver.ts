@@ -5,7 +5,7 @@
  * `interrupted`, exit 130. A dead-letter or checkpoint write error stops reading the same way, exit 2.
  * `--checkpoint FILE` records where the run stands, so the same command resumes after a kill -9.
  */
-import { open, writeFile } from 'node:fs/promises';
+import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { DEFAULT_MAX_LINE_BYTES, type Engine, type Integration } from '../../engine/index.js';
@@ -74,6 +74,42 @@ export function registerDeliver(program: Command, ctx: Context): void {
     });
 }
 
+/** Files up to this size are read whole to tell one pretty-printed JSON document from NDJSON. */
+const JSON_DOCUMENT_CHECK_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A JSON document that is not NDJSON — pretty-printed over several lines, or an array of events — would
+ * turn into one `invalid_event` per physical line: say so once instead. Only a file whose first line opens
+ * a document it does not close (or is an array) and whose whole text parses is taken for one.
+ */
+async function jsonDocumentProblem(fh: FileHandle, size: number, shown: string): Promise<string | undefined> {
+  const head = Buffer.alloc(Math.min(size, 64 * 1024));
+  const { bytesRead } = await fh.read(head, 0, head.length, 0);
+  const first = head.subarray(0, bytesRead).toString('utf8').split('\n', 1)[0]!.trim();
+  if (!first.startsWith('{') && !first.startsWith('[')) return undefined;
+  let firstLine: unknown;
+  let firstParses = true;
+  try {
+    firstLine = JSON.parse(first);
+  } catch {
+    firstParses = false;
+  }
+  const convert = (filter: string) => `convert it to one event per line, e.g. jq -c '${filter}' ${shown} > events.ndjson`;
+  if (firstParses) return Array.isArray(firstLine) ? `events file '${shown}' starts with a JSON array, not one event per line (NDJSON): ${convert('.[]')}` : undefined;
+  if (size > JSON_DOCUMENT_CHECK_BYTES) return undefined;
+  const whole = Buffer.alloc(size);
+  const text = whole.subarray(0, (await fh.read(whole, 0, size, 0)).bytesRead).toString('utf8');
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined; // not one document either: each line gets its own outcome
+  }
+  const lines = text.split('\n').filter((l) => l.trim()).length;
+  const what = Array.isArray(doc) ? `one JSON array of ${doc.length} item${doc.length === 1 ? '' : 's'}` : 'one JSON document';
+  return `events file '${shown}' is ${what} spread over ${lines} lines, not one event per line (NDJSON): ${convert(Array.isArray(doc) ? '.[]' : '.')}`;
+}
+
 /** Open the events input: a file (checked now, streamed later) or stdin. */
 export async function openEvents(io: CliIO, events: string): Promise<{ source: Readable; shown: string; abs?: string; ino?: [number, number] }> {
   if (events === '-') {
@@ -89,8 +125,14 @@ export async function openEvents(io: CliIO, events: string): Promise<{ source: R
       await fh.close();
       throw Object.assign(new Error('directory'), { code: 'EISDIR' });
     }
-    return { source: fh.createReadStream({ highWaterMark: 64 * 1024 }), shown, abs, ino: [s.dev, s.ino] };
+    const notNdjson = s.isFile() && s.size > 0 ? await jsonDocumentProblem(fh, s.size, shown) : undefined;
+    if (notNdjson) {
+      await fh.close();
+      throw new CliError(notNdjson);
+    }
+    return { source: fh.createReadStream({ highWaterMark: 64 * 1024, start: 0 }), shown, abs, ino: [s.dev, s.ino] };
   } catch (e) {
+    if (e instanceof CliError) throw e;
     throw new CliError(`cannot read events file '${shown}': ${describeFsError(e)}`);
   }
 }

@@ -4,12 +4,13 @@
  * integration record, an example event and a pin — that validates and whose pin passes at once.
  * Refuses to overwrite anything.
  */
+import { existsSync, realpathSync } from 'node:fs';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { delimiter, dirname, join, relative, sep } from 'node:path';
 import { Option, type Command } from 'commander';
 import { packagePath } from '../../engine/paths.js';
 import type { Context } from '../context.js';
-import { CliError, displayPath, EXIT, resolvePath } from '../io.js';
+import { CliError, cwdOf, displayPath, EXIT, resolvePath } from '../io.js';
 
 type AuthKind = 'none' | 'api_key' | 'oauth_client_credentials';
 
@@ -32,11 +33,49 @@ export function registerInit(program: Command, ctx: Context): void {
     });
 }
 
-function specText(vendor: string, host: string, schemaRef: string, opts: InitOptions): string {
-  const title = vendor
+/** Words written in capitals although they have vowels (the rest of the rule: see titleOf). */
+const ACRONYMS = new Set(['ai', 'api', 'cdp', 'erp', 'esp', 'id', 'io', 'seo', 'ui', 'url', 'ux']);
+
+/**
+ * The title `init` gives a vendor name: one word per `_`, each capitalised, except that a word with no
+ * vowel (crm, sms, b2b) or a common acronym (api, erp, esp, seo, io, ai, ...) is written in capitals:
+ * acme_crm → "Acme CRM", hub_sms_api → "Hub SMS API". The spec's `title:` is the author's to change.
+ */
+export function titleOf(vendor: string): string {
+  return vendor
     .split('_')
-    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .filter(Boolean)
+    .map((w) => (!/[aeiou]/.test(w) || ACRONYMS.has(w) ? w.toUpperCase() : w.charAt(0).toUpperCase() + w.slice(1)))
     .join(' ');
+}
+
+const shellWord = (w: string): string => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
+
+/**
+ * How the user runs this CLI from `cwd`: `signal-integrations` when that name on PATH is this very CLI,
+ * `npx signal-integrations` when it is installed as a package (node_modules), otherwise — a clone —
+ * `node <path to dist/cli/main.js>`, relative to `cwd` when inside it.
+ */
+export function selfCommand(cwd: string, root: string = packagePath(), pathEnv: string = process.env.PATH ?? ''): string {
+  const main = join(root, 'dist', 'cli', 'main.js');
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  for (const d of pathEnv.split(delimiter).filter(Boolean)) {
+    const bin = join(d, 'signal-integrations');
+    if (existsSync(bin) && real(bin) === real(main)) return 'signal-integrations';
+  }
+  if (root.split(sep).includes('node_modules')) return 'npx signal-integrations';
+  const rel = relative(cwd, main);
+  return `node ${shellWord(rel && !rel.startsWith('..') ? rel : main)}`;
+}
+
+function specText(vendor: string, host: string, schemaRef: string, opts: InitOptions): string {
+  const title = titleOf(vendor);
   const config: string[] = [];
   const required: string[] = [];
   if (opts.auth === 'api_key') {
@@ -193,7 +232,7 @@ async function init(ctx: Context, vendor: string, opts: InitOptions): Promise<nu
 
   const host = `${vendor.replace(/_/g, '-')}.example.com`;
   const schemaRef = relative(dir, packagePath('schemas', 'integration-spec.schema.json')).split('\\').join('/');
-  const title = vendor.split('_').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(' ');
+  const title = titleOf(vendor);
   await mkdir(testDir, { recursive: true });
   // 'wx': fail rather than overwrite, should a file appear between the check and the write.
   await writeFile(specFile, specText(vendor, host, schemaRef, opts), { flag: 'wx' });
@@ -212,12 +251,14 @@ async function init(ctx: Context, vendor: string, opts: InitOptions): Promise<nu
     engine.close();
   }
   for (const f of [specFile, recordFile, eventFile, pinFile]) io.stdout.write(`created  ${displayPath(io, f)}\n`);
-  const specsFlag = ` --specs ${displayPath(io, dir)}`;
+  // The commands as they run from where the user stands (a clone has no signal-integrations on PATH).
+  const shown = (f: string) => shellWord(displayPath(io, f));
+  const self = `${selfCommand(cwdOf(io))} --specs ${shown(dir)}`;
   io.stdout.write(
     `\nnext: edit ${displayPath(io, specFile)}, then\n` +
-      `  signal-integrations${specsFlag} validate ${displayPath(io, specFile)}\n` +
-      `  signal-integrations${specsFlag} preview --integration ${displayPath(io, recordFile)} --event ${displayPath(io, eventFile)}\n` +
-      `  signal-integrations${specsFlag} test ${displayPath(io, dirname(pinFile))} --update   # after changing what it sends\n`,
+      `  ${self} validate ${shown(specFile)}\n` +
+      `  ${self} preview --integration ${shown(recordFile)} --event ${shown(eventFile)}\n` +
+      `  ${self} test ${shown(dirname(pinFile))} --update   # after changing what it sends\n`,
   );
   return EXIT.ok;
 }

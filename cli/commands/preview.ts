@@ -45,9 +45,9 @@ async function preview(ctx: Context, cmd: Command, opts: PreviewOptions): Promis
   const engine = await loadEngine(ctx, cmd);
   try {
     const integration = engine.createIntegration(record, opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {});
-    let requests;
+    let preview;
     try {
-      requests = await integration.preview(parsed.event);
+      preview = await integration.previewEvent(parsed.event);
     } catch (e) {
       if (!(e instanceof DeliveryError)) throw e;
       // A request deliver would refuse to send anywhere (host, scheme, credentials in the URL): a configuration error.
@@ -57,6 +57,13 @@ async function preview(ctx: Context, cmd: Command, opts: PreviewOptions): Promis
       if (e.hint) io.stderr.write(safe(`hint: ${e.hint.replace(/\s+/g, ' ').trim()}`) + '\n');
       return EXIT.failed;
     }
+    if (preview.status === 'skipped') {
+      // deliver's own gate: nothing would be sent. Say why, and exit 3 so scripts can tell.
+      if (opts.json) io.stdout.write('[]\n');
+      io.stderr.write(safe(`skipped: ${preview.reason}: ${preview.message} (deliver would send nothing)`) + '\n');
+      return EXIT.skipped;
+    }
+    const requests = preview.requests;
     if (opts.json) {
       io.stdout.write(JSON.stringify(requests, null, 2) + '\n');
     } else {

@@ -2,11 +2,12 @@
  * `test [paths...]`: run the pins (expected requests per record and event) beside the specs.
  * `--watch` runs them again whenever a spec or a pin changes, until Ctrl-C.
  */
-import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
+import { watch } from 'chokidar';
 import { Option, type Command } from 'commander';
 import { loadEngine, specsDirs, type Context } from '../context.js';
-import { displayPath, EXIT, resolvePath } from '../io.js';
+import { expandPathArgs } from '../globs.js';
+import { displayPath, EXIT } from '../io.js';
 import { pinFiles, runPin } from '../pins.js';
 import { safe, safeLines } from '../text.js';
 
@@ -43,7 +44,7 @@ export function registerTest(program: Command, ctx: Context): void {
     .option('--watch', 'run again whenever a spec or a pin changes, until Ctrl-C')
     .addOption(new Option('--reporter <name>', 'text, or junit (JUnit XML on stdout, for CI)').choices(['text', 'junit']).default('text'))
     .action(async (paths: string[], opts: TestOptions, cmd: Command) => {
-      const targets = paths.length ? paths.map((p) => resolvePath(ctx.io, p)) : specsDirs(ctx, cmd).map((d) => join(d, 'tests'));
+      const targets = paths.length ? (await expandPathArgs(ctx.io, paths)).map((p) => p.path) : specsDirs(ctx, cmd).map((d) => join(d, 'tests'));
       ctx.exitCode = opts.watch ? await watchPins(ctx, cmd, targets, opts) : await runPins(ctx, cmd, targets, opts);
     });
 }
@@ -86,7 +87,6 @@ async function runPins(ctx: Context, cmd: Command, targets: string[], opts: Test
 async function watchPins(ctx: Context, cmd: Command, targets: string[], opts: TestOptions): Promise<number> {
   const { io } = ctx;
   let code: number = EXIT.ok;
-  const watchers: FSWatcher[] = [];
   let timer: NodeJS.Timeout | undefined;
   let running = Promise.resolve();
   const rerun = () => {
@@ -105,14 +105,13 @@ async function watchPins(ctx: Context, cmd: Command, targets: string[], opts: Te
       });
     }, 150);
   };
-  for (const dir of new Set([...specsDirs(ctx, cmd), ...targets])) {
-    try {
-      watchers.push(watch(dir, { recursive: true }, rerun));
-    } catch (e) {
-      io.stderr.write(`warning: cannot watch ${displayPath(io, dir)}: ${(e as Error).message}\n`);
-    }
-  }
+  // chokidar, not fs.watch: an atomic save (write a temp file, rename it over the old one: vim, JetBrains,
+  // sed -i) replaces the file's inode, and a plain watch on the old one never fires again.
+  const watcher = watch([...new Set([...specsDirs(ctx, cmd), ...targets])], { ignoreInitial: true, atomic: true });
+  watcher.on('all', rerun);
+  watcher.on('error', (e) => io.stderr.write(safe(`warning: watching: ${(e as Error).message}`) + '\n'));
   // Watching starts before the first run, so a change saved while it runs is not missed.
+  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   code = await runPins(ctx, cmd, targets, opts);
   io.stderr.write(`watching ${[...new Set([...specsDirs(ctx, cmd), ...targets])].map((d) => displayPath(io, d)).join(', ')} (Ctrl-C to stop)\n`);
   await new Promise<void>((resolve) => {
@@ -121,7 +120,7 @@ async function watchPins(ctx: Context, cmd: Command, targets: string[], opts: Te
     process.once('SIGTERM', stop);
   });
   clearTimeout(timer);
-  for (const w of watchers) w.close();
+  await watcher.close();
   await running;
   return code;
 }

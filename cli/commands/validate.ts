@@ -2,14 +2,16 @@
  * `validate [paths...]`: check spec files, print every problem as file:line:col (or JSON, or GitHub
  * Actions annotations), exit 1 when any is invalid and 2 when a path does not exist.
  *
- * A shell glob such as `specs/**\/*.yaml` also names partials (files without `vendor` under a `partials/`
+ * A glob such as `specs/**\/*.yaml` (expanded by the shell, or here when quoted) also names partials (files without `vendor` under a `partials/`
  * folder, checked through the specs that extend them) and pins (`record` + `event`, run by `test`): those
  * are skipped and listed, not reported as broken specs. `-` reads one spec from standard input.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
-import { parse } from 'yaml';
+import { isMap, isScalar } from 'yaml';
 import { checkSpecs, formatDiagnostic, type Diagnostic } from '../../engine/index.js';
+import { decodeSpec, parseYaml, readSpecBytes } from '../../engine/load/source.js';
+import { expandPathArgs } from '../globs.js';
 import { explainSpec, formatExplanation } from '../../engine/compile/explain.js';
 import { CliError, displayPath, EXIT, resolvePath, type CliIO } from '../io.js';
 import { specsDirs, type Context } from '../context.js';
@@ -37,16 +39,22 @@ export function registerValidate(program: Command, ctx: Context): void {
 
 type Skipped = { file: string; kind: 'partial' | 'pin' };
 
-/** A file a glob picked up that is not a spec: a pin (record + event, no vendor), or a partial in a `partials/` folder. */
-async function notASpec(arg: string, file: string): Promise<Skipped['kind'] | undefined> {
-  let v: unknown;
+/**
+ * A file a glob picked up that is not a spec: a pin (record + event, no vendor), or a partial in a
+ * `partials/` folder. Read as the loader reads specs (size cap first, linear-time parse), and only its
+ * top-level keys looked at: anything unreadable or broken is left for the spec check to report.
+ */
+function notASpec(arg: string, file: string): Skipped['kind'] | undefined {
+  let contents: unknown;
   try {
-    v = parse(await readFile(file, 'utf8'));
+    contents = parseYaml(decodeSpec(readSpecBytes(file))).doc.contents;
   } catch {
-    return undefined; // not YAML: the spec check reports it
+    return undefined;
   }
-  if (!v || typeof v !== 'object' || 'vendor' in v) return undefined;
-  if ('record' in v && 'event' in v) return 'pin';
+  if (!isMap(contents)) return undefined;
+  const keys = new Set(contents.items.map((p) => (isScalar(p.key) ? String(p.key.value) : '')));
+  if (keys.has('vendor')) return undefined;
+  if (keys.has('record') && keys.has('event')) return 'pin';
   return arg.split(/[\\/]/).slice(0, -1).includes('partials') ? 'partial' : undefined;
 }
 
@@ -62,15 +70,12 @@ export async function validate(io: CliIO, args: string[], format: ValidateFormat
   const paths: string[] = [];
   const texts: { file: string; text: string }[] = [];
   const skipped: Skipped[] = [];
-  for (const arg of args) {
-    if (arg === '-') {
-      texts.push({ file: resolvePath(io, '<stdin>'), text: (await readStdin(io, 'a spec')).toString('utf8') });
-      continue;
-    }
-    const abs = resolvePath(io, arg);
+  const stdin = args.includes('-');
+  if (stdin) texts.push({ file: resolvePath(io, '<stdin>'), text: (await readStdin(io, 'a spec')).toString('utf8') });
+  for (const { arg, path: abs } of await expandPathArgs(io, args.filter((a) => a !== '-'))) {
     const s = await stat(abs).catch(() => undefined);
     if (!s) throw new CliError(`'${displayPath(io, abs)}' does not exist (expected spec files or directories)`);
-    const kind = s.isFile() ? await notASpec(arg, abs) : undefined;
+    const kind = s.isFile() ? notASpec(arg, abs) : undefined;
     if (kind) skipped.push({ file: abs, kind });
     else paths.push(abs);
   }

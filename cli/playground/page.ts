@@ -8,7 +8,9 @@ const STYLE = `
   header { background: #1d2330; color: #fff; padding: 10px 18px; display: flex; gap: 16px; align-items: baseline; }
   header h1 { font-size: 16px; margin: 0; }
   header small { opacity: .7; }
-  main { display: grid; grid-template-columns: minmax(320px, 420px) 1fr; gap: 16px; padding: 16px; }
+  main { display: grid; grid-template-columns: minmax(320px, 420px) minmax(0, 1fr); gap: 16px; padding: 16px; }
+  /* Narrow windows: one column, so the preview keeps a readable width. */
+  @media (max-width: 900px) { main { grid-template-columns: minmax(0, 1fr); } }
   section { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 12px 14px; margin-bottom: 14px; }
   h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .04em; color: #5a6475; margin: 0 0 8px; }
   label { display: block; font-weight: 600; margin-top: 8px; }
@@ -16,9 +18,10 @@ const STYLE = `
   .help { color: #5a6475; font-size: 12px; margin: 2px 0 0; }
   input[type=text], input[type=password], input[type=number], select, textarea { width: 100%; box-sizing: border-box; font: inherit; padding: 5px 7px; border: 1px solid #c4cad3; border-radius: 4px; }
   textarea { font-family: ui-monospace, monospace; font-size: 12px; min-height: 220px; }
-  pre { background: #0f1420; color: #e6e9ef; padding: 10px; border-radius: 4px; overflow: auto; font-size: 12px; white-space: pre-wrap; word-break: break-all; }
+  pre { background: #0f1420; color: #e6e9ef; padding: 10px; border-radius: 4px; overflow: auto; font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere; }
   .errors { color: #b42318; font-family: ui-monospace, monospace; font-size: 12px; white-space: pre-wrap; }
   .ok { color: #067647; }
+  .skipped { color: #b54708; font-weight: 700; }
   .toggles label { display: inline-flex; gap: 4px; font-weight: normal; margin-right: 10px; }
   button { font: inherit; padding: 6px 14px; border-radius: 4px; border: 1px solid #1d2330; background: #1d2330; color: #fff; cursor: pointer; }
   .status-delivered { color: #067647; font-weight: 700; }
@@ -41,8 +44,9 @@ function showErrors() {
   box.hidden = state.diagnostics.length === 0;
 }
 function exampleRecord(vendor) {
+  // The spec's own example record (tests/<vendor>/record.json beside it, as init writes), never another vendor's.
   var r = state.examples.records.filter(function (x) { return x.vendor === vendor; })[0];
-  return r || state.examples.records[0] || { config: {} };
+  return r || { config: {} };
 }
 function buildForm() {
   var form = $('config'); form.textContent = '';
@@ -105,10 +109,13 @@ function renderRequests(target, reqs) {
 function refresh() {
   if (!spec) return;
   var ev = eventValue(), out = $('preview'), msg = $('preview-msg');
-  if (!ev.ok) { msg.className = 'errors'; msg.textContent = 'event is not JSON: ' + ev.message; return; }
+  // Send only what deliver could take: a JSON event and a record the spec accepts.
+  if (!ev.ok) { msg.className = 'errors'; msg.textContent = 'event is not JSON: ' + ev.message; $('send').disabled = true; return; }
   post('/api/preview', { record: record(), event: ev.value }).then(function (r) {
     out.textContent = ''; msg.className = 'errors';
+    $('send').disabled = !!(r.recordErrors || r.error);
     if (r.recordErrors) msg.textContent = 'integration record:\\n' + r.recordErrors.map(function (p) { return '  - ' + p; }).join('\\n');
+    else if (r.skipped) { msg.className = 'skipped'; msg.textContent = 'skipped: ' + r.skipped.reason + ': ' + r.skipped.message + ' (deliver sends nothing)'; }
     else if (r.notSent) msg.textContent = 'not sent: ' + r.notSent.reason + ': ' + r.notSent.message + (r.notSent.hint ? '\\nhint: ' + r.notSent.hint : '');
     else if (r.error) msg.textContent = r.error;
     else { msg.className = 'ok'; msg.textContent = r.requests.length + ' request(s), secrets redacted'; renderRequests(out, r.requests); }
@@ -119,7 +126,7 @@ function send() {
   var ev = eventValue(); if (!ev.ok || !spec) return;
   $('send').disabled = true; $('outcome').textContent = 'sending…';
   post('/api/send', { record: record(), event: ev.value }).then(function (r) {
-    $('send').disabled = false;
+    $('send').disabled = false; refresh();
     var box = $('outcome'); box.textContent = '';
     if (r.recordErrors || r.error) { box.appendChild(el('div', { 'class': 'errors' }, (r.recordErrors || [r.error]).join('\\n'))); return; }
     var o = r.outcome;

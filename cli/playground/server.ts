@@ -4,9 +4,10 @@
  * and "send" through the bundled Marketing Cloud emulator. Specs are reloaded when their files change.
  * Nothing is fetched from the internet: the page is a single inline document.
  */
-import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { watch } from 'chokidar';
 import http from 'node:http';
+import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { formatReceived, startMarketingCloudEmulator, type Emulator } from '../../emulator/marketing-cloud.js';
 import { checkSpecs, DeliveryError, Engine, RecordError, type CompiledSpec, type Diagnostic, type Outcome, type OutcomeDetail } from '../../engine/index.js';
@@ -31,6 +32,21 @@ interface State {
   engine: Engine | undefined;
   specs: CompiledSpec[];
   diagnostics: Diagnostic[];
+  /** Each loaded spec's example record, when one is beside it: tests/<vendor>/record.json (what init writes). */
+  records: Record<string, unknown>[];
+}
+
+async function specRecords(specs: CompiledSpec[]): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  for (const s of specs) {
+    try {
+      const r = JSON.parse(await readFile(join(dirname(s.file), 'tests', s.vendor, 'record.json'), 'utf8')) as unknown;
+      if (r && typeof r === 'object' && (r as { vendor?: unknown }).vendor === s.vendor) out.push(r as Record<string, unknown>);
+    } catch {
+      // no example record beside this spec
+    }
+  }
+  return out;
 }
 
 const MAX_BODY = 1024 * 1024;
@@ -89,7 +105,7 @@ async function examples(): Promise<{ records: Record<string, unknown>[]; events:
 export async function startPlayground(opts: PlaygroundOptions): Promise<Playground> {
   const display = opts.display ?? ((f: string) => f);
   const emulator = await startMarketingCloudEmulator({ host: '127.0.0.1', port: 0 });
-  const state: State = { version: 0, engine: undefined, specs: [], diagnostics: [] };
+  const state: State = { version: 0, engine: undefined, specs: [], diagnostics: [], records: [] };
   const ex = await examples();
 
   const load = async (): Promise<void> => {
@@ -105,29 +121,26 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
         diagnostics = [...diagnostics, { file: good[0]!.file, line: 1, col: 1, path: '', message: (e as Error).message }];
       }
     }
+    const records = await specRecords(engine ? [...engine.specs.values()] : []);
     // A reload is a new engine (and token cache): the emulator issues tokens cheaply.
     state.engine?.close();
     state.engine = engine;
     state.specs = engine ? [...engine.specs.values()] : [];
+    state.records = records;
     state.diagnostics = diagnostics;
     state.version++;
   };
   await load();
 
   let reloading: NodeJS.Timeout | undefined;
-  const watchers: FSWatcher[] = [];
-  for (const dir of opts.specs) {
-    try {
-      watchers.push(
-        watch(dir, { recursive: true }, () => {
-          clearTimeout(reloading);
-          reloading = setTimeout(() => void load().catch(() => undefined), 150);
-        }),
-      );
-    } catch {
-      // a single spec file or an unwatchable folder: no live reload for it
-    }
-  }
+  // chokidar, not fs.watch: it keeps following a file replaced by an atomic save (temp file + rename).
+  const watcher = watch(opts.specs, { ignoreInitial: true, atomic: true });
+  watcher.on('all', () => {
+    clearTimeout(reloading);
+    reloading = setTimeout(() => void load().catch(() => undefined), 150);
+  });
+  watcher.on('error', () => undefined); // an unwatchable path: no live reload for it
+  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
 
   let sending = Promise.resolve();
   const api = async (path: string, body: unknown): Promise<unknown> => {
@@ -144,7 +157,9 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
     }
     if (path === '/api/preview') {
       try {
-        return { requests: await integration.preview(event) };
+        // The same gate as Send: an event deliver would skip shows its skip reason, not requests.
+        const p = await integration.previewEvent(event);
+        return p.status === 'skipped' ? { skipped: { reason: p.reason, message: p.message } } : { requests: p.requests };
       } catch (e) {
         if (e instanceof DeliveryError) return { notSent: { reason: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } };
         throw e;
@@ -188,7 +203,8 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
         version: state.version,
         specs: state.specs.map(specSummary),
         diagnostics: state.diagnostics.map((d) => ({ ...d, file: display(d.file) })),
-        examples: ex,
+        // A spec's own example record first; the bundled example for the vendor it is written for.
+        examples: { ...ex, records: [...state.records, ...ex.records] },
         emulator: emulator.url,
       });
     }
@@ -227,7 +243,7 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
     emulator,
     close: async () => {
       clearTimeout(reloading);
-      for (const w of watchers) w.close();
+      await watcher.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

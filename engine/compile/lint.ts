@@ -6,10 +6,12 @@
  *   - a URL whose literal host is outside `allowed_hosts` (the engine refuses it: host_not_allowed);
  *   - a bare name in a body that reads an event field Signal events do not have — almost always a
  *     constant written without quotes (`grant_type: client_credentials`);
- *   - `{...}` in a header value or URL that YAML read as a mapping instead of text (quote it).
+ *   - `{...}` in a header value, URL or method, or `{expr}` in a body or mapping, that YAML read as a
+ *     mapping instead of text (quote it).
  */
+import { isMap, isScalar, type Node } from 'yaml';
 import type { Diagnostic } from '../errors.js';
-import { diagnosticAt, type KeyPath, type SpecSource } from '../load/source.js';
+import { diagnosticAt, nodeAt, type KeyPath, type SpecSource } from '../load/source.js';
 import { hostAllowed, splitHostEntry } from '../policy/hosts.js';
 import type { IntegrationSpec, Mapping, RequestSpec } from '../spec/types.js';
 import { SPREAD_KEY } from './mapping.js';
@@ -58,6 +60,33 @@ export function yamlShapeHints(source: SpecSource): Diagnostic[] {
     hint([...path, 'url'], request.url);
     hint([...path, 'method'], request.method);
     if (isObject(request.headers)) for (const [name, v] of Object.entries(request.headers)) hint([...path, 'headers', name], v);
+  }
+  // In a body or mapping a nested mapping is legitimate; `{x}` — a flow mapping with a key and no value at
+  // all (not even `: null`) — is an expression YAML took for a mapping: it would send {"x": null}.
+  const flowKeysWithoutValue = (path: KeyPath, node: Node | null | undefined) => {
+    if (!isMap(node)) return;
+    if (node.flow && node.items.some((p) => p.value === null)) {
+      const written = node.items.map((p) => (isScalar(p.key) ? String(p.key.value) : '?') + (p.value === null ? '' : ': …')).join(', ');
+      const lone = node.items.length === 1 && isScalar(node.items[0]!.key) ? String(node.items[0]!.key.value) : undefined;
+      const fix = lone !== undefined ? `for the expression, quote it: ${JSON.stringify(lone)}` : `quote the value, e.g. "${`{${written}}`.replace(/"/g, '\\"')}"`;
+      out.push(diagnosticAt(source, path, `YAML read {${written}} as a mapping whose key has no value, not text: it would be sent as {${JSON.stringify(lone ?? written)}: null}; ${fix}`));
+      return;
+    }
+    for (const p of node.items) if (isScalar(p.key)) flowKeysWithoutValue([...path, String(p.key.value)], p.value as Node | null);
+  };
+  for (const path of mappingPaths(spec)) flowKeysWithoutValue(path, nodeAt(source, path));
+  return out;
+}
+
+/** Where a spec holds mappings (bodies, batch item and envelope, preset fields), for the paths that exist. */
+function mappingPaths(spec: Record<string, unknown>): KeyPath[] {
+  const out: KeyPath[] = requests(spec as Partial<IntegrationSpec>).map(({ path }) => [...path, 'body']);
+  const send = spec.send;
+  if (isObject(send) && isObject(send.batch)) out.push(['send', 'batch', 'item'], ['send', 'batch', 'body']);
+  if (isObject(spec.presets)) {
+    for (const [name, preset] of Object.entries(spec.presets)) {
+      if (isObject(preset) && isObject(preset.events)) for (const event of Object.keys(preset.events)) out.push(['presets', name, 'events', event, 'fields']);
+    }
   }
   return out;
 }
@@ -119,11 +148,15 @@ function couldBeAllowed(suffix: string, templated: boolean, allowed: readonly st
   });
 }
 
-/** After a successful compile: checks on the spec as the engine will run it. */
+/**
+ * Checks on the spec as the engine will run it. Run beside the schema and the compiler, so it reads a
+ * value of any shape: what is not where it belongs is the schema's to report.
+ */
 export function lintSpec(source: SpecSource): Diagnostic[] {
-  const spec = source.value as IntegrationSpec;
+  if (!isObject(source.value)) return [];
+  const spec = source.value as unknown as IntegrationSpec;
   const out: Diagnostic[] = [];
-  const allowed = spec.allowed_hosts ?? [];
+  const allowed = Array.isArray(spec.allowed_hosts) ? spec.allowed_hosts.filter((h): h is string => typeof h === 'string') : [];
   for (const { path, request } of requests(spec)) {
     const url = request.url;
     if (typeof url !== 'string' || url.startsWith('{')) continue; // the whole URL comes from an expression
@@ -149,9 +182,10 @@ export function lintSpec(source: SpecSource): Diagnostic[] {
   }
   // Bodies whose input is the event: a bare name reads a top-level event field.
   const eventBodies: { path: KeyPath; mapping: unknown }[] = [];
-  if (spec.send?.request?.body !== undefined) eventBodies.push({ path: ['send', 'request', 'body'], mapping: spec.send.request.body });
-  for (const [name, preset] of Object.entries(spec.presets ?? {})) {
-    for (const [event, e] of Object.entries(preset.events ?? {})) if (e?.fields) eventBodies.push({ path: ['presets', name, 'events', event, 'fields'], mapping: e.fields });
+  if (isObject(spec.send) && isObject(spec.send.request) && spec.send.request.body !== undefined) eventBodies.push({ path: ['send', 'request', 'body'], mapping: spec.send.request.body });
+  for (const [name, preset] of Object.entries(isObject(spec.presets) ? spec.presets : {})) {
+    if (!isObject(preset) || !isObject(preset.events)) continue;
+    for (const [event, e] of Object.entries(preset.events)) if (isObject(e) && e.fields) eventBodies.push({ path: ['presets', name, 'events', event, 'fields'], mapping: e.fields });
   }
   const visit = (path: KeyPath, m: Mapping | Mapping[string] | unknown) => {
     if (typeof m === 'string') {

@@ -186,6 +186,26 @@ function duplicateKeys(doc: Document.Parsed, lines: LineCounter, file: string): 
   return out;
 }
 
+/**
+ * Aliases inside the node they name (`z: &z [ *z ]`): a circular value no JSON (and no request body) can
+ * hold. Found on the document, before its value is built, each at the alias.
+ */
+function circularAliases(doc: Document.Parsed, lines: LineCounter, file: string): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  visit(doc, {
+    Alias(_key, alias) {
+      const target = alias.resolve(doc);
+      const [start, end] = target?.range ?? [0, 0];
+      const at = alias.range?.[0] ?? 0;
+      if (target && at >= start && at < end) {
+        const { line, col } = lines.linePos(at);
+        out.push({ file, line, col, path: '', message: `YAML: alias *${alias.source} is inside the node &${alias.source} it names: a circular value, which a spec cannot hold` });
+      }
+    },
+  });
+  return out;
+}
+
 export interface ParseOptions {
   /** The spec root: `extends` may only reach files inside it. Default: the folder of `file`. */
   root?: string;
@@ -210,7 +230,7 @@ export function parseSource(file: string, text: string, opts: ParseOptions = {})
       const pos = err.linePos?.[0] ?? { line: 1, col: 1 };
       diagnostics.push({ file, line: pos.line, col: pos.col, path: '', message: `YAML: ${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}` });
     }
-    const duplicates = doc.errors.length ? [] : duplicateKeys(doc, lines, file);
+    const duplicates = doc.errors.length ? [] : [...duplicateKeys(doc, lines, file), ...circularAliases(doc, lines, file)];
     diagnostics.push(...duplicates);
     value = doc.errors.length || duplicates.length ? undefined : yamlValue(doc);
     source = { file, text, doc, lines, value, parents: [] };
@@ -236,7 +256,12 @@ export function parseSource(file: string, text: string, opts: ParseOptions = {})
       const parent = parseSource(parentFile, parentText, { root, seen: [file, ...seen] });
       diagnostics.push(...parent.diagnostics);
       const { extends: _ignored, ...own } = value;
-      value = parent.source.value === undefined ? undefined : mergePatch(parent.source.value, own);
+      const inherited = parent.source.value;
+      // A spec inherits keys: a parent that is not a mapping (a scalar, a list, an empty file) has none to give.
+      if (inherited !== undefined && !isObject(inherited)) {
+        here(`extends names ${parentFile}, whose content is ${inherited === null ? 'empty' : Array.isArray(inherited) ? 'a list' : `a ${typeof inherited}`}, not a mapping of spec keys`);
+      }
+      value = inherited === undefined || !isObject(inherited) ? undefined : mergePatch(inherited, own);
       source.parents = [parent.source, ...parent.source.parents];
     } else value = undefined;
     source.value = value;
@@ -311,6 +336,15 @@ function walk(source: Layer, path: KeyPath): { node: Node | null; key: Node | nu
   return { node: (node as Node) ?? null, key, complete: true };
 }
 
+
+/** The YAML node at a key path, in the nearest layer (this spec or one it extends) that has it. */
+export function nodeAt(source: SpecSource, path: KeyPath): Node | undefined {
+  for (const layer of [source, ...source.parents]) {
+    const w = walk(layer, path);
+    if (w.complete) return w.node ?? undefined;
+  }
+  return undefined;
+}
 
 /**
  * Map an offset inside a scalar's value to the file: skip the opening quote and count each escape

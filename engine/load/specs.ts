@@ -23,26 +23,37 @@ export function checkSource(source: SpecSource, parseDiagnostics: Diagnostic[]):
     const known = compileSpec(source, { knownValid: true });
     if (known.spec) return known;
   }
-  // Text that YAML read as a mapping: say so (and what to write) instead of the schema's "must be string".
+  // Everything in one pass: text that YAML read as a mapping (said so, with what to write, instead of the
+  // schema's "must be string"), the schema, the compiler (references, expressions) and the lint (hosts,
+  // bare names), so that fixing one kind of problem never reveals another.
   const hints = yamlShapeHints(source);
   const hinted = new Set(hints.map((d) => `${d.file}:${d.line}:${d.col}`));
   const shape = [...hints, ...validateSpecShape(source).filter((d) => !hinted.has(`${d.file}:${d.line}:${d.col}`))];
-  if (!shape.length) {
-    const compiled = compileSpec(source);
-    if (!compiled.spec) return compiled;
-    const lint = lintSpec(source);
-    return lint.length ? { diagnostics: lint } : compiled;
-  }
-  // The shape is wrong somewhere, but the expressions elsewhere may be wrong too: report those as well,
-  // as far as the compiler gets on a shape it cannot trust (it may stop early; the schema errors stand).
-  let more: Diagnostic[] = [];
+  let compiled: { spec?: CompiledSpec; diagnostics: Diagnostic[] };
   try {
-    more = compileSpec(source).diagnostics;
-  } catch {
-    more = [];
+    compiled = compileSpec(source);
+  } catch (e) {
+    // On a shape the schema refused, the compiler may stop early: the schema errors stand.
+    if (!shape.length) throw e;
+    compiled = { diagnostics: [] };
   }
-  const at = new Set(shape.map((d) => `${d.line}:${d.col}`));
-  return { diagnostics: [...shape, ...more.filter((d) => !at.has(`${d.line}:${d.col}`))].sort((a, b) => a.line - b.line || a.col - b.col) };
+  let lint: Diagnostic[];
+  try {
+    lint = lintSpec(source);
+  } catch (e) {
+    // Likewise: the lint reads any shape, but where the schema already objected its findings may wait.
+    if (!shape.length) throw e;
+    lint = [];
+  }
+  if (!shape.length && compiled.spec && !lint.length) return compiled;
+  // One report per place: the compiler's where the schema said nothing, the lint's where neither did.
+  const place = (d: Diagnostic) => `${d.file}:${d.line}:${d.col}`;
+  const diagnostics = [...shape];
+  const taken = new Set(shape.map(place));
+  diagnostics.push(...compiled.diagnostics.filter((d) => !taken.has(place(d))));
+  for (const d of compiled.diagnostics) taken.add(place(d));
+  diagnostics.push(...lint.filter((d) => !taken.has(place(d))));
+  return { diagnostics: shape.length ? diagnostics.sort((a, b) => a.line - b.line || a.col - b.col) : diagnostics };
 }
 
 /** Check one spec given as text (editors, tests). */

@@ -4,8 +4,8 @@
  * secrets and tokens redacted and sends nothing. Specs that declare a batch send many events per
  * request; each event still gets its own outcome, partial failures included.
  *
- * This class is the façade: it gates each event (enabled, forwarded, consent) and hands it to the stage
- * modules — auth-chain.ts, send.ts, batch-send.ts, preview.ts — which share one IntegrationContext.
+ * This class is the façade: it gates each event (enabled, forwarded, consent: gate.ts, shared with preview)
+ * and hands it to the stage modules — auth-chain.ts, send.ts, batch-send.ts, preview.ts — which share one IntegrationContext.
  */
 import { REASONS } from '../errors.js';
 import type { CompiledSpec } from '../compile/spec.js';
@@ -16,12 +16,13 @@ import { IntegrationContext, type Config, type IntegrationDeps, type Result } fr
 import type { BuiltBody } from './body.js';
 import { eventIdOf, eventNameOf, eventProblems, type SignalEvent } from './event.js';
 import type { Outcome, OutcomeDetail } from './outcome.js';
-import { previewRequests, type PreviewRequest } from './preview.js';
+import { skipOf } from './gate.js';
+import { previewEvent, type Preview, type PreviewRequest } from './preview.js';
 import { sendOne } from './send.js';
 import { credentialScopeFingerprint } from '../policy/credential-scope.js';
 
 export { applyEndpoint } from './requests.js';
-export type { PreviewRequest } from './preview.js';
+export type { Preview, PreviewRequest } from './preview.js';
 export type { IntegrationDeps } from './context.js';
 
 export interface DeliverOptions {
@@ -145,12 +146,8 @@ export class Integration {
     if (problems.length) return { status: 'failed', reason: REASONS.invalidEvent, message: problems.join('; '), retryable: false, attempts: 0 };
     const event = raw as SignalEvent;
     const checked = this.ctx.checked;
-    if (!checked.record.enabled) return { status: 'skipped', reason: REASONS.disabled, message: 'the integration is disabled', attempts: 0 };
-    if (checked.forwarded && !checked.forwarded.has(event.event)) {
-      return { status: 'skipped', reason: REASONS.notForwarded, message: `'${event.event}' is not an event this integration forwards`, attempts: 0 };
-    }
-    const missing = checked.consent.length ? checked.consent.filter((c) => event.consent?.[c] !== true) : checked.consent;
-    if (missing.length) return { status: 'skipped', reason: REASONS.consent, message: `consent not granted for: ${missing.join(', ')}`, attempts: 0 };
+    const skip = skipOf(checked, event);
+    if (skip) return skip;
 
     const config = checked.record.config;
     const built = this.ctx.buildBody(event, config);
@@ -173,9 +170,23 @@ export class Integration {
     await this.batch?.flush();
   }
 
-  /** The exact requests `deliver` would send for this event, secrets and tokens redacted; sends nothing. */
-  preview(raw: unknown): Promise<PreviewRequest[]> {
-    return previewRequests(this.ctx, raw);
+  /**
+   * The exact requests `deliver` would send for this event, secrets and tokens redacted; sends nothing.
+   * An event `deliver` would skip (integration disabled, event not forwarded, consent missing) sends
+   * nothing: `[]`; `previewEvent` says why.
+   */
+  async preview(raw: unknown): Promise<PreviewRequest[]> {
+    const p = await previewEvent(this.ctx, raw);
+    return p.status === 'skipped' ? [] : p.requests;
+  }
+
+  /**
+   * What `deliver` would do with this event, decided by the same checks: `{status: 'skipped', reason,
+   * message}` or `{status: 'would_send', requests}` (redacted). Throws a DeliveryError, as `preview` does,
+   * for an event that would fail before anything is sent (invalid event, check failed, host refused).
+   */
+  previewEvent(raw: unknown): Promise<Preview> {
+    return previewEvent(this.ctx, raw);
   }
 
   /** Deliver many events; outcomes come back in input order. A batching integration fills whole batches. */

@@ -1,9 +1,13 @@
-/** Preview: the exact requests `deliver` would send for one event, secrets and tokens redacted; sends nothing. */
+/**
+ * Preview: what `deliver` would do with one event — skip it (the same gate, gate.ts) or send these exact
+ * requests, secrets and tokens redacted; sends nothing.
+ */
 import { DeliveryError, REASONS } from '../errors.js';
 import { evaluateMapping } from '../compile/mapping.js';
 import { REDACTED } from '../policy/redact.js';
 import type { AuthResults, Config, IntegrationContext } from './context.js';
 import { eventProblems, type SignalEvent } from './event.js';
+import { skipOf, type Skip } from './gate.js';
 import type { WireRequest } from './http.js';
 import { applyClientAuth, checkHost, renderRequest, value } from './requests.js';
 
@@ -16,10 +20,19 @@ export interface PreviewRequest {
   body: string | null;
 }
 
-export async function previewRequests(ctx: IntegrationContext, raw: unknown): Promise<PreviewRequest[]> {
+/** Skipped as `deliver` would skip it (reason and message as its outcome has them), or the requests it would send. */
+export type Preview = Omit<Skip, 'attempts'> | { status: 'would_send'; requests: PreviewRequest[] };
+
+export async function previewEvent(ctx: IntegrationContext, raw: unknown): Promise<Preview> {
   const problems = eventProblems(raw);
   if (problems.length) throw new DeliveryError(REASONS.invalidEvent, problems.join('; '));
   const event = raw as SignalEvent;
+  const skip = skipOf(ctx.checked, event);
+  if (skip) return { status: 'skipped', reason: skip.reason, message: skip.message };
+  return { status: 'would_send', requests: await previewRequests(ctx, event) };
+}
+
+async function previewRequests(ctx: IntegrationContext, event: SignalEvent): Promise<PreviewRequest[]> {
   const spec = ctx.spec;
   const config: Config = { ...ctx.config };
   for (const f of spec.secretFields) if (config[f] !== undefined) config[f] = REDACTED;

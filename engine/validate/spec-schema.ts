@@ -69,10 +69,7 @@ export function schemaDiagnostics(source: SpecSource, errors: ErrorObject[]): Di
       const missing = String((e.params as { missingProperty: string }).missingProperty);
       d = diagnosticAt(source, path, `missing required key '${missing}'`, { at: 'key' });
     } else if (e.keyword === 'anyOf' || e.keyword === 'oneOf') {
-      // Name what would fit: the allowed values of an enum branch, if a branch has one.
-      const allowed = errors.find((b) => b.instancePath === e.instancePath && b.keyword === 'enum' && b.schemaPath.startsWith(e.schemaPath.replace(/\/(anyOf|oneOf)$/, '')));
-      const detail = allowed ? `must be one of ${(allowed.params as { allowedValues: unknown[] }).allowedValues.join(', ')}, or what the schema description of this key says` : `${e.message ?? 'is invalid'}: see the schema description of this key`;
-      d = diagnosticAt(source, path, detail);
+      d = diagnosticAt(source, path, unionMessage(e, errors));
     } else {
       const detail = e.keyword === 'enum' ? ` (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : '';
       d = diagnosticAt(source, path, `${e.message ?? 'is invalid'}${detail}`);
@@ -84,6 +81,58 @@ export function schemaDiagnostics(source: SpecSource, errors: ErrorObject[]): Di
     }
   }
   return out;
+}
+
+type Schema = { [k: string]: unknown };
+let rootSchema: Schema | undefined;
+
+/** A noun phrase for what a schema accepts, read from the schema itself (no wording per key). */
+export function describeSchema(schema: unknown, root: Schema = (rootSchema ??= JSON.parse(specSchemaText()) as Schema), depth = 0): string {
+  if (typeof schema !== 'object' || schema === null) return 'anything';
+  let s = schema as Schema;
+  if (typeof s.$ref === 'string' && s.$ref.startsWith('#/')) {
+    let target: unknown = root;
+    for (const seg of pointerToPath(s.$ref.slice(1))) target = (target as Record<string | number, unknown> | undefined)?.[seg];
+    s = (target as Schema | undefined) ?? {};
+  }
+  if (depth > 3) return typeof s.title === 'string' ? `a ${s.title.toLowerCase()}` : 'a value';
+  const union = (s.anyOf ?? s.oneOf) as unknown[] | undefined;
+  if (Array.isArray(union)) return union.map((b) => describeSchema(b, root, depth + 1)).join(' or ');
+  if (Array.isArray(s.enum)) return `one of ${s.enum.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')}`;
+  if ('const' in s) return JSON.stringify(s.const);
+  const titled = (what: string) => (typeof s.title === 'string' ? `${/^[aeiou]/i.test(s.title) ? 'an' : 'a'} ${s.title.toLowerCase()} (${what})` : what);
+  const range = (lo: unknown, hi: unknown) => (lo !== undefined && hi !== undefined ? ` from ${String(lo)} to ${String(hi)}` : lo !== undefined ? ` of at least ${String(lo)}` : hi !== undefined ? ` of at most ${String(hi)}` : '');
+  switch (s.type) {
+    case 'array':
+      return `a list of ${describeSchema(s.items, root, depth + 1)}${typeof s.minItems === 'number' && s.minItems > 0 ? ` (at least ${s.minItems})` : ''}`;
+    case 'integer':
+      return `an integer${range(s.minimum, s.maximum)}`;
+    case 'number':
+      return `a number${range(s.minimum, s.maximum)}`;
+    case 'string':
+      return typeof s.pattern === 'string' ? `text matching ${s.pattern}` : titled('text');
+    case 'object':
+      return titled('a mapping');
+    case 'boolean':
+      return 'true or false';
+    case 'null':
+      return 'null';
+    default:
+      return typeof s.title === 'string' ? `a ${s.title.toLowerCase()}` : 'a value';
+  }
+}
+
+/**
+ * What an anyOf/oneOf expected, from ajv's own error objects: each branch of the union (its schema, which
+ * verbose errors carry) described, the value given, and — where a branch took the value's type but a
+ * limit refused it (`maximum`, `pattern`, `enum`) — why that branch did not fit.
+ */
+function unionMessage(e: ErrorObject, errors: ErrorObject[]): string {
+  const expected = Array.isArray(e.schema) ? e.schema.map((b) => describeSchema(b)).join(', or ') : describeSchema(e.parentSchema);
+  const data = (e as { data?: unknown }).data;
+  const got = data === null || ['string', 'number', 'boolean'].includes(typeof data) ? `; got ${typeof data === 'string' ? data : JSON.stringify(data)}` : Array.isArray(data) ? '; got a list' : typeof data === 'object' ? '; got a mapping' : '';
+  const near = errors.find((b) => b.instancePath === e.instancePath && b.schemaPath.startsWith(`${e.schemaPath}/`) && !['type', 'anyOf', 'oneOf', 'enum', '$ref'].includes(b.keyword));
+  return `must be ${expected}${got}${near ? ` (${near.message ?? 'invalid'})` : ''}`;
 }
 
 export function validateSpecShape(source: SpecSource): Diagnostic[] {
