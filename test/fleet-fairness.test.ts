@@ -12,6 +12,9 @@ import { createRedisQueue, Engine, startWorker, type FleetOutcome, type RedisQue
 import { CLOSED, circuitAfter, circuitAllows, isOutage } from '../engine/policy/circuit.js';
 import { leadSubmitted, referenceRecord } from './helpers/fixtures.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
+import { until as untilEvery } from './helpers/fleet.js';
+
+const until = <T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> => untilEvery(what, ms, probe, 50);
 
 let redis: RedisServer;
 let emu: Emulator;
@@ -69,16 +72,6 @@ const events = (prefix: string, n: number) =>
     e.properties = { ...e.properties, email: `${prefix}${i}@example.com` };
     return e;
   });
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('fair and bounded: many integrations on one worker', () => {
   it('a hanging vendor holds only its own share; the healthy integration keeps flowing; leases only for what can be sent', { timeout: 60_000 }, async () => {

@@ -5,7 +5,7 @@
  * ioredis accepts is never printed.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -14,10 +14,12 @@ import { startMarketingCloudEmulator, type Emulator } from '../emulator/marketin
 import { leadSubmitted, referenceRecord } from './helpers/fixtures.js';
 import { MAIN, runCli, startCli } from './helpers/cli-process.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
+import { until, writeIn } from './helpers/fleet.js';
 
 let redis: RedisServer;
 let emu: Emulator;
 let dir: string;
+const file = (name: string, content: unknown): string => writeIn(dir, name, content);
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -32,24 +34,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function file(name: string, content: string): string {
-  const p = join(dir, name);
-  writeFileSync(p, content);
-  return p;
-}
-
 function events(prefix: string, n: number): string {
   return Array.from({ length: n }, (_, i) => JSON.stringify({ ...leadSubmitted(), event_id: `${prefix}_${i}` })).join('\n') + '\n';
-}
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Freeze the test's Redis for the length of `body`; it is resumed whatever happens. */

@@ -3,7 +3,7 @@
  * drain while deliveries wait on a slow token hands them back at once (flagged) instead of leaving them
  * in flight, and a Redis freeze does not make a worker report leases lost that were not.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -13,10 +13,12 @@ import { startWorker, type QueueStatus } from '../engine/index.js';
 import { leadSubmitted, referenceRecord, type Json } from './helpers/fixtures.js';
 import { runCli, startCli } from './helpers/cli-process.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
+import { until, writeIn } from './helpers/fleet.js';
 
 let redis: RedisServer;
 let emu: Emulator;
 let dir: string;
+const file = (name: string, content: unknown): string => writeIn(dir, name, content);
 let admin: Redis;
 
 beforeAll(async () => {
@@ -37,12 +39,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function file(name: string, content: unknown): string {
-  const p = join(dir, name);
-  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
-  return p;
-}
-
 const events = (prefix: string, n: number) =>
   Array.from({ length: n }, (_, i) => JSON.stringify({ ...leadSubmitted(), event_id: `${prefix}_${i}`, properties: { ...leadSubmitted().properties, email: `${prefix}${i}@example.com` } })).join('\n') + '\n';
 
@@ -50,16 +46,6 @@ async function status(recordFile: string): Promise<QueueStatus> {
   const r = await runCli(['status', '--redis', redis.url, '--integration', recordFile, '--json']);
   expect(r.code, r.err).toBe(0);
   return Object.values(JSON.parse(r.out) as Record<string, QueueStatus>)[0]!;
-}
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function enqueue(recordFile: string, text: string): Promise<void> {

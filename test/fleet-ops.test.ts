@@ -4,20 +4,17 @@
  * over workers equals `status`), counters initialised at zero, build info, process metrics under
  * prom-client's default names.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../cli/run.js';
 import { startMarketingCloudEmulator, type Emulator } from '../emulator/marketing-cloud.js';
 import type { QueueStatus } from '../engine/index.js';
-import { leadSubmitted, referenceRecord } from './helpers/fixtures.js';
+import { referenceRecord } from './helpers/fixtures.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
+import { cli, leadEvents, spawnWorker as spawnWorkerIn, until, writeIn } from './helpers/fleet.js';
 
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 let redis: RedisServer;
 let emu: Emulator;
 let dir: string;
@@ -40,56 +37,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  return { code: await run(args, { stdout, stderr }), out, err };
-}
-
-function file(name: string, content: unknown): string {
-  const p = join(dir, name);
-  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
-  return p;
-}
-
-const events = (prefix: string, n: number) =>
-  file(
-    `${prefix}.ndjson`,
-    Array.from({ length: n }, (_, i) => {
-      const e = leadSubmitted();
-      e.event_id = `${prefix}_${i}`;
-      e.properties = { ...e.properties, email: i % 5 === 4 ? undefined : `${prefix}${i}@example.com` };
-      return JSON.stringify(e);
-    }).join('\n') + '\n',
-  );
-
-function spawnWorker(args: string[]): { child: ChildProcess; exited: Promise<number | null>; metricsUrl: Promise<string>; stderr: () => string } {
-  const child = spawn(process.execPath, [CLI, 'worker', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(child);
-  let err = '';
-  let found: (url: string) => void;
-  const metricsUrl = new Promise<string>((r) => (found = r));
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-    const m = /"metrics":"([^"]+)"/.exec(err);
-    if (m) found(m[1]!);
-  });
-  return { child, exited: new Promise((r) => child.once('exit', (code) => r(code))), metricsUrl, stderr: () => err };
-}
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const file = (name: string, content: unknown): string => writeIn(dir, name, content);
+/** Every fifth event has no e-mail: refused by the spec's check, dead-lettered at once. */
+const events = (prefix: string, n: number): string => file(`${prefix}.ndjson`, leadEvents(prefix, n, (i) => (i % 5 === 4 ? undefined : `${prefix}${i}@example.com`)));
+const spawnWorker = (args: string[]) => spawnWorkerIn(args, children);
 
 /** Sum of a metric's samples whose labels include `labels`. */
 function sum(text: string, name: string, labels: Record<string, string> = {}): number {

@@ -5,21 +5,18 @@
  * keeps its queue; a missed notification is caught by reconciliation; records are sealed at rest with
  * SIGNAL_STORE_KEY and never listed with a secret.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../cli/run.js';
 import { startMarketingCloudEmulator, type Emulator } from '../emulator/marketing-cloud.js';
 import { recordVersion, type QueueStatus } from '../engine/index.js';
-import { leadSubmitted, referenceRecord } from './helpers/fixtures.js';
+import { referenceRecord } from './helpers/fixtures.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
+import { cli, leadEvents, spawnWorker as spawnWorkerIn, until, writeIn } from './helpers/fleet.js';
 
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const STORE_KEY = 'a'.repeat(64);
 
 let redis: RedisServer;
@@ -46,42 +43,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  try {
-    const code = await run(args, { stdout, stderr });
-    return { code, out, err };
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
-}
-
-function file(name: string, content: unknown): string {
-  const p = join(dir, name);
-  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
-  return p;
-}
-
-const events = (prefix: string, n: number) =>
-  file(
-    `${prefix}.ndjson`,
-    Array.from({ length: n }, (_, i) => {
-      const e = leadSubmitted();
-      e.event_id = `${prefix}_${i}`;
-      e.properties = { ...e.properties, email: `${prefix}${i}@example.com` };
-      return JSON.stringify(e);
-    }).join('\n') + '\n',
-  );
+const file = (name: string, content: unknown): string => writeIn(dir, name, content);
+const events = (prefix: string, n: number): string => file(`${prefix}.ndjson`, leadEvents(prefix, n));
+const spawnWorker = (args: string[]) => spawnWorkerIn(args, children);
 
 const record = (id: string, over: Record<string, unknown> = {}) => ({ ...referenceRecord(), id, name: `Journey ${id}`, ...over });
 
@@ -89,30 +53,6 @@ async function status(id: string, prefix: string): Promise<QueueStatus> {
   const r = await cli(['status', '--redis', redis.url, '--key-prefix', prefix, '--json']);
   expect(r.code, r.err).toBe(0);
   return (JSON.parse(r.out) as Record<string, QueueStatus>)[id] ?? ({ delivered: 0, waiting: 0 } as QueueStatus);
-}
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function spawnWorker(args: string[], env: Record<string, string> = {}): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string; ready: Promise<void> } {
-  const child = spawn(process.execPath, [CLI, 'worker', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
-  children.push(child);
-  let err = '';
-  let started: () => void;
-  const ready = new Promise<void>((r) => (started = r));
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-    if (err.includes('"consuming"')) started();
-  });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, exited, stderr: () => err, ready };
 }
 
 describe('records put | list | rm', () => {

@@ -4,17 +4,16 @@
  * enqueued for (same id and credential scope), fleet commands refuse records without an id, and every key
  * lives under the customer's key prefix.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { run } from '../cli/run.js';
 import { startMarketingCloudEmulator, type Emulator } from '../emulator/marketing-cloud.js';
 import { Engine, startWorker, type FleetOutcome, type QueueStatus } from '../engine/index.js';
-import { leadSubmitted, referenceRecord } from './helpers/fixtures.js';
+import { referenceRecord } from './helpers/fixtures.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
+import { cli, leadEvents, until, writeIn } from './helpers/fleet.js';
 
 let redis: RedisServer;
 let emu: Emulator;
@@ -37,45 +36,13 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await run(args, { stdout, stderr });
-  return { code, out, err };
-}
-
-function file(name: string, content: unknown): string {
-  const p = join(dir, name);
-  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
-  return p;
-}
-
-const events = (prefix: string, n: number) =>
-  Array.from({ length: n }, (_, i) => {
-    const e = leadSubmitted();
-    e.event_id = `${prefix}_${i}`;
-    e.properties = { ...e.properties, email: `${prefix}${i}@example.com` };
-    return JSON.stringify(e);
-  }).join('\n') + '\n';
+const file = (name: string, content: unknown): string => writeIn(dir, name, content);
+const events = leadEvents;
 
 async function status(recordFile: string, prefix = 'signal:'): Promise<QueueStatus & { name: string | null }> {
   const r = await cli(['status', '--redis', redis.url, '--key-prefix', prefix, '--integration', recordFile, '--json']);
   expect(r.code, r.err).toBe(0);
   return Object.values(JSON.parse(r.out) as Record<string, QueueStatus & { name: string | null }>)[0]!;
-}
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Tenant A's record, and a record of another tenant (other source, other account, other client). */
