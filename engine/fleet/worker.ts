@@ -19,6 +19,7 @@ import { Wake } from '../run/wake.js';
 import { circuitAfter, circuitAllows, CLOSED, DEFAULT_CIRCUIT_POLICY, isOutage, type CircuitPolicy, type CircuitState } from '../policy/circuit.js';
 import type { RecordRegistry } from './registry.js';
 import { eventIdOf } from '../run/event.js';
+import type { FleetTracer } from './trace.js';
 
 export type Disposition = 'delivered' | 'skipped' | 'retry_scheduled' | 'dead_lettered';
 
@@ -76,6 +77,8 @@ export interface StartWorkerOptions {
   /** Longest wait between looks at which queues have work, when no wake-up message arrives. Default 1 s. */
   pollMs?: number;
   onOutcome?: (outcome: FleetOutcome) => void;
+  /** Record every attempt's trace here (fleet/trace.ts `createTraceStore`); off when absent. Not closed by the worker. */
+  trace?: FleetTracer;
   logger?: WorkerLogger;
 }
 
@@ -313,7 +316,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
               attempts: 0,
               duration_ms: 0,
             }
-          : await lane.integration.deliver(m.event, { signal: abandon.signal });
+          : await lane.integration.deliver(m.event, opts.trace ? { signal: abandon.signal, trace: opts.trace.begin(lane.name, m.job_id, n) } : { signal: abandon.signal });
     if (abandon.signal.aborted && outcome.reason === REASONS.interrupted) {
       // Aborted mid-request: the request may be at the vendor already (as `deliver` flags its abandoned lines).
       await handBack(lane, lease, true);
@@ -368,6 +371,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
     if (ok === undefined) return;
     counts[disposition]++;
     if (disposition === 'dead_lettered') log.warn({ integration: lane.name, job_id: m.job_id, event_id: fo.event_id, reason: fo.reason, attempt: n }, 'dead-lettered');
+    opts.trace?.settled(fo);
     try {
       opts.onOutcome?.(fo);
     } catch (e) {
