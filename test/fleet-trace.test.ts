@@ -201,3 +201,33 @@ describe('tap', () => {
     expect(all.out() + all.err() + failed.out()).not.toContain(secret);
   });
 });
+
+describe('deliver --trace', () => {
+  it('writes one redacted trace per event as NDJSON', async () => {
+    const { run } = await import('../cli/run.js');
+    const { PassThrough } = await import('node:stream');
+    const { readFileSync } = await import('node:fs');
+    const emu = await startMarketingCloudEmulator({ event_definition_keys: ['some_other_journey'] });
+    emus.push(emu);
+    const recordFile = file('deliver-trace.json', JSON.stringify({ ...referenceRecord(), retry: { max_attempts: 1 } }));
+    const out = join(dir, 'traces.ndjson');
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let printed = '';
+    stdout.on('data', (d: Buffer) => (printed += d.toString()));
+    stderr.on('data', (d: Buffer) => (printed += d.toString()));
+    const code = await run(['deliver', '--integration', recordFile, '--events', file('deliver-trace.ndjson', events(['evt_dt_1', 'evt_dt_2'])), '--endpoint', emu.url, '--trace', out], { stdout, stderr });
+    expect(code).toBe(1);
+    const text = readFileSync(out, 'utf8');
+    const lines = text.trim().split('\n').map((l) => JSON.parse(l) as { line: number; integration_id: string; trace: StoredTrace['trace'] });
+    expect(lines.map((l) => l.line).sort()).toEqual([1, 2]);
+    for (const l of lines) {
+      expect(l.integration_id).toBe('int_welcome_journey');
+      expect(l.trace.requests.map((r) => r.stage)).toContain('send');
+      expect(l.trace.attempts.at(-1)).toMatchObject({ stage: 'send', status: 400 });
+      expect(l.trace.outcome.hint).toContain('event_definition_key');
+    }
+    const token = (JSON.parse(emu.tokenRequests()[0]!.response_body) as { access_token: string }).access_token;
+    for (const s of [String(referenceRecord().config.client_secret), token]) expect(text + printed).not.toContain(s);
+  });
+});
