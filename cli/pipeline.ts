@@ -4,6 +4,7 @@
  * interruption stop reading, give in-flight deliveries a short grace period, then abort the rest. Every
  * line read ends as one outcome, so the counts always add up to the lines read.
  */
+import type { EventTrace } from '../engine/run/trace.js';
 import type { Readable } from 'node:stream';
 import { DEFAULT_MAX_DEPTH, isBlankLine, parseEventLine, parseJsonSafely, REASONS, type Integration, type Outcome, type SignalEvent } from '../engine/index.js';
 import { readLines, type RawLine } from './ndjson.js';
@@ -64,6 +65,8 @@ export interface PipelineOptions {
   maybeSentBefore?: (line: number) => boolean;
   /** Called (synchronously) just before a line's delivery starts. */
   beforeStart?: (line: number) => void;
+  /** Trace every delivery (engine/run/trace.ts) and hand each trace here with its line (`deliver --trace`). */
+  trace?: (line: number, trace: EventTrace) => void;
 }
 
 export interface PipelineResult {
@@ -209,7 +212,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     opts.beforeStart?.(item.line);
     inflight.add(item);
     integration
-      .deliver(item.event, { signal: abandon.signal })
+      .deliver(item.event, opts.trace ? { signal: abandon.signal, trace: (t) => opts.trace!(item.line, t) } : { signal: abandon.signal })
       .catch((e: unknown): Outcome => ({
         // deliver() resolves for every per-event problem; this only guards against an engine bug.
         event_id: null,

@@ -73,6 +73,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Register> 
   status: { summary: 'per integration: waiting, in flight, scheduled retries, delivered, failed, dead-lettered', load: async () => (await import('./commands/queue-admin.js')).registerStatus },
   'dead-letters': { summary: "print an integration's dead letters as NDJSON", load: async () => (await import('./commands/queue-admin.js')).registerDeadLetters },
   replay: { summary: "move an integration's dead letters back into its queue", load: async () => (await import('./commands/queue-admin.js')).registerReplay },
+  trace: { summary: "every recorded attempt of one event (worker --trace): input, redacted requests, answers, outcome", load: async () => (await import('./commands/trace.js')).registerTrace },
+  tap: { summary: 'follow outcomes live as every worker settles them, until Ctrl-C', load: async () => (await import('./commands/tap.js')).registerTap },
   records: { summary: 'put, list or remove integration records in the registry workers follow', load: async () => (await import('./commands/records.js')).registerRecords },
 };
 

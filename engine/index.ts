@@ -20,5 +20,7 @@ export type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, AttemptSummary, Se
 export { credentialScopeFingerprint } from './policy/credential-scope.js';
 export { createRecordRegistry, recordVersion, type RecordRegistry, type RecordRegistryOptions, type RegistryEntry } from './fleet/registry.js';
 export { DEFAULT_CIRCUIT_POLICY, type CircuitPolicy } from './policy/circuit.js';
+export { createTraceStore, TraceStore, traceEventKey, DEFAULT_TRACE_TTL_S, DEFAULT_TRACE_MAX_EVENTS, type StoredTrace, type FleetTracer, type TraceStoreOptions } from './fleet/trace.js';
+export { TRACE_BODY_MAX, type EventTrace, type TraceAttempt, type TraceRequest, type TraceSink } from './run/trace.js';
 export { createFleetMetrics, type FleetMetrics, type FleetMetricsOptions } from './fleet/metrics.js';
 export { DEFAULT_QUEUE_RETRY_POLICY, decideAfterAttempt, queueBackoff, type QueueRetryPolicy, type QueueDecision } from './policy/queue-retry.js';

@@ -5,6 +5,8 @@
  * `interrupted`, exit 130. A dead-letter or checkpoint write error stops reading the same way, exit 2.
  * `--checkpoint FILE` records where the run stands, so the same command resumes after a kill -9.
  */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import type { EventTrace } from '../../engine/run/trace.js';
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Option, type Command } from 'commander';
@@ -40,6 +42,7 @@ interface DeliverOptions {
   checkpoint?: string;
   fromLine?: number;
   summaryJson?: string;
+  trace?: string;
 }
 
 export function registerDeliver(program: Command, ctx: Context): void {
@@ -52,6 +55,7 @@ export function registerDeliver(program: Command, ctx: Context): void {
     .option('--concurrency <n>', 'requests in flight at once (above 128, the connection pool is raised to match)', integerOption(1, 1024), DEFAULT_CONCURRENCY)
     .option('--json', 'print one JSON outcome per line instead of text')
     .option('--dead-letter <file>', 'append every failed line to this NDJSON file (feed it back with --events to retry)')
+    .option('--trace <file>', "write every delivery's trace (input, redacted requests, HTTP attempts, answers, outcome) to this NDJSON file")
     .option('--summary-json <file>', 'also write the run summary as JSON to this file (with --json it always ends stderr)')
     .addOption(
       new Option('--max-line-bytes <n>', 'longest accepted input line; longer lines fail as invalid_event')
@@ -180,6 +184,8 @@ export async function deliverStream(
     observe?: (r: LineResult) => void;
     /** Write the summary as JSON here too (`--summary-json`). */
     summaryJsonFile?: string;
+    /** Each delivery's trace, one JSON line per event (`--trace`). */
+    trace?: (line: number, trace: EventTrace) => void;
   },
 ): Promise<DeliveryRun> {
   const idLabel = responseIdLabel(p.integration);
@@ -251,6 +257,7 @@ export async function deliverStream(
     stop,
     ...(p.hurry ? { hurry: p.hurry } : {}),
     graceMs: p.graceMs,
+    ...(p.trace ? { trace: p.trace } : {}),
     ...(cp
       ? {
           pass: (line: number) => cp.passes(line),
@@ -369,6 +376,7 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
   }
   let source: Readable | undefined;
   let deadLetter: DeadLetterFile | undefined;
+  let traceFile: WriteStream | undefined;
   const stop = new AbortController();
   const hurry = new AbortController();
   const graceMs = Math.round(opts.shutdownTimeout * 1000);
@@ -383,6 +391,10 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
     const input = await openEvents(io, opts.events);
     source = input.source;
     if (opts.deadLetter !== undefined) deadLetter = DeadLetterFile.open(io, opts.deadLetter, input.ino);
+    if (opts.trace !== undefined) {
+      traceFile = createWriteStream(resolvePath(io, opts.trace));
+      traceFile.on('error', (e) => io.stderr.write(safe(`error: writing traces to ${opts.trace}: ${e.message}`) + '\n'));
+    }
     const checkpoint =
       opts.checkpoint !== undefined
         ? Checkpoint.open(io, opts.checkpoint, { events: input.abs ?? 'stdin', integration: integration.name }, opts.fromLine, [
@@ -432,6 +444,7 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
       hurry: hurry.signal,
       graceMs,
       ...(opts.summaryJson !== undefined ? { summaryJsonFile: opts.summaryJson } : {}),
+      ...(traceFile ? { trace: (line: number, t: EventTrace) => void traceFile!.write(JSON.stringify({ line, integration: integration.name, ...(integration.id !== undefined ? { integration_id: integration.id } : {}), vendor: integration.vendor, trace: t }) + '\n') } : {}),
     });
     return run.exitCode;
   } finally {
@@ -441,5 +454,6 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
     await store?.close();
     if (source && source !== io.stdin && !source.destroyed) source.destroy();
     deadLetter?.close();
+    if (traceFile) await new Promise<void>((r) => traceFile!.end(() => r()));
   }
 }

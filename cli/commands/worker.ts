@@ -6,7 +6,7 @@
  * signal hands the in-flight ones back at once.
  */
 import { Option, type Command } from 'commander';
-import { createFleetMetrics, createRecordRegistry, displayRedisUrl, Engine, SignalError, startWorker, type EngineOptions, type FleetMetrics, type FleetOutcome, type RecordRegistry } from '../../engine/index.js';
+import { createFleetMetrics, createRecordRegistry, createTraceStore, displayRedisUrl, Engine, SignalError, startWorker, type EngineOptions, type FleetMetrics, type FleetOutcome, type RecordRegistry } from '../../engine/index.js';
 import { specsDirs, type Context } from '../context.js';
 import { checkRedisUrl, connectQueue, fleetStore, requireRecordId, waitForRedis } from '../fleet.js';
 import { keyPrefixOption, redisOption } from '../store.js';
@@ -29,6 +29,9 @@ interface WorkerOptions {
   drainTimeout: number;
   retryBackoff?: number;
   logLevel: string;
+  trace?: boolean;
+  traceTtl: number;
+  traceMax: number;
 }
 
 /** Log fields that may hold secrets, wherever they appear. */
@@ -74,6 +77,9 @@ export function registerWorker(program: Command, ctx: Context): void {
     .option('--visibility-timeout <seconds>', 'a lease not renewed for this long (its worker died) goes to another worker', secondsOption(0.1, 3600), 30)
     .option('--drain-timeout <seconds>', 'on SIGTERM/SIGINT, how long in-flight deliveries may finish before they are handed back', secondsOption(0, 600), 30)
     .addOption(new Option('--retry-backoff <ms>', "first wait between queue attempts, overriding the records' retry.queue.backoff_ms (drills, tests)").argParser(integerOption(0, 86_400_000)))
+    .option('--trace', "store every attempt's trace in Redis (input, redacted requests, HTTP attempts, answers, outcome): see `trace --event-id`")
+    .option('--trace-ttl <seconds>', 'with --trace: how long a trace is kept', secondsOption(1, 30 * 86_400), 86_400)
+    .option('--trace-max <n>', 'with --trace: events traced per integration, at most (the oldest go first)', integerOption(1, 10_000_000), 10_000)
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .action(async (opts: WorkerOptions, cmd: Command) => {
       ctx.exitCode = await worker(ctx, cmd, opts);
@@ -127,6 +133,17 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
     await shared.close();
     throw e;
   }
+  let traces: Awaited<ReturnType<typeof createTraceStore>> | undefined;
+  if (opts.trace) {
+    try {
+      traces = await createTraceStore({ url, prefix: opts.keyPrefix, ttlSeconds: opts.traceTtl, maxEvents: opts.traceMax, onError: (e) => log.warn({ err: e.message }, 'storing a trace failed') });
+    } catch (e) {
+      await queue.close();
+      engine.close();
+      await shared.close();
+      throw e instanceof SignalError ? new CliError(e.message, EXIT.usage) : e;
+    }
+  }
   let registry: RecordRegistry | undefined;
   if (opts.allRecords) {
     try {
@@ -169,6 +186,7 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
       drainTimeoutMs: Math.round(opts.drainTimeout * 1000),
       ...(opts.retryBackoff !== undefined ? { retryBackoffMs: opts.retryBackoff } : {}),
       logger: log,
+      ...(traces ? { trace: traces } : {}),
       onOutcome: (o) => {
         metrics?.observe(o);
         if (opts.json) {
@@ -208,6 +226,7 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
     process.off('SIGTERM', onSignal);
     await metrics?.close();
     await registry?.close();
+    await traces?.close();
     await queue.close();
     engine.close();
     await shared.close();

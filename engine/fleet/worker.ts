@@ -19,6 +19,7 @@ import { Wake } from '../run/wake.js';
 import { circuitAfter, circuitAllows, CLOSED, DEFAULT_CIRCUIT_POLICY, isOutage, type CircuitPolicy, type CircuitState } from '../policy/circuit.js';
 import type { RecordRegistry } from './registry.js';
 import { eventIdOf } from '../run/event.js';
+import type { FleetTracer } from './trace.js';
 
 export type Disposition = 'delivered' | 'skipped' | 'retry_scheduled' | 'dead_lettered';
 
@@ -76,6 +77,8 @@ export interface StartWorkerOptions {
   /** Longest wait between looks at which queues have work, when no wake-up message arrives. Default 1 s. */
   pollMs?: number;
   onOutcome?: (outcome: FleetOutcome) => void;
+  /** Record every attempt's trace here (fleet/trace.ts `createTraceStore`); off when absent. Not closed by the worker. */
+  trace?: FleetTracer;
   logger?: WorkerLogger;
 }
 
@@ -329,10 +332,10 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
    * retried on the queue's schedule, then dead-lettered), instead of the event coming back after every
    * visibility timeout forever. Flagged possibly duplicated: where it threw, a request may have gone out.
    */
-  const deliverGuarded = async (lane: Lane, m: QueuedEvent): Promise<Outcome> => {
+  const deliverGuarded = async (lane: Lane, m: QueuedEvent, n: number): Promise<Outcome> => {
     const started = Date.now();
     try {
-      return await lane.integration.deliver(m.event, { signal: abandon.signal });
+      return await lane.integration.deliver(m.event, opts.trace ? { signal: abandon.signal, trace: opts.trace.begin(lane.name, m.job_id, n) } : { signal: abandon.signal });
     } catch (e) {
       return {
         event_id: safeEventId(m.event),
@@ -454,7 +457,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
               attempts: 0,
               duration_ms: 0,
             }
-          : await deliverGuarded(lane, m);
+          : await deliverGuarded(lane, m, n);
     if (abandon.signal.aborted && outcome.reason === REASONS.interrupted) {
       // Aborted mid-request: the request may be at the vendor already (as `deliver` flags its abandoned lines).
       await handBack(lane, lease, true);
@@ -493,6 +496,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
     if (disposition === 'dead_lettered') {
       log.warn({ integration: lane.name, job_id: m.job_id, event_id: fo.event_id, reason: fo.reason, message: fo.message, hint: fo.hint, http_status: fo.http_status, attempt: n }, 'dead-lettered');
     }
+    opts.trace?.settled(fo);
     try {
       opts.onOutcome?.(fo);
     } catch (e) {

@@ -15,6 +15,7 @@ import { parseJson, responseFacts } from './response-facts.js';
 import { parseNamedRetryHeader, parseRetryAfter, retryDelay, type RetryPolicy } from '../policy/retry-delay.js';
 import type { Limiter } from '../store/types.js';
 import { cancelOnAbort, forget } from './abort-fanout.js';
+import { currentTrace, type TraceRecorder } from './trace.js';
 
 /** Published with `{ wait_ms }` when a request waited for the rate limiter (metrics subscribe; free otherwise). */
 export const RATE_LIMIT_WAIT_CHANNEL = 'signal-integrations:rate-limit-wait';
@@ -186,6 +187,8 @@ class Exchange implements State {
   /** An attempt started (its request may be on the wire) and has not ended yet. */
   inAttempt = false;
   fatal?: unknown;
+  /** Set only when the delivery is traced (trace.ts): the recorder and this request's stage. */
+  trace?: { rec: TraceRecorder; stage: string; delay?: number };
 
   constructor(
     readonly opts: ExchangeOptions,
@@ -239,6 +242,7 @@ class Exchange implements State {
         return 0;
       }
       if (this.sentAndBroke) this.possiblyDuplicated = true;
+      if (this.trace) this.trace.delay = delay;
       return Math.max(1, delay); // got reads 0 as "stop"
     } catch (e) {
       this.fatal = e;
@@ -251,11 +255,12 @@ class Exchange implements State {
     return this.possiblyDuplicated || this.sentAndBroke;
   }
 
-  finishAttempt(status: number | undefined, network: string | undefined): void {
+  finishAttempt(status: number | undefined, network: string | undefined, body?: unknown, final = true): void {
     const rec: AttemptRecord = { duration_ms: this.now() - this.attemptStart };
     if (status !== undefined) rec.status = status;
     if (network !== undefined) rec.network = network;
     this.attempts.push(rec);
+    if (this.trace) traceAttempt(this, rec, body, final);
   }
 
   startAttempt(): void {
@@ -302,12 +307,12 @@ class Exchange implements State {
   attemptFailed(error: RequestError): void {
     this.inAttempt = false;
     this.retrying = true;
-    this.finishAttempt(error.response?.statusCode, error.response ? undefined : networkCode(error));
+    this.finishAttempt(error.response?.statusCode, error.response ? undefined : networkCode(error), this.trace && error.response?.body, false);
   }
 
   /** The final answer: synchronous for a success, which needs no vendor_error expression. */
   answered(statusCode: number, body: string, headers: Record<string, string | string[] | undefined>): ExchangeResult | Promise<ExchangeResult> {
-    this.finishAttempt(statusCode, undefined);
+    this.finishAttempt(statusCode, undefined, this.trace && body);
     const result: ExchangeResult = { status: statusCode, json: parseJson(body), attempts: this.attempts, possibly_duplicated: this.unknownFate() };
     return this.opts.success(statusCode) ? result : this.notAccepted(result, statusCode, body, headers);
   }
@@ -356,6 +361,11 @@ interface RequestOptions {
 
 export function exchange(client: Got, req: WireRequest, opts: ExchangeOptions, requestForRetry?: RequestForRetry): Promise<ExchangeResult> {
   const x = new Exchange(opts, opts.now ?? Date.now, requestForRetry);
+  const rec = currentTrace();
+  if (rec) {
+    x.trace = { rec, stage: req.stage };
+    rec.request(req.stage, req.method, req.url, req.headers, req.body);
+  }
   const options: RequestOptions = { method: req.method, headers: req.headers, context: { [STATE]: x } };
   if (req.body !== undefined) options.body = req.body;
   // The signal cancels got's promise (the request, a retry's wait) rather than going to got itself.
@@ -378,4 +388,21 @@ export function exchange(client: Got, req: WireRequest, opts: ExchangeOptions, r
       return x.broke(e as RequestError);
     },
   );
+}
+
+/** A traced attempt (trace.ts): its answer and what the exchange decided after it, and why. */
+function traceAttempt(x: Exchange, rec: AttemptRecord, body: unknown, final: boolean): void {
+  const t = x.trace!;
+  const a: Parameters<TraceRecorder['attempt']>[0] = { stage: t.stage, duration_ms: rec.duration_ms };
+  if (rec.status !== undefined) a.status = rec.status;
+  if (rec.network !== undefined) a.network = rec.network;
+  if (typeof body === 'string' && body.length) a.response = body;
+  const why = x.rule ? `rule ${x.rule.origin} (${x.rule.action})${x.facts?.status !== undefined ? ` on HTTP ${x.facts.status}` : x.facts?.network ? ` on ${x.facts.network}` : ''}` : undefined;
+  if (!final) {
+    a.decision = x.reauthPending ? { action: 'reauth', ...(why ? { why } : {}) } : { action: 'retry', ...(t.delay !== undefined ? { delay_ms: t.delay } : {}), ...(why ? { why } : {}) };
+  } else if (rec.status === undefined || !x.opts.success(rec.status)) {
+    const reason = x.gave_up ? `gave up: ${x.gave_up}` : why ?? (rec.status === undefined && !rec.network ? 'aborted' : 'no rule retries it');
+    a.decision = { action: 'stop', why: reason };
+  }
+  t.rec.attempt(a);
 }

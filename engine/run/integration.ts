@@ -20,6 +20,7 @@ import { skipOf } from './gate.js';
 import { previewEvent, type Preview, type PreviewRequest } from './preview.js';
 import { sendOne } from './send.js';
 import { credentialScopeFingerprint } from '../policy/credential-scope.js';
+import { TraceRecorder, traced, type TraceSink } from './trace.js';
 
 export { applyEndpoint } from './requests.js';
 export type { Preview, PreviewRequest } from './preview.js';
@@ -28,6 +29,8 @@ export type { IntegrationDeps } from './context.js';
 export interface DeliverOptions {
   /** Abort an in-flight delivery (shutdown): it ends as failed, reason `interrupted`, and is not retried. */
   signal?: AbortSignal;
+  /** Record this delivery's trace (run/trace.ts) and hand it here, redacted, once the outcome is final. Off when absent. */
+  trace?: TraceSink;
 }
 
 /** Upper bound on events held in flight by one caller loop (batches of 32,000 rows need a lot). */
@@ -74,7 +77,16 @@ export class Integration {
 
   /** Deliver one event: always resolves with exactly one outcome. In batch mode, when its batch is done. */
   deliver(event: unknown, opts: DeliverOptions = {}): Promise<Outcome> {
+    if (opts.trace) return this.deliverTraced(event, opts.signal, opts.trace);
     return this.run(event, undefined, opts.signal);
+  }
+
+  private deliverTraced(event: unknown, signal: AbortSignal | undefined, sink: TraceSink): Promise<Outcome> {
+    const rec = new TraceRecorder(event);
+    return traced(rec, () => this.run(event, undefined, signal)).then((outcome) => {
+      sink(rec.finish(outcome, this.ctx.redact));
+      return outcome;
+    });
   }
 
   /**
