@@ -69,6 +69,11 @@ describe('operators: health, readiness and metrics that add up', () => {
       return s.delivered === 16 && s.dead_lettered === 4 ? true : undefined;
     });
 
+    // Text outcomes say each thing once: "delivered", or "failed (dead_lettered)" with the reason.
+    const text = w1.stdout() + w2.stdout();
+    expect(text).toMatch(/^int_busy {2}evt_ops_\d+ {2}delivered {2}attempt 1\/3 {2}id=/m);
+    expect(text).toMatch(/^int_busy {2}evt_ops_\d+ {2}failed \(dead_lettered\) {2}attempt 1\/3 {2}check_failed — /m);
+    expect(text).not.toMatch(/delivered {2}delivered|skipped {2}skipped/);
     // The dead-letter log line says what happened and what to do.
     const deadLines = [w1, w2].flatMap((w) => w.stderr().trim().split('\n')).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'dead-lettered');
     expect(deadLines).toHaveLength(4);

@@ -12,6 +12,7 @@ import { checkRedisUrl, connectQueue, fleetStore, requireRecordId, waitForRedis 
 import { keyPrefixOption, redisOption } from '../store.js';
 import { CliError, EXIT, readJsonFile } from '../io.js';
 import { integerOption, secondsOption } from '../options.js';
+import { safe } from '../text.js';
 
 interface WorkerOptions {
   redis: string;
@@ -51,12 +52,14 @@ export const REDACT_PATHS = [
 ];
 
 function outcomeText(o: FleetOutcome): string {
-  const parts = [o.integration_id ?? o.integration, o.event_id ?? '-', o.status, `${o.disposition}`, `attempt ${o.attempt}/${o.max_attempts}`];
+  // "delivered", "skipped"; a failure says where the event went next: "failed (retry_scheduled)".
+  const what = o.status === o.disposition ? o.status : `${o.status} (${o.disposition})`;
+  const parts = [o.integration_id ?? o.integration, o.event_id ?? '-', what, `attempt ${o.attempt}/${o.max_attempts}`];
   if (o.response_id !== undefined) parts.push(`id=${o.response_id}`);
   if (o.status !== 'delivered') parts.push(`${o.reason ?? 'unknown'}${o.message ? ` — ${o.message}` : ''}${o.hint ? ` — hint: ${o.hint.replace(/\s+/g, ' ').trim()}` : ''}`);
   if (o.next_attempt_in_ms !== undefined) parts.push(`next attempt in ${Math.round(o.next_attempt_in_ms / 1000)} s`);
   if (o.possibly_duplicated) parts.push('possibly-duplicated');
-  return parts.join('  ');
+  return safe(parts.join('  '));
 }
 
 export function registerWorker(program: Command, ctx: Context): void {
