@@ -17,6 +17,7 @@ import { startMarketingCloudEmulator } from '../emulator/marketing-cloud.js';
 import { createRecordRegistry, createRedisQueue, Engine } from '../engine/index.js';
 import { packagePath } from '../engine/paths.js';
 import { startRedis } from '../test/helpers/redis.js';
+import { commandStats, commandsProcessed } from './redis-stats.js';
 
 const ROUNDS = Number(process.env.BENCH_MANY_ROUNDS ?? 3);
 const MANY = 2_000;
@@ -26,24 +27,6 @@ const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 const base = JSON.parse(readFileSync(packagePath('examples', 'integration.json'), 'utf8')) as Record<string, any>;
 const template = JSON.parse(readFileSync(packagePath('examples', 'lead-submitted.json'), 'utf8')) as Record<string, any>;
-
-async function commandStats(r: Redis): Promise<Map<string, number>> {
-  const m = new Map<string, number>();
-  for (const line of (await r.info('commandstats')).split('\n')) {
-    const x = /^cmdstat_([^:]+):calls=(\d+)/.exec(line);
-    if (x) m.set(x[1]!, Number(x[2]));
-  }
-  return m;
-}
-
-async function commandsProcessed(r: Redis): Promise<number> {
-  let total = 0;
-  for (const line of (await r.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_[^:]+:calls=(\d+)/.exec(line);
-    if (m) total += Number(m[1]);
-  }
-  return total;
-}
 
 const clients = async (r: Redis): Promise<number> => Number(/connected_clients:(\d+)/.exec(await r.info('clients'))?.[1] ?? 0);
 

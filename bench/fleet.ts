@@ -18,6 +18,7 @@ import { startMarketingCloudEmulator } from '../emulator/marketing-cloud.js';
 import { createRedisQueue, Engine } from '../engine/index.js';
 import { packagePath } from '../engine/paths.js';
 import { startRedis } from '../test/helpers/redis.js';
+import { commandsProcessed } from './redis-stats.js';
 
 const N = Number(process.env.BENCH_FLEET ?? 3_000);
 const CONCURRENCY = 32;
@@ -26,15 +27,6 @@ const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const record = JSON.parse(readFileSync(packagePath('examples', 'integration.json'), 'utf8')) as Record<string, any>;
 const template = JSON.parse(readFileSync(packagePath('examples', 'lead-submitted.json'), 'utf8')) as Record<string, any>;
 const events = (tag: string) => Array.from({ length: N }, (_, i) => ({ ...template, event_id: `evt_${tag}_${i}` }));
-
-async function commandsProcessed(r: Redis): Promise<number> {
-  let total = 0;
-  for (const line of (await r.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_[^:]+:calls=(\d+)/.exec(line);
-    if (m) total += Number(m[1]);
-  }
-  return total;
-}
 
 function worker(args: string[]): { child: ChildProcess; metrics: Promise<string>; exited: Promise<unknown> } {
   const child = spawn(process.execPath, [CLI, 'worker', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -7,15 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../cli/run.js';
 import { startMarketingCloudEmulator, type Emulator } from '../emulator/marketing-cloud.js';
 import { Engine, parseEventLine, startWorker, type FleetOutcome, type QueueStatus } from '../engine/index.js';
 import { leadSubmitted, referenceRecord } from './helpers/fixtures.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
+import { cli, until } from './helpers/fleet.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 
@@ -37,26 +36,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  try {
-    const code = await run(args, { stdout, stderr });
-    return { code, out, err };
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
-}
-
 function file(name: string, content: string): string {
   const p = join(dir, name);
   writeFileSync(p, content);
@@ -74,16 +53,6 @@ async function status(recordFile: string): Promise<QueueStatus> {
   const r = await cli(['status', '--redis', redis.url, '--integration', recordFile, '--json']);
   expect(r.code, r.err).toBe(0);
   return Object.values(JSON.parse(r.out) as Record<string, QueueStatus>)[0]!;
-}
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Run the worker in-process (library API) until `done` says the queue is where the test wants it. */

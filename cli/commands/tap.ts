@@ -11,7 +11,8 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Redis } from 'ioredis';
-import { displayRedisUrl, type FleetOutcome } from '../../engine/index.js';
+import { SignalError, type FleetOutcome } from '../../engine/index.js';
+import { connectRedis } from '../../engine/fleet/connect.js';
 import { checkIntegrationId } from '../../engine/fleet/redis-queue.js';
 import { parseStoreKey, unseal } from '../../engine/store/seal.js';
 import type { Context } from '../context.js';
@@ -63,15 +64,13 @@ async function tap(ctx: Context, opts: TapOptions): Promise<number> {
     throw new CliError((e as Error).message);
   }
   const sealKey = process.env.SIGNAL_STORE_KEY ? parseStoreKey(process.env.SIGNAL_STORE_KEY) : undefined;
-  const { Redis } = await import('ioredis');
-  const redis: Redis = new Redis(url, { lazyConnect: true, connectTimeout: 5_000, maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(n * 200, 2_000) });
-  let lastError: Error | undefined;
-  redis.on('error', (e: Error) => (lastError = e));
+  let redis: Redis;
   try {
-    await redis.connect();
+    // Persistent: a tap rides out a Redis restart; an unreachable Redis at start is exit 2.
+    redis = await connectRedis(url, { persistent: true });
   } catch (e) {
-    redis.disconnect();
-    throw new CliError(`cannot reach Redis at ${displayRedisUrl(url)}: ${(lastError ?? (e as Error)).message}`, EXIT.usage);
+    if (e instanceof SignalError) throw new CliError(e.message, EXIT.usage);
+    throw e;
   }
   let stopping = false;
   let wakeStop: () => void = () => undefined;

@@ -34,9 +34,8 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 // Types only: ioredis is loaded when a queue connects, so embedded use (deliver, npm start) never pays for it.
-import type { Redis, RedisOptions } from 'ioredis';
-import { SignalError } from '../errors.js';
-import { displayRedisUrl } from '../policy/redis-url.js';
+import type { Redis } from 'ioredis';
+import { connectRedis } from './connect.js';
 import { isSealed, parseStoreKey, seal, unseal } from '../store/seal.js';
 import { GROUP, SCRIPTS, globalKeys, keys, type Entry, type Scripted, type ScriptedPipeline } from './redis-scripts.js';
 
@@ -81,8 +80,7 @@ export interface RedisQueueOptions {
   encryptionKey?: string;
 }
 
-/** Default `commandTimeoutMs` of a queue that is not persistent. */
-export const DEFAULT_COMMAND_TIMEOUT_MS = 5_000;
+export { DEFAULT_COMMAND_TIMEOUT_MS } from './connect.js';
 
 export const DEFAULT_KEY_PREFIX = 'signal:';
 
@@ -99,8 +97,6 @@ export function checkIntegrationId(id: string): string {
 }
 
 
-/** ioredis's message for a command that got no answer within `commandTimeout`. */
-const TIMED_OUT = 'Command timed out';
 
 export class RedisQueue implements DeliveryQueue {
   readonly consumer: string;
@@ -161,40 +157,7 @@ export class RedisQueue implements DeliveryQueue {
   /** Connect (failing with a clear error when Redis cannot be reached) and get ready. */
   static async connect(opts: RedisQueueOptions): Promise<RedisQueue> {
     sealKeyOf(opts); // a malformed key is refused before connecting
-    const { Redis } = await import('ioredis');
-    const options = RedisQueue.connectionOptions(opts);
-    const redis = new Redis(opts.url, options);
-    let lastError: Error | undefined;
-    redis.on('error', (e: Error) => (lastError = e)); // reported through the failing commands, not as unhandled events
-    // A Redis that accepts the connection but never answers (frozen, SIGSTOP) would hold connect() forever:
-    // it gets the connect timeout plus the command timeout, once per connection try.
-    const limit = options.commandTimeout !== undefined ? 3 * ((options.connectTimeout ?? 0) + options.commandTimeout) : undefined;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await (limit === undefined
-        ? redis.connect()
-        : Promise.race([redis.connect(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(TIMED_OUT)), limit)))]));
-    } catch (e) {
-      redis.disconnect();
-      const why = (lastError ?? (e as Error)).message;
-      if (why === TIMED_OUT) throw new SignalError('queue.timeout', `Redis at ${displayRedisUrl(opts.url)} did not answer within ${Math.round(options.commandTimeout! / 1000)} s (frozen or overloaded?)`);
-      throw new SignalError('queue.unreachable', `cannot reach Redis at ${displayRedisUrl(opts.url)}: ${why}`);
-    } finally {
-      clearTimeout(timer);
-    }
-    return new RedisQueue(redis, opts);
-  }
-
-  private static connectionOptions(opts: RedisQueueOptions): RedisOptions {
-    const commandTimeout = opts.commandTimeoutMs ?? (opts.persistent ? undefined : DEFAULT_COMMAND_TIMEOUT_MS);
-    return {
-      lazyConnect: true,
-      connectTimeout: 5_000,
-      ...(commandTimeout !== undefined ? { commandTimeout } : {}),
-      ...(opts.persistent
-        ? { maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(n * 200, 2_000) }
-        : { maxRetriesPerRequest: 1, retryStrategy: (n: number) => (n > 2 ? null : 200) }),
-    };
+    return new RedisQueue(await connectRedis(opts.url, opts), opts);
   }
 
   private pipe(): ScriptedPipeline {

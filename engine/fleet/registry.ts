@@ -17,7 +17,8 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { SignalError } from '../errors.js';
 import { parseStoreKey, seal, unseal } from '../store/seal.js';
-import { checkIntegrationId, DEFAULT_COMMAND_TIMEOUT_MS, displayRedisUrl, DEFAULT_KEY_PREFIX, keyPrefixProblem } from './redis-queue.js';
+import { checkIntegrationId, DEFAULT_KEY_PREFIX, keyPrefixProblem } from './redis-queue.js';
+import { connectRedis } from './connect.js';
 
 /** What a listing shows of a record: never its config. */
 export interface RegistryEntry {
@@ -88,28 +89,7 @@ export async function createRecordRegistry(opts: RecordRegistryOptions): Promise
   if (bad) throw new TypeError(bad);
   const keyText = opts.encryptionKey ?? process.env.SIGNAL_STORE_KEY;
   const sealKey = keyText ? parseStoreKey(keyText) : undefined;
-  const { Redis } = await import('ioredis');
-  const redis = new Redis(opts.url, {
-    lazyConnect: true,
-    connectTimeout: 5_000,
-    // A command fails after 5 s instead of hanging on a frozen Redis (a CLI command); a worker waits it out.
-    ...(opts.persistent ? {} : { commandTimeout: DEFAULT_COMMAND_TIMEOUT_MS }),
-    ...(opts.persistent
-      ? { maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(n * 200, 2_000) }
-      : { maxRetriesPerRequest: 1, retryStrategy: (n: number) => (n > 2 ? null : 200) }),
-  });
-  let lastError: Error | undefined;
-  redis.on('error', (e: Error) => (lastError = e));
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('did not answer in time (frozen or overloaded?)')), 3 * (5_000 + DEFAULT_COMMAND_TIMEOUT_MS))));
-    await (opts.persistent ? redis.connect() : Promise.race([redis.connect().then(() => redis.ping()), deadline]));
-  } catch (e) {
-    redis.disconnect();
-    throw new SignalError('queue.unreachable', `cannot reach Redis at ${displayRedisUrl(opts.url)}: ${(lastError ?? (e as Error)).message}`);
-  } finally {
-    clearTimeout(timer);
-  }
+  const redis = await connectRedis(opts.url, { persistent: opts.persistent ?? false });
   return new RedisRecordRegistry(redis, prefix, sealKey);
 }
 

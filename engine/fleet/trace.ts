@@ -18,7 +18,8 @@ import type { Redis } from 'ioredis';
 import { SignalError } from '../errors.js';
 import { parseStoreKey, seal, unseal } from '../store/seal.js';
 import type { EventTrace, TraceSink } from '../run/trace.js';
-import { checkIntegrationId, DEFAULT_KEY_PREFIX, displayRedisUrl, keyPrefixProblem } from './redis-queue.js';
+import { connectRedis } from './connect.js';
+import { checkIntegrationId, DEFAULT_KEY_PREFIX, keyPrefixProblem } from './redis-queue.js';
 import type { FleetOutcome } from './worker.js';
 
 export const DEFAULT_TRACE_TTL_S = 86_400;
@@ -102,16 +103,7 @@ export class TraceStore implements FleetTracer {
     if (bad) throw new TypeError(bad);
     const keyText = opts.encryptionKey ?? process.env.SIGNAL_STORE_KEY;
     const sealKey = keyText ? parseStoreKey(keyText) : undefined;
-    const { Redis } = await import('ioredis');
-    const redis = new Redis(opts.url, { lazyConnect: true, connectTimeout: 5_000, maxRetriesPerRequest: 1, retryStrategy: (n: number) => (n > 2 ? null : 200) });
-    let lastError: Error | undefined;
-    redis.on('error', (e: Error) => (lastError = e));
-    try {
-      await redis.connect();
-    } catch (e) {
-      redis.disconnect();
-      throw new SignalError('queue.unreachable', `cannot reach Redis at ${displayRedisUrl(opts.url)}: ${(lastError ?? (e as Error)).message}`);
-    }
+    const redis = await connectRedis(opts.url);
     return new TraceStore(redis, prefix, Math.max(1, Math.round(opts.ttlSeconds ?? DEFAULT_TRACE_TTL_S)), Math.max(1, opts.maxEvents ?? DEFAULT_TRACE_MAX_EVENTS), sealKey, opts.onError ?? (() => undefined));
   }
 
