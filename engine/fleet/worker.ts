@@ -12,34 +12,22 @@ import { Engine, type EngineOptions } from '../engine.js';
 import { REASONS } from '../errors.js';
 import type { Integration } from '../run/integration.js';
 import type { Outcome } from '../run/outcome.js';
-import { decideAfterAttempt, DEFAULT_QUEUE_RETRY_POLICY, type QueueRetryPolicy } from '../policy/queue-retry.js';
-import type { AttemptSummary, DeliveryQueue, Lease, QueuedEvent, Settlement } from './queue.js';
+import { decideAfterAttempt } from '../policy/queue-retry.js';
+import type { DeliveryQueue, Lease, QueuedEvent, Settlement } from './queue.js';
 import { createRedisQueue } from './redis-queue.js';
 import { Wake } from '../run/wake.js';
 import { circuitAfter, circuitAllows, CLOSED, DEFAULT_CIRCUIT_POLICY, isOutage, type CircuitPolicy, type CircuitState } from '../policy/circuit.js';
 import type { RecordRegistry } from './registry.js';
+import { followRegistry } from './follow.js';
+import type { Lane, WorkerLogger } from './lane.js';
+
+export type { WorkerLogger } from './lane.js';
 import { eventIdOf } from '../run/event.js';
 import type { FleetTracer } from './trace.js';
+import { deadLetterLine, errorText, fleetIdOf, mayHaveReachedVendor, queuePolicyOf, recordMismatch, safeEventId, summarize, type Disposition, type FleetOutcome } from './attempt.js';
 
-export type Disposition = 'delivered' | 'skipped' | 'retry_scheduled' | 'dead_lettered';
+export { deadLetterLine, fleetIdOf, mayHaveReachedVendor, queuePolicyOf, recordMismatch, type Disposition, type FleetOutcome } from './attempt.js';
 
-/** An outcome of one queue attempt: the engine's outcome plus where the event went next. */
-export interface FleetOutcome extends Outcome {
-  job_id: string;
-  /** This queue attempt (1-based) and how many the record allows. */
-  attempt: number;
-  max_attempts: number;
-  disposition: Disposition;
-  /** For `retry_scheduled`: the wait before the next attempt. */
-  next_attempt_in_ms?: number;
-}
-
-/** The subset of a pino logger the worker uses (pino fits; so does a console adapter). */
-export interface WorkerLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
 
 export interface StartWorkerOptions {
   /** A loaded engine; or give `engineOptions` (e.g. with a shared `store`) and the worker loads one and closes it on stop. */
@@ -101,121 +89,9 @@ export interface FleetWorker {
   hurry(): void;
 }
 
-interface Lane {
-  /** The record's id: its queue's key. */
-  name: string;
-  /** The record's current integration: the next event taken uses it (in-flight ones keep theirs). */
-  integration: Integration;
-  /** The registry version it was made from (followed records only). */
-  version?: string;
-  policy: QueueRetryPolicy;
-  window: number;
-  inflight: Map<string, Lease>;
-  /** Slots promised to a take in progress. */
-  reserved: number;
-  circuit: CircuitState;
-  /** Disabled or removed: takes nothing new; forgotten once its in-flight events are done. */
-  retired: boolean;
-  /** Integrations replaced while their events were in flight, disposed when those are done. */
-  draining: Integration[];
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
 const SILENT: WorkerLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-/**
- * The id a fleet keys an integration by: the record's `id`. A record without one is refused, since a name
- * is only a label (two tenants may share one, a rename would orphan the queue).
- */
-export function fleetIdOf(integration: Integration): string {
-  if (integration.id === undefined) {
-    throw new TypeError(`integration record '${integration.name}' has no id: a fleet keys queues, dead letters and counts by the record's stable id — add "id": "<the id the Management API assigned>" to the record`);
-  }
-  return integration.id;
-}
-
-/**
- * Why a queued message must not be sent with this record, or undefined when it may: it was enqueued for
- * another record id, or for a record reaching another account (credential scope), or by something that
- * did not say which record it is for.
- */
-export function recordMismatch(m: QueuedEvent, id: string, scope: string): string | undefined {
-  if (typeof m.integration !== 'string' || typeof m.scope !== 'string' || !m.integration || !m.scope) return 'the queued event does not say which integration record it was enqueued for (written by something other than enqueue)';
-  if (m.integration !== id) return `the queued event was enqueued for integration '${m.integration}', not '${id}'`;
-  if (m.scope !== scope) return `the queued event was enqueued for a record of '${id}' that reaches another account (source_id or credential scope changed since); it is not sent with this record's credentials`;
-  return undefined;
-}
-
-/** An error as one short line for an outcome (never a stack). */
-function errorText(e: unknown): string {
-  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-  return text.replace(/\s+/g, ' ').slice(0, 300);
-}
-
-/** The event's id, or null when even reading it fails. */
-function safeEventId(event: unknown): string | null {
-  try {
-    return eventIdOf(event);
-  } catch {
-    return null;
-  }
-}
-
-/** The record's queue retry policy (`retry.queue`), defaults filled. */
-export function queuePolicyOf(record: unknown, backoffOverride?: number): QueueRetryPolicy {
-  const q = ((record as { retry?: { queue?: Partial<QueueRetryPolicy> } })?.retry?.queue ?? {}) as Partial<QueueRetryPolicy>;
-  return { ...DEFAULT_QUEUE_RETRY_POLICY, ...q, ...(backoffOverride !== undefined ? { backoff_ms: backoffOverride } : {}) };
-}
-
-/**
- * A failed attempt whose request may have reached the vendor: no HTTP answer (connection broken, timed
- * out) after at least one request went out. A later attempt of the same event may duplicate it there.
- */
-export function mayHaveReachedVendor(o: Outcome): boolean {
-  return o.status === 'failed' && o.http_status === undefined && o.attempts > 0;
-}
-
-function summarize(o: Outcome, attempt: number, possiblyDuplicated: boolean): AttemptSummary {
-  return {
-    attempt,
-    at: new Date().toISOString(),
-    status: o.status,
-    ...(o.reason !== undefined ? { reason: o.reason } : {}),
-    ...(o.message !== undefined ? { message: o.message } : {}),
-    ...(o.hint !== undefined ? { hint: o.hint } : {}),
-    ...(o.http_status !== undefined ? { http_status: o.http_status } : {}),
-    ...(o.retryable !== undefined ? { retryable: o.retryable } : {}),
-    http_attempts: o.attempts,
-    ...(possiblyDuplicated ? { possibly_duplicated: true } : {}),
-    duration_ms: o.duration_ms,
-  };
-}
-
-/**
- * The dead-letter line: `deliver --dead-letter`'s shape (`dead_letter` with reason, message, hint,
- * attempts, http_status, integration, failed_at, event_id, retryable, then `event`), where `attempts`
- * counts queue attempts, plus the job id, the duplicate flag and every attempt's summary in `history`.
- */
-export function deadLetterLine(o: FleetOutcome, m: QueuedEvent, history: AttemptSummary[], possiblyDuplicated: boolean, raw?: string): string {
-  const dead_letter = {
-    reason: o.reason ?? null,
-    message: o.message ?? null,
-    hint: o.hint ?? null,
-    attempts: history.length,
-    http_status: o.http_status ?? null,
-    integration: o.integration,
-    integration_id: o.integration_id ?? null,
-    failed_at: new Date().toISOString(),
-    event_id: o.event_id,
-    retryable: o.retryable ?? null,
-    job_id: m.job_id,
-    possibly_duplicated: possiblyDuplicated,
-    ...(m.replays ? { replays: m.replays } : {}),
-    history,
-  };
-  if (raw !== undefined) return JSON.stringify({ dead_letter, raw_line: raw });
-  return JSON.stringify({ dead_letter, event: m.event });
-}
 
 export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker> {
   const log = opts.logger ?? SILENT;
@@ -625,92 +501,10 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   }, Math.max(50, Math.floor(vt / 3)));
   renewTimer.unref?.();
 
-  // Following a registry: bring one record's lane up to date with what the registry holds.
-  const follow = opts.registry;
-  const sync = async (id: string, known?: { entry: { version: string; enabled: boolean }; record: unknown } | null): Promise<void> => {
-    const got = known === undefined ? await follow!.get(id) : (known ?? undefined);
-    const lane = lanes.get(id);
-    if (!got || !got.entry.enabled) {
-      if (lane && !lane.retired && lane.version !== undefined) {
-        lane.retired = true; // in-flight events finish; the queue keeps the rest
-        log.info({ integration: id, reason: got ? 'disabled' : 'removed' }, 'integration stopped: no new events taken, its queue is kept');
-        if (!lane.inflight.size) forgetDrained(lane);
-      }
-      return;
-    }
-    if (lane && !lane.retired && lane.version === got.entry.version) return;
-    let next: Lane;
-    try {
-      next = newLane(got.record, got.entry.version);
-    } catch (e) {
-      log.error({ integration: id, err: (e as Error).message }, 'record in the registry is not deliverable: its events wait');
-      return;
-    }
-    if (next.name !== id) return log.error({ integration: id }, 'record stored under another id than its own: ignored');
-    // The name shown beside the id by `status`: written in batches (a visit makes sure of the queue itself).
-    if (lane?.integration.name !== next.integration.name) labels.set(id, next.integration.name);
-    if (lane && lanes.get(id) === lane) {
-      // The next event taken uses the new record (new credentials: a new token scope); in-flight ones keep theirs.
-      if (lane.integration !== next.integration) lane.draining.push(lane.integration);
-      Object.assign(lane, { integration: next.integration, version: next.version, policy: next.policy, window: next.window, retired: false });
-      if (!lane.inflight.size) forgetDrained(lane);
-      log.info({ integration: id }, 'integration record changed: applies to the next event taken');
-    } else {
-      lanes.set(id, next);
-      log.info({ integration: id, name: next.integration.name }, 'integration added');
-    }
-    wake.notify();
-  };
-  const labels = new Map<string, string>();
-  const writeLabels = async (): Promise<void> => {
-    if (!labels.size || !queue.label) return;
-    const batch = new Map(labels);
-    labels.clear();
-    await queue.label(batch).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'recording integration names failed'));
-  };
-  let reconciling: Promise<void> | undefined;
-  const reconcile = (): Promise<void> =>
-    (reconciling ??= (async () => {
-      try {
-        const versions = await follow!.versions();
-        const stale = [...versions].filter(([id, v]) => lanes.get(id)?.version !== v || lanes.get(id)?.retired).map(([id]) => id);
-        const records = await follow!.getMany(stale);
-        for (const id of stale) await sync(id, records.get(id) ?? null);
-        for (const [id, lane] of lanes) if (lane.version !== undefined && !versions.has(id)) await sync(id, null);
-        await writeLabels();
-      } catch (e) {
-        log.error({ err: (e as Error).message }, 'reading the registry failed; retrying at the next reconciliation');
-      } finally {
-        reconciling = undefined;
-      }
-    })());
-  let stopFollowing = (): void => undefined;
-  if (follow) {
-    const changed = new Set<string>();
-    let syncing: Promise<void> | undefined;
-    const drain = (): void => {
-      syncing ??= (async () => {
-        while (changed.size && !stopping) {
-          const [id] = changed;
-          changed.delete(id!);
-          await sync(id!).catch((e: unknown) => log.error({ integration: id, err: (e as Error).message }, 'reading a changed record failed; the next reconciliation retries'));
-        }
-        await writeLabels();
-        syncing = undefined;
-      })();
-    };
-    const off = follow.onChange((id) => {
-      changed.add(id);
-      drain();
-    });
-    await reconcile();
-    const timer = setInterval(() => void reconcile(), reconcileMs);
-    timer.unref?.();
-    stopFollowing = () => {
-      off();
-      clearInterval(timer);
-    };
-  }
+  // Following a registry: lanes for its records, kept up to date while the worker runs (follow.ts).
+  const stopFollowing = opts.registry
+    ? await followRegistry({ registry: opts.registry, reconcileMs, lanes, newLane, queue, log, forgetDrained, changed: () => wake.notify(), stopping: () => stopping })
+    : (): void => undefined;
 
   // Streams with entries the scheduling set does not know of (written by another producer than enqueue,
   // or its entry lost): marked due at start, and every minute by the worker holding the `sweep` lease.
@@ -727,7 +521,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   sweepTimer.unref?.();
 
   const loop = schedule();
-  log.info({ integrations: [...lanes.keys()].slice(0, 100), integration_count: lanes.size, following_registry: Boolean(follow), concurrency, max_in_flight: maxInFlight, visibility_timeout_ms: vt }, 'worker started');
+  log.info({ integrations: [...lanes.keys()].slice(0, 100), integration_count: lanes.size, following_registry: Boolean(opts.registry), concurrency, max_in_flight: maxInFlight, visibility_timeout_ms: vt }, 'worker started');
 
   const waitIdle = async (deadline: number): Promise<boolean> => {
     while (inFlight() > 0) {
