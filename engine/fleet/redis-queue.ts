@@ -37,7 +37,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { connectRedis } from './connect.js';
 import { isSealed, parseStoreKey, seal, unseal } from '../store/seal.js';
-import { GROUP, SCRIPTS, globalKeys, keys, type Entry, type Scripted, type ScriptedPipeline } from './redis-scripts.js';
+import { checkIntegrationId, DEFAULT_KEY_PREFIX, GROUP, keyPrefixProblem, SCRIPTS, globalKeys, keys, type Entry, type Scripted, type ScriptedPipeline } from './redis-scripts.js';
 
 type TakeResult = [claimed: Entry[], cursor: string, fresh: Entry[], waiting: number, pending: number, nextDelayed: string, now: number];
 import type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, QueueStatus, Settlement } from './queue.js';
@@ -82,21 +82,7 @@ export interface RedisQueueOptions {
 
 export { DEFAULT_COMMAND_TIMEOUT_MS } from './connect.js';
 
-export const DEFAULT_KEY_PREFIX = 'signal:';
-
-/** A key prefix (a customer's keyspace) that cannot break hash tags or collide by accident; else the problem. */
-export function keyPrefixProblem(prefix: string): string | undefined {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$/.test(prefix)) return `key prefix '${prefix.replace(/[^\x20-\x7e]/g, '?')}' must be 1-64 characters of letters, digits and . _ : / - (no braces: keys keep their {id} hash tag), starting with a letter or digit`;
-  return undefined;
-}
-
-/** A record id as a key part: what the record schema allows (no braces, no spaces); else a TypeError. */
-export function checkIntegrationId(id: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id)) throw new TypeError(`integration id '${id.replace(/[^\x20-\x7e]/g, '?')}' is not a valid id (1-128 of letters, digits and . _ : -)`);
-  return id;
-}
-
-
+export { checkIntegrationId, DEFAULT_KEY_PREFIX, keyPrefixProblem } from './redis-scripts.js';
 
 export class RedisQueue implements DeliveryQueue {
   readonly consumer: string;

@@ -186,6 +186,20 @@ export type Scripted = Redis & {
 
 export type Entry = [id: string, fields: string[] | null];
 
+export const DEFAULT_KEY_PREFIX = 'signal:';
+
+/** A key prefix (a customer's keyspace) that cannot break hash tags or collide by accident; else the problem. */
+export function keyPrefixProblem(prefix: string): string | undefined {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$/.test(prefix)) return `key prefix '${prefix.replace(/[^\x20-\x7e]/g, '?')}' must be 1-64 characters of letters, digits and . _ : / - (no braces: keys keep their {id} hash tag), starting with a letter or digit`;
+  return undefined;
+}
+
+/** A record id as a key part: what the record schema allows (no braces, no spaces); else a TypeError. */
+export function checkIntegrationId(id: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id)) throw new TypeError(`integration id '${id.replace(/[^\x20-\x7e]/g, '?')}' is not a valid id (1-128 of letters, digits and . _ : -)`);
+  return id;
+}
+
 /** Keys of the whole keyspace (not of one integration). */
 export function globalKeys(prefix: string) {
   return {
