@@ -160,6 +160,16 @@ describe('worker --all-records follows the registry while it runs', () => {
     expect(logs).not.toContain('shh-secret-value');
     w.child.kill('SIGTERM');
     expect(await w.exited).toBe(0);
+
+    // Removed with --purge: the record and its queue are gone for good (events, counts, keys).
+    expect((await cli(['enqueue', ...r(['--integration', aFile, '--events', events('evt_a5', 2)])])).code).toBe(0);
+    const purged = await cli(['records', 'rm', '--purge', '--json', ...r(['int_a'])]);
+    expect(purged.code, purged.err).toBe(0);
+    expect(JSON.parse(purged.out)).toEqual({ removed: ['int_a'], missing: [], purged: { int_a: 2 } });
+    expect(Object.keys(JSON.parse((await cli(['status', '--json', ...r([])])).out) as object)).not.toContain('int_a');
+    const keys = new Redis(redis.url);
+    expect(await keys.keys(`${prefix}{int_a}:*`)).toEqual([]);
+    keys.disconnect();
   });
 
   it('worker refuses to start without --all-records or --integration (exit 2)', async () => {

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { createRecordRegistry, SignalError, type RecordRegistry, type RegistryEntry } from '../../engine/index.js';
 import { loadEngine, type Context } from '../context.js';
-import { checkRedisUrl, requireRecordId } from '../fleet.js';
+import { checkRedisUrl, connectQueue, requireRecordId } from '../fleet.js';
 import { CliError, EXIT, readJsonFile } from '../io.js';
 import { keyPrefixOption, redisOption } from '../store.js';
 import { safe } from '../text.js';
@@ -16,6 +16,7 @@ interface RecordsOptions {
   redis: string;
   keyPrefix: string;
   json?: boolean;
+  purge?: boolean;
 }
 
 async function openRegistry(opts: RecordsOptions): Promise<RecordRegistry> {
@@ -50,11 +51,12 @@ export function registerRecords(program: Command, ctx: Context): void {
     });
   records
     .command('rm')
-    .description('remove records: workers stop taking their events; their queues are kept')
+    .description('remove records: workers stop taking their events; their queues are kept unless --purge')
     .argument('<ids...>', 'record ids')
     .addOption(redisOption({ required: true }))
     .addOption(keyPrefixOption())
-    .option('--json', 'print {"removed": [ids], "missing": [ids]}')
+    .option('--purge', "also delete each one's queue for good: waiting events, retries, dead letters, counts")
+    .option('--json', 'print {"removed": [ids], "missing": [ids], "purged": {id: events}}')
     .action(async (ids: string[], opts: RecordsOptions) => {
       ctx.exitCode = await rm(ctx, ids, opts);
     });
@@ -116,17 +118,24 @@ async function list(ctx: Context, opts: RecordsOptions): Promise<number> {
 
 async function rm(ctx: Context, ids: string[], opts: RecordsOptions): Promise<number> {
   const registry = await openRegistry(opts);
+  const queue = opts.purge ? await connectQueue(opts.redis, { prefix: opts.keyPrefix }) : undefined;
   try {
     const removed: string[] = [];
     const missing: string[] = [];
-    for (const id of ids) ((await registry.rm(id)) ? removed : missing).push(id);
-    if (opts.json) ctx.io.stdout.write(JSON.stringify({ removed, missing }) + '\n');
+    const purged: Record<string, number> = {};
+    for (const id of ids) {
+      ((await registry.rm(id)) ? removed : missing).push(id);
+      // The record is gone first, so no worker takes its events while the queue is deleted.
+      if (queue?.purge) purged[id] = await queue.purge(id);
+    }
+    if (opts.json) ctx.io.stdout.write(JSON.stringify({ removed, missing, ...(queue ? { purged } : {}) }) + '\n');
     else {
-      for (const id of removed) ctx.io.stdout.write(`removed ${safe(id)} (its queue is kept: events wait until it is put again)\n`);
-      for (const id of missing) ctx.io.stderr.write(`no record '${safe(id)}'\n`);
+      for (const id of removed) ctx.io.stdout.write(`removed ${safe(id)} ${queue ? `(its queue purged: ${purged[id]} events deleted)` : '(its queue is kept: events wait until it is put again)'}\n`);
+      for (const id of missing) ctx.io.stderr.write(`no record '${safe(id)}'${queue ? `; its queue purged: ${purged[id]} events deleted` : ''}\n`);
     }
     return missing.length ? EXIT.failed : EXIT.ok;
   } finally {
+    await queue?.close();
     await registry.close();
   }
 }

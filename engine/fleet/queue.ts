@@ -139,6 +139,11 @@ export interface DeliveryQueue {
    * `enqueue` wrote, or an entry of the scheduling set that was lost); resolves with how many.
    */
   sweep?(integrations: readonly string[]): Promise<number>;
+  /**
+   * Delete an integration's queue for good: waiting events, scheduled retries, dead letters, counts and
+   * outcomes. Resolves with the events that were on it (waiting, in flight, scheduled, dead-lettered).
+   */
+  purge?(integration: string): Promise<number>;
   /** Record display names (id → name) for `status`, in one go. */
   label?(names: ReadonlyMap<string, string>): Promise<void>;
   /** Answer within `timeoutMs` or reject (readiness: the queue's server is reachable). */

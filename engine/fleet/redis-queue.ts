@@ -423,6 +423,23 @@ export class RedisQueue implements DeliveryQueue {
     return marked;
   }
 
+  async purge(integration: string): Promise<number> {
+    const k = this.k(integration);
+    const st = await this.status(integration);
+    this.trips++;
+    const res = await this.redis
+      .pipeline()
+      .del(k.stream, k.delayed, k.dead, k.deadData, k.stats, k.outcomes)
+      .zrem(this.g.active, integration)
+      .srem(this.g.integrations, integration)
+      .hdel(this.g.names, integration)
+      .exec();
+    const failed = res?.find(([err]) => err);
+    if (failed) throw failed[0];
+    this.ensured.delete(integration);
+    return st.waiting + st.in_flight + st.scheduled_retry + st.dead_lettered;
+  }
+
   async label(names: ReadonlyMap<string, string>): Promise<void> {
     const all = [...names];
     for (let i = 0; i < all.length; i += 1000) {
