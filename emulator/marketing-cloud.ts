@@ -9,7 +9,8 @@
  *   - POST|PUT /data/v1/async/dataextensions/key:{key}/rows (rest host) async DE insert / upsert
  *   - GET  /data/v1/async/{requestId}/status|results        (rest host)
  *
- * Response shapes follow /work/shared/notes/sfmc-api.md. The tenant is taken from the first DNS label of
+ * Response shapes follow Marketing Cloud's documented REST answers (token, Interaction API, async Data
+ * Extension API). The tenant is taken from the first DNS label of
  * `X-Forwarded-Host` (else `Host`), so a client can point at `http://127.0.0.1:PORT` and still say which
  * tenant and which service host (`auth` / `rest`) it meant.
  *
