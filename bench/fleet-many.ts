@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startMarketingCloudEmulator } from '../emulator/marketing-cloud.js';
-import { createRecordRegistry, createRedisQueue, Engine } from '../engine/index.js';
+import { createRecordRegistry, createRedisQueue, Engine, type IntegrationRecord } from '../engine/index.js';
 import { packagePath } from '../engine/paths.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { commandStats, commandsProcessed } from './redis-stats.js';
@@ -60,7 +60,7 @@ const redis = await startRedis();
 const emu = await startMarketingCloudEmulator();
 const admin = new Redis(redis.url);
 const engine = await Engine.load();
-const scope = engine.createIntegration(base).credentialScope;
+const scope = engine.createIntegration(base as IntegrationRecord).credentialScope;
 engine.close();
 const lines: string[] = [];
 const out = (s: string) => {

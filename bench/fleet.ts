@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startMarketingCloudEmulator } from '../emulator/marketing-cloud.js';
-import { createRedisQueue, Engine } from '../engine/index.js';
+import { createRedisQueue, Engine, type IntegrationRecord, type SignalEvent } from '../engine/index.js';
 import { packagePath } from '../engine/paths.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { commandsProcessed } from './redis-stats.js';
@@ -51,10 +51,10 @@ const rows: string[][] = [];
 try {
   // Baseline: the same engine, the same events, no queue.
   const engine = await Engine.load({ endpoint: emu.url });
-  const direct = engine.createIntegration(record);
-  await direct.deliverAll(events('warm').slice(0, 100), { concurrency: CONCURRENCY });
+  const direct = engine.createIntegration(record as IntegrationRecord);
+  await direct.deliverAll(events('warm').slice(0, 100) as SignalEvent[], { concurrency: CONCURRENCY });
   let t = performance.now();
-  await direct.deliverAll(events('direct'), { concurrency: CONCURRENCY });
+  await direct.deliverAll(events('direct') as SignalEvent[], { concurrency: CONCURRENCY });
   const directRate = N / ((performance.now() - t) / 1000);
   engine.close();
   rows.push(['in-process deliverAll (no queue)', `${directRate.toFixed(0)} events/s`, '1.00× baseline', '-', '-']);

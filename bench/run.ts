@@ -38,7 +38,7 @@ import { isDeepStrictEqual } from 'node:util';
 import jsonata from 'jsonata';
 import got from 'got';
 import { startMarketingCloudEmulator } from '../emulator/marketing-cloud.js';
-import { Engine } from '../engine/index.js';
+import { Engine, type IntegrationRecord } from '../engine/index.js';
 import type { CompiledMapping } from '../engine/compile/mapping.js';
 import { bodyBuilder } from '../engine/run/body.js';
 import { encodeBody } from '../engine/run/requests.js';
@@ -295,7 +295,7 @@ async function concurrently(n: number, send: () => Promise<unknown>): Promise<vo
 const mockProcess = want('delivery') ? await startMockProcess() : undefined;
 if (mockProcess) try {
   const remote = await Engine.load({ endpoint: mockProcess.url });
-  const single = remote.createIntegration(record);
+  const single = remote.createIntegration(record as IntegrationRecord);
   const sendEvents = eventsLike(lead, N_SEND);
 
   const wire = (await single.preview(lead as SignalEvent)).at(-1)!;
@@ -375,10 +375,10 @@ const emu = await startMarketingCloudEmulator();
 try {
   if (want('batching')) {
     const local = await Engine.load({ endpoint: emu.url });
-    const single = local.createIntegration(record);
+    const single = local.createIntegration(record as IntegrationRecord);
     const sendEvents = eventsLike(lead, N_SEND);
     await single.deliverAll(eventsLike(lead, 50), { concurrency: CONCURRENCY });
-    const batched = local.createIntegration({ ...record, vendor: 'salesforce_marketing_cloud_journey_batch' });
+    const batched = local.createIntegration({ ...record, vendor: 'salesforce_marketing_cloud_journey_batch' } as IntegrationRecord);
     emu.reset();
     const batchTime = await time(() => batched.deliverAll(sendEvents));
     const batchRequests = emu.requests.filter((r) => r.path === '/interaction/v1/async/events').length;

@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { startMarketingCloudEmulator } from '../emulator/marketing-cloud.js';
-import { createRedisQueue, createTraceStore, Engine, startWorker, type EventTrace } from '../engine/index.js';
+import { createRedisQueue, createTraceStore, Engine, startWorker, type EventTrace, type IntegrationRecord, type SignalEvent } from '../engine/index.js';
 import { packagePath } from '../engine/paths.js';
 import { startRedis } from '../test/helpers/redis.js';
 
@@ -26,7 +26,7 @@ const redis = await startRedis();
 const engine = await Engine.load();
 try {
   // 1. The engine alone.
-  const integration = engine.createIntegration(record, { endpoint: emu.url });
+  const integration = engine.createIntegration(record as IntegrationRecord, { endpoint: emu.url });
   let kept = 0;
   const sink = (t: EventTrace) => void (kept += t.attempts.length);
   const engineRound = async (trace: boolean, tag: string): Promise<number> => {
@@ -37,7 +37,7 @@ try {
       Array.from({ length: 32 }, async () => {
         while (next < list.length) {
           const e = list[next++];
-          const o = await integration.deliver(e, trace ? { trace: sink } : {});
+          const o = await integration.deliver(e as SignalEvent, trace ? { trace: sink } : {});
           if (o.status !== 'delivered') throw new Error(`not delivered: ${o.reason} ${o.message}`);
         }
       }),
@@ -59,7 +59,7 @@ try {
   const store = await createTraceStore({ url: redis.url, prefix: 'bench:' });
   const fleetRound = async (trace: boolean, r: string): Promise<number> => {
     const rec: Record<string, any> = { ...record, id: `int_bench_${r}` };
-    await queue.enqueue({ id: rec.id, scope: engine.createIntegration(rec).credentialScope, name: rec.name }, events(r));
+    await queue.enqueue({ id: rec.id, scope: engine.createIntegration(rec as IntegrationRecord).credentialScope, name: rec.name }, events(r));
     const t0 = performance.now();
     const w = await startWorker({ engine, redis: redis.url, keyPrefix: 'bench:', integrations: [rec], endpoint: emu.url, concurrency: 32, pollMs: 50, ...(trace ? { trace: store } : {}) });
     while (w.counts.delivered < N) await new Promise((res) => setTimeout(res, 5));

@@ -4,7 +4,7 @@
  * with a clear error, and the record a command acts for — known by its stable `id`, never by its name.
  */
 import { openStore, REDIS_ENV } from './store.js';
-import type { DeliveryQueue, EngineOptions, QueueRecord } from '../engine/index.js';
+import type { DeliveryQueue, EngineOptions, IntegrationRecord, QueueRecord } from '../engine/index.js';
 import { createRedisQueue, DEFAULT_COMMAND_TIMEOUT_MS, displayRedisUrl, SignalError, type Engine } from '../engine/index.js';
 import { CliError, EXIT, readJsonFile, type CliIO } from './io.js';
 
@@ -118,7 +118,7 @@ export async function recordId(io: CliIO, file: string): Promise<string> {
 export async function queueRecord(io: CliIO, file: string, engine: Engine): Promise<QueueRecord> {
   const record = await readJsonFile(io, file, 'integration record');
   const id = requireRecordId(record, file);
-  const integration = engine.createIntegration(record);
+  const integration = engine.createIntegration(record as IntegrationRecord);
   return { id, scope: integration.credentialScope, name: integration.name };
 }
 

@@ -17,7 +17,7 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { parseDocument } from 'yaml';
-import { DeliveryError, type Engine, type PreviewRequest } from '../engine/index.js';
+import { DeliveryError, type Engine, type IntegrationRecord, type PreviewRequest } from '../engine/index.js';
 
 export interface PinResult {
   file: string;
@@ -168,7 +168,7 @@ export async function runPin(engine: Engine, file: string, opts: { update?: bool
   try {
     const record = await operand(file, pin.record, 'record');
     const event = await operand(file, pin.event, 'event');
-    const integration = engine.createIntegration(record);
+    const integration = engine.createIntegration(record as IntegrationRecord);
     actual = await withFrozenClock(clock, async (): Promise<Actual> => {
       try {
         // The same gate as deliver: a disabled record, an event not forwarded or consent missing is a skip.

@@ -6,7 +6,7 @@
  */
 import type { EventTrace } from '../engine/run/trace.js';
 import type { Readable } from 'node:stream';
-import { DEFAULT_MAX_DEPTH, isBlankLine, parseEventLine, parseJsonSafely, REASONS, type Integration, type Outcome, type SignalEvent } from '../engine/index.js';
+import { DEFAULT_MAX_DEPTH, isBlankLine, parseEventLine, parseJsonSafely, REASONS, type FailedOutcome, type Integration, type Outcome, type SignalEvent, type SkippedOutcome } from '../engine/index.js';
 import { readLines, type RawLine } from './ndjson.js';
 import { Wake } from '../engine/run/wake.js';
 
@@ -115,15 +115,17 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const stopped = (): boolean => stop?.aborted === true;
   let finishedInGrace = 0;
 
-  const local = (line: number, fields: Pick<Outcome, 'status' | 'reason' | 'message'> & Partial<Outcome>): LineOutcome => ({
-    event_id: null,
-    integration: integration.name,
-    vendor: integration.vendor,
-    attempts: 0,
-    duration_ms: 0,
-    ...fields,
-    line,
-  });
+  // `status` is one of two literals here, which TypeScript does not split into the union's members itself.
+  const local = (line: number, fields: Pick<FailedOutcome | SkippedOutcome, 'status' | 'reason' | 'message'> & Partial<Omit<FailedOutcome, 'status' | 'reason'>>): LineOutcome =>
+    ({
+      event_id: null,
+      integration: integration.name,
+      vendor: integration.vendor,
+      attempts: 0,
+      duration_ms: 0,
+      ...fields,
+      line,
+    }) as FailedOutcome & { line: number };
 
   const emit = (r: LineResult): void => {
     let o = r.outcome;

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { Got } from 'got';
 import type { CompiledSpec } from './compile/spec.js';
-import { SignalError } from './errors.js';
+import { RecordError, SignalError } from './errors.js';
 import { loadSpecs, type SpecText } from './load/specs.js';
 import { BUNDLED_SPECS_DIR } from './paths.js';
 import { createHttpClient } from './run/http.js';
@@ -17,7 +17,7 @@ import { concealWhenPrinted } from './policy/redact.js';
 import { createMemoryStore } from './store/memory.js';
 import { rateLimitScope, requestsPerMinute } from './store/scope.js';
 import type { Store, TokenStore } from './store/types.js';
-import { checkRecord } from './validate/record.js';
+import { checkRecord, type IntegrationRecord } from './validate/record.js';
 
 export interface EngineOptions {
   /** Spec files or folders; default: the specs bundled with the package (unless `specTexts` is given). */
@@ -124,8 +124,27 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
     this.integrations.delete(integration);
   }
 
-  /** Check a record against its spec (throws RecordError listing every bad field) and make it deliverable. */
-  createIntegration(record: unknown, opts: CreateIntegrationOptions = {}): Integration {
+  /**
+   * Check untyped input (e.g. parsed JSON from the Management API) as `createIntegration` would: against
+   * the record schema and its vendor's spec (config schema, preset, field mappings). Returns the typed
+   * record (the spec's config defaults filled in; the input is not changed), or a RecordError whose
+   * `issues` list every problem with its path, keyword and message — never a value.
+   */
+  parseRecord(input: unknown): IntegrationRecord | RecordError {
+    try {
+      return checkRecord(input, this.specs).record;
+    } catch (e) {
+      if (e instanceof RecordError) return e;
+      throw e;
+    }
+  }
+
+  /**
+   * Make a record deliverable. Typed with the record shape; input of unknown shape goes through
+   * `parseRecord` first. The record is checked against its spec here too (JavaScript callers, records
+   * built in code): a bad one throws a RecordError listing every bad field.
+   */
+  createIntegration(record: IntegrationRecord, opts: CreateIntegrationOptions = {}): Integration {
     const checked = checkRecord(record, this.specs);
     const endpoint = opts.endpoint ?? this.options.endpoint;
     if (endpoint) validateEndpoint(endpoint);

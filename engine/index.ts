@@ -1,13 +1,13 @@
 /** Public API of signal-integrations. */
 export { Engine, type EngineOptions, type CreateIntegrationOptions, type SpecSources } from './engine.js';
 export { Integration, type PreviewRequest, type Preview, type DeliverOptions, applyEndpoint } from './run/integration.js';
-export type { Outcome, OutcomeStatus, OutcomeDetail } from './run/outcome.js';
-export type { SignalEvent } from './run/event.js';
+export type { Outcome, OutcomeStatus, OutcomeDetail, DeliveredOutcome, SkippedOutcome, FailedOutcome, AttemptDetail } from './run/outcome.js';
+export { parseEvent, type SignalEvent } from './run/event.js';
 export type { IntegrationRecord } from './validate/record.js';
 export type { CompiledSpec } from './compile/spec.js';
 export type * from './spec/types.js';
 export { checkSpecs, checkSpecFile, checkSpecText, loadSpecs, type SpecText } from './load/specs.js';
-export { SignalError, SpecError, RecordError, DeliveryError, REASONS, formatDiagnostic, type Diagnostic, type Reason } from './errors.js';
+export { SignalError, SpecError, RecordError, DeliveryError, REASONS, formatDiagnostic, formatProblem, type Diagnostic, type InputProblem, type Reason } from './errors.js';
 export { BUNDLED_SPECS_DIR, packagePath } from './paths.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './policy/retry-delay.js';
 export { parseEventLine, parseJsonSafely, isBlankLine, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_DEPTH, type EventLineOptions, type EventLineResult } from './run/event-line.js';

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CLIENT, type Emulator } from '../emulator/marketing-cloud.js';
-import type { Engine, Integration, Outcome } from '../engine/index.js';
+import type { Engine, Integration, Outcome, SignalEvent } from '../engine/index.js';
 import { event, leadSubmitted, referenceRecord, setup, type Json } from './helpers/fixtures.js';
 
 const TENANT = 'mc-abc123xyz';
@@ -33,7 +33,7 @@ function idOf(e: unknown): string | null {
 
 /** Deliver and check the one invariant every outcome has: it names its event. */
 async function deliver(integration: Integration, e: unknown): Promise<Outcome> {
-  const outcome = await integration.deliver(e);
+  const outcome = await integration.deliver(e as SignalEvent);
   expect(Object.hasOwn(outcome, 'event_id')).toBe(true);
   expect(outcome.event_id).toBe(idOf(e));
   expect(['delivered', 'skipped', 'failed']).toContain(outcome.status);

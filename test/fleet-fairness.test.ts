@@ -8,7 +8,7 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMarketingCloudEmulator, type Emulator } from '../emulator/marketing-cloud.js';
-import { createRedisQueue, Engine, startWorker, type FleetOutcome, type RedisQueue } from '../engine/index.js';
+import { createRedisQueue, Engine, startWorker, type FleetOutcome, type RedisQueue, type IntegrationRecord } from '../engine/index.js';
 import { CLOSED, circuitAfter, circuitAllows, isOutage } from '../engine/policy/circuit.js';
 import { leadSubmitted, referenceRecord } from './helpers/fixtures.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
@@ -78,7 +78,7 @@ describe('fair and bounded: many integrations on one worker', () => {
     const engine = await Engine.load();
     const hanging = { ...referenceRecord(), id: 'int_hang', name: 'Hanging vendor', config: { ...referenceRecord().config, tenant_subdomain: HANG_TENANT, client_id: 'hangclient', client_secret: 'hang-secret' } };
     const healthy = { ...referenceRecord(), id: 'int_healthy', name: 'Healthy vendor' };
-    const scopeOf = (r: unknown) => engine.createIntegration(r).credentialScope;
+    const scopeOf = (r: unknown) => engine.createIntegration(r as IntegrationRecord).credentialScope;
     await queue.enqueue({ id: 'int_hang', scope: scopeOf(hanging) }, events('evt_hang', 20));
     await queue.enqueue({ id: 'int_healthy', scope: scopeOf(healthy) }, events('evt_ok', 30));
     const outcomes: FleetOutcome[] = [];

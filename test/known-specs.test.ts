@@ -7,14 +7,14 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BUNDLED_SPECS_DIR, Engine, RecordError, checkSpecs, packagePath } from '../engine/index.js';
+import { BUNDLED_SPECS_DIR, Engine, RecordError, checkSpecs, packagePath, type IntegrationRecord } from '../engine/index.js';
 import { buildKnownSpecs } from '../engine/load/known-specs-build.js';
 import { sha256, useKnownSpecs } from '../engine/load/known-specs.js';
 import { readSource } from '../engine/load/source.js';
 import { specSchemaText } from '../engine/validate/spec-schema.js';
 import type { SignalEvent } from '../engine/run/event.js';
 
-const record = JSON.parse(await readFile(packagePath('examples', 'integration.json'), 'utf8')) as Record<string, unknown>;
+const record = JSON.parse(await readFile(packagePath('examples', 'integration.json'), 'utf8')) as IntegrationRecord;
 const events = (await readFile(packagePath('examples', 'events.ndjson'), 'utf8'))
   .split('\n')
   .filter((l) => l.trim())

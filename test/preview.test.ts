@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator/marketing-cloud.js';
 import { Engine, type PreviewRequest } from '../engine/index.js';
-import { REFERENCE_PAYLOAD, event, leadSubmitted, referenceRecord, setup } from './helpers/fixtures.js';
+import { REFERENCE_PAYLOAD, event, leadSubmitted, referenceRecord, setup, type Json } from './helpers/fixtures.js';
 
 const AUTH_HOST = 'mc-abc123xyz.auth.marketingcloudapis.com';
 const REST_HOST = 'mc-abc123xyz.rest.marketingcloudapis.com';
@@ -122,7 +122,7 @@ describe('preview', () => {
 });
 
 describe("preview applies deliver's gate (enabled, forwarded events, consent): one code path", () => {
-  const cases: [string, () => { record: Record<string, unknown>; event: Record<string, unknown> }, string][] = [
+  const cases: [string, () => { record: Json; event: Json }, string][] = [
     ['a disabled integration', () => ({ record: { ...referenceRecord(), enabled: false }, event: event() }), 'integration_disabled'],
     ['an event the record does not forward', () => ({ record: referenceRecord(), event: event({ type: 'page', event: 'Page Viewed' }) }), 'event_not_forwarded'],
     ['an event without the consent the record requires', () => ({ record: referenceRecord(), event: event({ consent: { marketing: false } }) }), 'consent_not_granted'],

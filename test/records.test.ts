@@ -5,7 +5,7 @@
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine, RecordError } from '../engine/index.js';
+import { Engine, RecordError, type IntegrationRecord } from '../engine/index.js';
 import { RECORD_SCHEMA } from '../engine/validate/record.js';
 import { referenceRecord, type Json } from './helpers/fixtures.js';
 
@@ -19,7 +19,7 @@ const SECRET = 'S3CRET-do-not-print';
 
 function createError(record: unknown): RecordError {
   try {
-    engine.createIntegration(record);
+    engine.createIntegration(record as IntegrationRecord);
   } catch (e) {
     expect(e).toBeInstanceOf(RecordError);
     return e as RecordError;

@@ -10,7 +10,7 @@ import type { EventTrace } from '../../engine/run/trace.js';
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Option, type Command } from 'commander';
-import { DEFAULT_MAX_LINE_BYTES, type Engine, type Integration } from '../../engine/index.js';
+import { DEFAULT_MAX_LINE_BYTES, type Engine, type Integration, type IntegrationRecord } from '../../engine/index.js';
 import { Checkpoint } from '../checkpoint.js';
 import { boundHeapGrowth } from '../heap.js';
 import { loadEngine, type Context } from '../context.js';
@@ -387,7 +387,7 @@ async function deliver(ctx: Context, cmd: Command, opts: DeliverOptions): Promis
     } else hurry.abort(sig);
   };
   try {
-    const integration = engine.createIntegration(record, opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {});
+    const integration = engine.createIntegration(record as IntegrationRecord, opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {});
     const input = await openEvents(io, opts.events);
     source = input.source;
     if (opts.deadLetter !== undefined) deadLetter = DeadLetterFile.open(io, opts.deadLetter, input.ino);

@@ -10,7 +10,7 @@ import { packagePath } from '../../engine/paths.js';
 import { loadEngine, type Context } from '../context.js';
 import { displayPath, EXIT, readJsonFile } from '../io.js';
 import { deliverStream } from './deliver.js';
-import { DEFAULT_MAX_LINE_BYTES } from '../../engine/index.js';
+import { DEFAULT_MAX_LINE_BYTES, type IntegrationRecord } from '../../engine/index.js';
 
 /** Failures the example events are there to show; any other failure makes the demo exit 1. */
 const EXPECTED_FAILURES: Record<string, string> = {
@@ -36,7 +36,7 @@ async function demo(ctx: Context, cmd: Command): Promise<number> {
   io.hooks?.emulatorStarted?.(emu);
   const source = createReadStream(eventsFile);
   try {
-    const integration = engine.createIntegration(record, { endpoint: emu.url });
+    const integration = engine.createIntegration(record as IntegrationRecord, { endpoint: emu.url });
     io.stdout.write(
       `demo: delivering ${displayPath(io, eventsFile)} through '${integration.name}' (${displayPath(io, recordFile)})\n` +
         `      every request goes to a local Marketing Cloud emulator at ${emu.url} (endpoint override)\n\n`,

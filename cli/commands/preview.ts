@@ -1,6 +1,6 @@
 /** `preview`: the exact requests an event would produce for an integration record, secrets redacted; sends nothing. */
 import type { Command } from 'commander';
-import { DeliveryError, parseEventLine, parseJsonSafely, REASONS } from '../../engine/index.js';
+import { DeliveryError, parseEventLine, parseJsonSafely, REASONS, type IntegrationRecord } from '../../engine/index.js';
 import { loadEngine, type Context } from '../context.js';
 import { requestBlock } from '../format.js';
 import { CliError, displayPath, EXIT, readJsonFile, readSmallFile, resolvePath } from '../io.js';
@@ -44,7 +44,7 @@ async function preview(ctx: Context, cmd: Command, opts: PreviewOptions): Promis
   }
   const engine = await loadEngine(ctx, cmd);
   try {
-    const integration = engine.createIntegration(record, opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {});
+    const integration = engine.createIntegration(record as IntegrationRecord, opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {});
     let preview;
     try {
       preview = await integration.previewEvent(parsed.event);

@@ -5,7 +5,7 @@
  * records are sealed with SIGNAL_STORE_KEY when it is set. `list` never shows a secret.
  */
 import type { Command } from 'commander';
-import { createRecordRegistry, SignalError, type RecordRegistry, type RegistryEntry } from '../../engine/index.js';
+import { createRecordRegistry, SignalError, type IntegrationRecord, type RecordRegistry, type RegistryEntry } from '../../engine/index.js';
 import { loadEngine, type Context } from '../context.js';
 import { checkRedisUrl, connectQueue, requireRecordId } from '../fleet.js';
 import { CliError, EXIT, readJsonFile } from '../io.js';
@@ -75,7 +75,7 @@ async function put(ctx: Context, cmd: Command, files: string[], opts: RecordsOpt
       if (seen.has(id)) throw new CliError(`'${file}' and '${seen.get(id)}' both have the id '${safe(id)}': one record per id`);
       seen.set(id, file);
       try {
-        engine.createIntegration(record); // the same checks (and errors) as deliver
+        engine.createIntegration(record as IntegrationRecord); // the same checks (and errors) as deliver
       } catch (e) {
         if (e instanceof SignalError) throw new CliError(`${file}: ${e.message}`, EXIT.usage);
         throw e;

@@ -10,7 +10,7 @@ import http from 'node:http';
 import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { formatReceived, startMarketingCloudEmulator, type Emulator } from '../../emulator/marketing-cloud.js';
-import { checkSpecs, DeliveryError, Engine, RecordError, type CompiledSpec, type Diagnostic, type Outcome, type OutcomeDetail } from '../../engine/index.js';
+import { checkSpecs, DeliveryError, Engine, RecordError, type CompiledSpec, type Diagnostic, type IntegrationRecord, type Outcome, type OutcomeDetail, type SignalEvent } from '../../engine/index.js';
 import { packagePath } from '../../engine/paths.js';
 import { PAGE } from './page.js';
 
@@ -150,7 +150,7 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
     let integration;
     try {
       // Preview shows the spec's own URLs; a send goes to the emulator (original host in X-Forwarded-Host).
-      integration = path === '/api/preview' ? engine.createIntegration(record) : engine.createIntegration(record, { endpoint: emulator.url });
+      integration = path === '/api/preview' ? engine.createIntegration(record as IntegrationRecord) : engine.createIntegration(record as IntegrationRecord, { endpoint: emulator.url });
     } catch (e) {
       if (e instanceof RecordError) return { recordErrors: e.problems };
       throw e;
@@ -172,7 +172,7 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
       const onOutcome = (_o: Outcome, d: OutcomeDetail) => void (detail = d);
       engine.on('outcome', onOutcome);
       try {
-        const outcome = await integration.deliver(event);
+        const outcome = await integration.deliver(event as SignalEvent); // checked there: a bad event fails as invalid_event
         await integration.flush();
         return { outcome, attempts: detail?.attempts ?? [], received: formatReceived(emulator, { maxBody: 2000 }) };
       } finally {

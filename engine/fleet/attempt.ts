@@ -13,7 +13,8 @@ import type { AttemptSummary, QueuedEvent } from './queue.js';
 export type Disposition = 'delivered' | 'skipped' | 'retry_scheduled' | 'dead_lettered';
 
 /** An outcome of one queue attempt: the engine's outcome plus where the event went next. */
-export interface FleetOutcome extends Outcome {
+/** What the fleet adds to an outcome: the queue attempt and where the event went next. */
+export interface FleetAttemptInfo {
   job_id: string;
   /** This queue attempt (1-based) and how many the record allows. */
   attempt: number;
@@ -22,6 +23,9 @@ export interface FleetOutcome extends Outcome {
   /** For `retry_scheduled`: the wait before the next attempt. */
   next_attempt_in_ms?: number;
 }
+
+/** An outcome of one queue attempt (still discriminated on `status`). */
+export type FleetOutcome = Outcome & FleetAttemptInfo;
 
 /**
  * The id a fleet keys an integration by: the record's `id`. A record without one is refused, since a name

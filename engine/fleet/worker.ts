@@ -11,6 +11,7 @@
 import { Engine, type EngineOptions } from '../engine.js';
 import { REASONS } from '../errors.js';
 import type { Integration } from '../run/integration.js';
+import type { IntegrationRecord } from '../validate/record.js';
 import type { Outcome } from '../run/outcome.js';
 import { decideAfterAttempt } from '../policy/queue-retry.js';
 import type { DeliveryQueue, Lease, QueuedEvent, Settlement } from './queue.js';
@@ -22,7 +23,7 @@ import { followRegistry } from './follow.js';
 import type { Lane, WorkerLogger } from './lane.js';
 
 export type { WorkerLogger } from './lane.js';
-import { eventIdOf } from '../run/event.js';
+import { eventIdOf, type SignalEvent } from '../run/event.js';
 import type { FleetTracer } from './trace.js';
 import { deadLetterLine, errorText, fleetIdOf, mayHaveReachedVendor, queuePolicyOf, recordMismatch, safeEventId, summarize, type Disposition, type FleetOutcome } from './attempt.js';
 
@@ -111,7 +112,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   /** Every integration this worker serves, by record id. */
   const lanes = new Map<string, Lane>();
   const newLane = (record: unknown, version?: string): Lane => {
-    const integration = engine.createIntegration(record, createOpts);
+    const integration = engine.createIntegration(record as IntegrationRecord, createOpts);
     return {
       name: fleetIdOf(integration),
       integration,
@@ -211,7 +212,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   const deliverGuarded = async (lane: Lane, m: QueuedEvent, n: number): Promise<Outcome> => {
     const started = Date.now();
     try {
-      return await lane.integration.deliver(m.event, opts.trace ? { signal: abandon.signal, trace: opts.trace.begin(lane.name, m.job_id, n) } : { signal: abandon.signal });
+      return await lane.integration.deliver(m.event as SignalEvent, opts.trace ? { signal: abandon.signal, trace: opts.trace.begin(lane.name, m.job_id, n) } : { signal: abandon.signal });
     } catch (e) {
       return {
         event_id: safeEventId(m.event),

@@ -19,7 +19,7 @@ import type { CheckedRecord } from '../validate/record.js';
 import type { SignalEvent } from './event.js';
 import { bodyBuilder, type BodyBuilder, type BuiltBody, type MaybePromise } from './body.js';
 import { withTimeouts, type ExchangeOptions, type ExchangeResult, type WireRequest } from './http.js';
-import type { Outcome, OutcomeDetail } from './outcome.js';
+import type { DistributiveOmit, Outcome, OutcomeDetail } from './outcome.js';
 import { DeliveryLifecycle } from './lifecycle.js';
 import { applyEndpoint, parseEndpoint, value, type EndpointBase } from './requests.js';
 import type { CachedToken, Limiter, TokenStore } from '../store/types.js';
@@ -43,7 +43,7 @@ export interface IntegrationDeps {
 export type AuthResults = Record<string, Record<string, unknown>>;
 export type Config = Record<string, unknown>;
 /** An outcome before the fields every outcome shares are added. */
-export type Result = Omit<Outcome, 'event_id' | 'integration' | 'vendor' | 'duration_ms' | 'event'>;
+export type Result = DistributiveOmit<Outcome, 'event_id' | 'integration' | 'vendor' | 'duration_ms' | 'event'>;
 
 function retryableRule(rule: CompiledRule | undefined): boolean {
   return rule?.action === 'retry' || rule?.action === 'reauth';

@@ -76,7 +76,7 @@ export class Integration {
   }
 
   /** Deliver one event: always resolves with exactly one outcome. In batch mode, when its batch is done. */
-  deliver(event: unknown, opts: DeliverOptions = {}): Promise<Outcome> {
+  deliver(event: SignalEvent, opts: DeliverOptions = {}): Promise<Outcome> {
     if (opts.trace) return this.deliverTraced(event, opts.signal, opts.trace);
     return this.run(event, undefined, opts.signal);
   }
@@ -202,7 +202,7 @@ export class Integration {
   }
 
   /** Deliver many events; outcomes come back in input order. A batching integration fills whole batches. */
-  async deliverAll(events: readonly unknown[], opts: { concurrency?: number } = {}): Promise<Outcome[]> {
+  async deliverAll(events: readonly SignalEvent[], opts: { concurrency?: number } = {}): Promise<Outcome[]> {
     const concurrency = this.inFlightWindow(opts.concurrency ?? 32);
     const outcomes: Outcome[] = new Array<Outcome>(events.length);
     let next = 0;

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import { RecordError } from '../errors.js';
+import { formatProblem, RecordError, type InputProblem } from '../errors.js';
 import type { CompiledPreset, CompiledSpec } from '../compile/spec.js';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from '../compile/expression.js';
 import { checkReferences } from '../compile/references.js';
@@ -93,17 +93,22 @@ function validateRecordShape(input: unknown): { ok: boolean; errors: ErrorObject
 }
 
 /** `config.account_id: must match pattern "^[0-9]+$"`: the place and the rule, never the value. */
-export function describeErrors(prefix: string, errors: readonly ErrorObject[]): string[] {
-  const out = new Set<string>();
+export function describeErrors(prefix: string, errors: readonly ErrorObject[]): InputProblem[] {
+  const out = new Map<string, InputProblem>();
+  const add = (path: string, keyword: string, message: string): void => {
+    const p = { path: path.replace(/^record\.?/, ''), keyword, message };
+    const key = formatProblem(p);
+    if (!out.has(key)) out.set(key, p);
+  };
   for (const e of errors) {
     if (e.keyword === 'if' || (e.propertyName !== undefined && e.keyword !== 'propertyNames')) continue; // the propertyNames error says it
     const at = (prefix + e.instancePath.replace(/\//g, '.')).replace(/^\./, '') || 'record';
-    if (e.keyword === 'required') out.add(`${at ? `${at}.` : ''}${(e.params as { missingProperty: string }).missingProperty}: is required`);
-    else if (e.keyword === 'additionalProperties') out.add(`${at}: unknown field '${(e.params as { additionalProperty: string }).additionalProperty}'`);
-    else if (e.keyword === 'propertyNames') out.add(`${at}: '${String((e.params as { propertyName?: string }).propertyName ?? '')}' is not a dotted path such as Data.email (and may not name __proto__, constructor or prototype)`);
-    else out.add(`${at}: ${e.message ?? 'is invalid'}`);
+    if (e.keyword === 'required') add(`${at ? `${at}.` : ''}${(e.params as { missingProperty: string }).missingProperty}`, e.keyword, 'is required');
+    else if (e.keyword === 'additionalProperties') add(at, e.keyword, `unknown field '${(e.params as { additionalProperty: string }).additionalProperty}'`);
+    else if (e.keyword === 'propertyNames') add(at, e.keyword, `'${String((e.params as { propertyName?: string }).propertyName ?? '')}' is not a dotted path such as Data.email (and may not name __proto__, constructor or prototype)`);
+    else add(at, e.keyword, e.message ?? 'is invalid');
   }
-  return [...out].map((s) => s.replace(/^record\.?/, '') || s);
+  return [...out.values()];
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -130,15 +135,15 @@ function inProcessRetry(retry: IntegrationRecord['retry']): Partial<RetryPolicy>
 export function checkRecord(input: unknown, specs: ReadonlyMap<string, CompiledSpec>): CheckedRecord {
   const name = typeof (input as { name?: unknown })?.name === 'string' ? `'${(input as { name: string }).name}'` : '';
   const subject = `integration record ${name}`.trim() + ' is invalid';
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new RecordError(subject, ['an integration record must be a JSON object']);
-  const problems: string[] = [];
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new RecordError(subject, [{ path: '', keyword: 'type', message: 'an integration record must be a JSON object' }]);
+  const problems: InputProblem[] = [];
   const shape = validateRecordShape(input);
   if (!shape.ok) problems.push(...describeErrors('', shape.errors));
   // The config is validated on a copy, so the schema's `default`s fill it without touching the caller's record.
   const original = input as IntegrationRecord;
   const record: IntegrationRecord = isObject(original.config) ? { ...original, config: structuredClone(original.config) } : original;
   const spec = typeof record.vendor === 'string' ? specs.get(record.vendor) : undefined;
-  if (typeof record.vendor === 'string' && !spec) problems.push(`vendor: no spec for '${record.vendor}' (available: ${[...specs.keys()].join(', ') || 'none'})`);
+  if (typeof record.vendor === 'string' && !spec) problems.push({ path: 'vendor', keyword: 'spec', message: `no spec for '${record.vendor}' (available: ${[...specs.keys()].join(', ') || 'none'})` });
   let preset: CheckedRecord['presetEvents'];
   const overrides: CheckedRecord['overrides'] = [];
   if (spec) {
@@ -148,7 +153,7 @@ export function checkRecord(input: unknown, specs: ReadonlyMap<string, CompiledS
     const presetName = typeof record.preset === 'string' ? record.preset : spec.defaultPreset;
     preset = presetName ? spec.presets.get(presetName) : undefined;
     if (typeof record.preset === 'string' && !preset) {
-      problems.push(`preset: '${record.preset}' is not a preset of ${spec.vendor} (available: ${[...spec.presets.keys()].join(', ') || 'none'})`);
+      problems.push({ path: 'preset', keyword: 'preset', message: `'${record.preset}' is not a preset of ${spec.vendor} (available: ${[...spec.presets.keys()].join(', ') || 'none'})` });
     }
     for (const [path, src] of Object.entries(record.field_mappings ?? {})) {
       if (typeof src !== 'string') {
@@ -157,11 +162,11 @@ export function checkRecord(input: unknown, specs: ReadonlyMap<string, CompiledS
       }
       try {
         const expr = compileExpression(src);
-        for (const p of checkReferences(expr.ast, spec.recordScope)) problems.push(`field_mappings.${path}: ${p.message} (at character ${p.position + 1})`);
+        for (const p of checkReferences(expr.ast, spec.recordScope)) problems.push({ path: `field_mappings.${path}`, keyword: 'expression', message: `${p.message} (at character ${p.position + 1})` });
         overrides.push({ path: path.split('.'), expr });
       } catch (e) {
         if (!(e instanceof ExpressionSyntaxError)) throw e;
-        problems.push(`field_mappings.${path}: ${e.message} (at character ${e.position + 1})`);
+        problems.push({ path: `field_mappings.${path}`, keyword: 'expression', message: `${e.message} (at character ${e.position + 1})` });
       }
     }
   }

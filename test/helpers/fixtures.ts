@@ -6,7 +6,8 @@ import { mulberry32 } from '../../emulator/prng.js';
 
 const read = (f: string): unknown => JSON.parse(readFileSync(new URL(`../../examples/${f}`, import.meta.url), 'utf8'));
 
-export type Json = Record<string, any>;
+// Loose on purpose: tests hand the engine invalid events and records as well as valid ones.
+export type Json = any;
 
 export const referenceRecord = (): Json => structuredClone(read('integration.json')) as Json;
 export const leadSubmitted = (): Json => structuredClone(read('lead-submitted.json')) as Json;
