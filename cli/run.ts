@@ -76,6 +76,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Register> 
   trace: { summary: "every recorded attempt of one event (worker --trace): input, redacted requests, answers, outcome", load: async () => (await import('./commands/trace.js')).registerTrace },
   tap: { summary: 'follow outcomes live as every worker settles them, until Ctrl-C', load: async () => (await import('./commands/tap.js')).registerTap },
   records: { summary: 'put, list or remove integration records in the registry workers follow', load: async () => (await import('./commands/records.js')).registerRecords },
+  completion: { summary: 'print a shell completion script (bash, zsh or fish)', load: async () => (await import('./commands/completion.js')).registerCompletion },
 };
 
 /** The command argv names (skipping global options and their values), or undefined for bare --help/--version. */
@@ -104,8 +105,10 @@ export async function buildProgram(ctx: Context, argv: readonly string[] = []): 
     })
     .showHelpAfterError('(run with --help for usage)');
   const wanted = commandName(argv);
+  // Completion is made from the whole tree, so every command is registered for real.
+  const all = wanted === 'completion';
   for (const [name, { summary, load }] of Object.entries(COMMANDS)) {
-    if (name === wanted) {
+    if (all || name === wanted) {
       (await load())(program, ctx);
       program.commands.at(-1)?.summary(summary);
     } else {
