@@ -1,20 +1,25 @@
 /**
+ * The README is a front page whose first two commands are the ones CI runs, and every relative link of
+ * the README, the changelog and the docs pages resolves (file and heading).
  * docs/spec-language.md must not drift from the language: every property name the JSON Schema defines
  * (at any depth) and every top-level key the shipped specs use is explained there as inline code, every
  * outcome reason is listed, and every spec-shaped YAML example parses (complete ones also load cleanly).
  * The relaxed schema for files that `extends` another must be exactly what derive-extends-schema.mjs makes.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse, parseDocument } from 'yaml';
 import { REASONS, checkSpecText, formatDiagnostic } from '../engine/index.js';
 import { deriveExtendsSchema } from '../schemas/derive-extends-schema.mjs';
+import { brokenLinks, relativeLinks } from './helpers/links.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DOC = join(root, 'docs', 'spec-language.md');
 const doc = readFileSync(DOC, 'utf8');
+/** The tutorial's examples are spec examples too (it was the reference's last section). */
+const tutorial = readFileSync(join(root, 'docs', 'tutorial.md'), 'utf8');
 const readJson = (...parts: string[]): Record<string, unknown> => JSON.parse(readFileSync(join(root, ...parts), 'utf8')) as Record<string, unknown>;
 const schema = readJson('schemas', 'integration-spec.schema.json');
 
@@ -74,9 +79,44 @@ const inlineCode = new Set([...prose.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]!)
 const documented = (name: string): boolean => inlineCode.has(name) || inlineCode.has(`"${name}"`);
 
 /** ```yaml blocks of the doc. */
-const yamlBlocks = [...doc.matchAll(/^```yaml[ \t]*\n([\s\S]*?)^```[ \t]*$/gm)].map((m) => m[1]!);
+const yamlBlocks = [...(doc + '\n' + tutorial).matchAll(/^```yaml[ \t]*\n([\s\S]*?)^```[ \t]*$/gm)].map((m) => m[1]!);
 /** A block is spec-shaped when, past leading comments, it starts with `spec_version:`, or it mentions `vendor:`. */
 const specBlocks = yamlBlocks.filter((b) => b.replace(/^(?:[ \t]*(?:#.*)?\n)*/, '').startsWith('spec_version:') || b.includes('vendor:'));
+
+describe('README.md, CHANGELOG.md and docs/', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const pages = ['README.md', 'CHANGELOG.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+
+  it('the README starts with the two commands, and CI runs exactly its test command', () => {
+    const first = /^```sh\n([\s\S]*?)^```/m.exec(readme);
+    expect(first, 'the first code block').not.toBeNull();
+    expect(readme.slice(0, first!.index).replace(/^# .*\n/, '').trim(), 'nothing but the title before the commands').toBe('');
+    const commands = first![1]!.split('\n').filter(Boolean).map((l) => l.replace(/\s+#.*$/, '').trim());
+    expect(commands).toEqual(['npm install && npm start', 'npm test']);
+    const ci = readFileSync(join(root, '.ci', 'run'), 'utf8').trim().split('\n');
+    expect(ci.at(-1)).toBe(commands[1]);
+  });
+
+  it('the README is a front page: short, with a first-spec path and a link to every docs page', () => {
+    expect(readme.split('\n').length).toBeLessThan(120);
+    expect(readme).toMatch(/^## Write your first spec/m);
+    const linked = new Set(relativeLinks(readme).map((l) => l.split('#')[0]));
+    const missing = pages.filter((p) => p.startsWith('docs/') && !linked.has(p));
+    expect(missing, 'docs pages the README does not link').toEqual([]);
+  });
+
+  it('every relative link resolves to a file of the repository, and every #anchor to a heading', () => {
+    expect(pages.length).toBeGreaterThanOrEqual(8);
+    expect(pages.flatMap((p) => relativeLinks(readFileSync(join(root, p), 'utf8'))).length).toBeGreaterThan(40);
+    expect(brokenLinks(root, pages)).toEqual([]);
+  });
+
+  it('the link check catches a broken link (sanity check of the test itself)', () => {
+    expect(existsSync(join(root, 'docs', 'no-such-page.md'))).toBe(false);
+    const broken = brokenLinks(join(root, 'test', 'fixtures', 'links'), ['page.md']);
+    expect(broken).toEqual(['page.md: missing.md (no such file)', 'page.md: page.md#nowhere (no heading #nowhere)', 'page.md: ../../outside.md (outside the package)']);
+  });
+});
 
 describe('docs/spec-language.md', () => {
   const names = propertyNames(schema as Json, '#', new Map());

@@ -84,7 +84,7 @@ function asObj(value: Json | undefined): Obj {
 describe('integration spec JSON Schema', () => {
   it('is a draft 2020-12 schema that compiles in Ajv strict mode', () => {
     expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
-    expect(schema.$id).toBe('https://signal-integrations.dev/schemas/integration-spec.schema.json');
+    expect(schema.$id).toBe('https://cdn.jsdelivr.net/npm/signal-integrations/schemas/integration-spec.schema.json');
     expect(typeof schema.title).toBe('string');
     expect(typeof schema.description).toBe('string');
     expect(() => compile()).not.toThrow();

@@ -27,7 +27,7 @@ import { eventIdOf, type SignalEvent } from '../run/event.js';
 import type { FleetTracer } from './trace.js';
 import { deadLetterLine, errorText, fleetIdOf, mayHaveReachedVendor, queuePolicyOf, recordMismatch, safeEventId, summarize, type Disposition, type FleetOutcome } from './attempt.js';
 
-export { deadLetterLine, fleetIdOf, mayHaveReachedVendor, queuePolicyOf, recordMismatch, type Disposition, type FleetOutcome } from './attempt.js';
+export { deadLetterLine, fleetIdOf, mayHaveReachedVendor, queuePolicyOf, recordMismatch, type Disposition, type FleetAttemptInfo, type FleetOutcome } from './attempt.js';
 
 
 export interface StartWorkerOptions {
