@@ -1,5 +1,5 @@
 /**
- * The runtime's use of the library, as the README shows it: load specs at boot (also from text), create
+ * The runtime's use of the library, as docs/library.md shows it: load specs at boot (also from text), create
  * integrations from records, deliver, observe outcomes, reload keeping cached tokens, dispose an
  * integration, shut down.
  */
