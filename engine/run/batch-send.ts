@@ -62,7 +62,7 @@ export class BatchSender {
   private readonly slotWaiters: (() => void)[] = [];
 
   /** The record's own limits where the spec reads them from its config (checked numbers: validate/record.ts). */
-  private readonly maxItems: number;
+  readonly maxItems: number;
   private readonly maxBytes: number;
 
   constructor(ctx: IntegrationContext, batch: CompiledBatch) {
@@ -101,7 +101,14 @@ export class BatchSender {
     }
     const envelope = await envelopeP;
     if (envelope + bytes > this.maxBytes) {
-      return { status: 'failed', reason: REASONS.itemTooLarge, message: `the event's item is ${bytes} bytes; a batch request may carry at most ${this.maxBytes}`, retryable: false, attempts: 0 };
+      return {
+        status: 'failed',
+        reason: REASONS.itemTooLarge,
+        message: `the event's item is ${bytes} bytes; a batch request may carry at most ${this.maxBytes}`,
+        retryable: false,
+        attempts: 0,
+        hint: 'Shorten what the spec maps into one item (or leave out its largest fields), or raise send.batch.max_bytes if the vendor allows more.',
+      };
     }
     let batcher = this.batchers.get(key);
     if (!batcher) {
