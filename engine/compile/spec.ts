@@ -32,7 +32,6 @@ import { parseTemplate, TemplateSyntaxError, type TemplateContext, type Template
 export type * from './program.js';
 import type {
   CompiledAuthStage,
-  CompiledBatch,
   CompiledCheck,
   CompiledPreset,
   CompiledRequest,

@@ -9,7 +9,7 @@ import type { AuthResults, Config, IntegrationContext } from './context.js';
 import { eventProblems, type SignalEvent } from './event.js';
 import { skipOf, type Skip } from './gate.js';
 import type { WireRequest } from './http.js';
-import { applyClientAuth, checkHost, renderRequest, value } from './requests.js';
+import { applyClientAuth, checkHost, renderRequest } from './requests.js';
 import { groupOf } from './batch-send.js';
 
 export interface PreviewRequest {
