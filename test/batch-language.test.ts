@@ -10,26 +10,21 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Engine, RecordError, checkSpecText, type Integration, type Outcome } from '../engine/index.js';
 import { parseTemplate, renderTemplate } from '../engine/compile/template.js';
-import { startStubVendor, type StubVendor } from './helpers/stub-vendor.js';
+import { startStubVendor, type StubAnswer, type StubVendor } from './helpers/stub-vendor.js';
 import { event } from './helpers/fixtures.js';
 
-const SPEC = (vendor: string, send: string, extra = '') => `
-spec_version: 1
-vendor: ${vendor}
-title: Stub batch vendor
-version: 1.0.0
-config:
-  type: object
-  properties:
-    list: { type: string }
-    region: { type: string }
-    sub_account: { type: string }
-    plan_max_items: { type: integer, minimum: 1 }
-${extra}
-allowed_hosts: [api.stub.example]
-send:
-${send}
-`;
+const SPEC = (vendor: string, send: string) =>
+  [
+    'spec_version: 1',
+    `vendor: ${vendor}`,
+    'title: Stub batch language',
+    'version: 1.0.0',
+    'allowed_hosts: [api.stub.example]',
+    // list, region and sub_account fill templates; plan_max_items is a record's own batch limit.
+    'config: { type: object, properties: { list: { type: string }, region: { type: string }, sub_account: { type: string }, plan_max_items: { type: integer, minimum: 1 } } }',
+    'send:',
+    send,
+  ].join('\n');
 
 const BATCH = (batch: string, errors = '', url = 'https://api.stub.example/batch') => `  request:
     method: POST
@@ -149,12 +144,18 @@ describe('item_errors.others (a refusal that names its bad items)', () => {
   });
 });
 
+/** Deliver `events` through `vendor`, the stub answering what `refuse` says (else 200); one outcome per event checked. */
+async function deliverWith(vendor: string, refuse: (items: { id: string; big?: boolean }[]) => StubAnswer | undefined, events = ten()): Promise<Outcome[]> {
+  stub.answer('/batch', (body) => refuse(body.items) ?? { status: 200, body: {} });
+  const outcomes = await integration(vendor).deliverAll(events);
+  onePerEvent(events, outcomes);
+  return outcomes;
+}
+
 describe('split (413, or a rule with action split)', () => {
   it('a 413 halves the batch recursively until the vendor takes it; every event delivered once', async () => {
-    stub.answer('/batch', (body) => (body.items.length > 3 ? { status: 413, body: { error: 'payload too large' } } : { status: 200, body: {} }));
     const events = ten();
-    const outcomes = await integration('stub_split').deliverAll(events);
-    onePerEvent(events, outcomes);
+    const outcomes = await deliverWith('stub_split', (items) => (items.length > 3 ? { status: 413, body: { error: 'payload too large' } } : undefined), events);
     expect(outcomes.every((o) => o.status === 'delivered')).toBe(true);
     // 10 -> 5 + 5 -> 3 + 2 + 3 + 2: the accepted requests carry each event exactly once.
     expect(batches().map((b) => b.length)).toEqual([10, 5, 3, 2, 5, 3, 2]);
@@ -163,20 +164,15 @@ describe('split (413, or a rule with action split)', () => {
   });
 
   it('an item refused alone as too large fails with item_too_large; the others are delivered', async () => {
-    stub.answer('/batch', (body) => (body.items.some((i: { big?: boolean }) => i.big) ? { status: 413, body: { error: 'too large' } } : { status: 200, body: {} }));
     const events = ten();
     events[6] = event({ properties: { ...events[6]!.properties, big: true } });
-    const outcomes = await integration('stub_split').deliverAll(events);
-    onePerEvent(events, outcomes);
+    const outcomes = await deliverWith('stub_split', (items) => (items.some((i) => i.big) ? { status: 413, body: { error: 'too large' } } : undefined), events);
     expect(outcomes[6]).toMatchObject({ status: 'failed', reason: 'item_too_large', retryable: false, http_status: 413, batch_size: 1 });
     expect(outcomes.filter((o) => o.status === 'delivered')).toHaveLength(9);
   });
 
   it('a rule with action split reads a vendor message as "too large"', async () => {
-    stub.answer('/batch', (body) => (body.items.length > 5 ? { status: 400, body: { error: 'too many events in one request' } } : { status: 200, body: {} }));
-    const events = ten();
-    const outcomes = await integration('stub_split_rule').deliverAll(events);
-    onePerEvent(events, outcomes);
+    const outcomes = await deliverWith('stub_split_rule', (items) => (items.length > 5 ? { status: 400, body: { error: 'too many events in one request' } } : undefined));
     expect(outcomes.every((o) => o.status === 'delivered')).toBe(true);
     expect(batches().map((b) => b.length)).toEqual([10, 5, 5]);
   });
