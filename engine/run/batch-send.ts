@@ -43,10 +43,13 @@ export async function groupOf(groupBy: CompiledBatch['groupBy'], event: SignalEv
   return out;
 }
 
-/** Results of a follow-up request (a resend, a half) after `before`: its items carry those attempts too. */
-function after(before: Attempts, sub: Sent): Sent {
+/**
+ * Results of a follow-up request (a resend, a half) after `before`: its items carry those attempts too, and
+ * `possibly_duplicated` when an attempt of the earlier exchange broke after it went out.
+ */
+function after(before: Attempts, sub: Sent, duplicated: boolean | undefined): Sent {
   return {
-    items: sub.items.map((r) => ({ ...r, attempts: (r.attempts ?? 0) + before.length })),
+    items: sub.items.map((r) => ({ ...r, attempts: (r.attempts ?? 0) + before.length, ...(duplicated ? { possibly_duplicated: true } : {}) })),
     attempts: sub.attempts.map((a) => [...before, ...a]),
   };
 }
@@ -273,7 +276,8 @@ export class BatchSender {
     const rest = result.items.flatMap((r, i) => (r.status === 'delivered' ? [i] : []));
     if (!rest.length) return;
     if (this.batch.itemErrors!.others === 'resend' && round.resend) {
-      const again = after(result.attempts[rest[0]!]!, await this.runBatch(rest.map((i) => items[i]), group, authAttempts, { ...round, resend: false }));
+      const first = result.items[rest[0]!]!;
+      const again = after(result.attempts[rest[0]!]!, await this.runBatch(rest.map((i) => items[i]), group, authAttempts, { ...round, resend: false }), first.possibly_duplicated);
       rest.forEach((i, k) => {
         result.items[i] = again.items[k]!;
         result.attempts[i] = again.attempts[k]!;
@@ -308,8 +312,8 @@ export class BatchSender {
     }
     const mid = Math.ceil(items.length / 2);
     const next = { ...round, depth: round.depth + 1 };
-    const first = after(attempts, await this.runBatch(items.slice(0, mid), group, authAttempts, next));
-    const second = after(attempts, await this.runBatch(items.slice(mid), group, authAttempts, next));
+    const first = after(attempts, await this.runBatch(items.slice(0, mid), group, authAttempts, next), res.possibly_duplicated);
+    const second = after(attempts, await this.runBatch(items.slice(mid), group, authAttempts, next), res.possibly_duplicated);
     return { items: [...first.items, ...second.items], attempts: [...first.attempts, ...second.attempts] };
   }
 
