@@ -138,11 +138,16 @@ describe('send.batch.poll', () => {
     expect(clean.map((o) => o.status)).toEqual(['delivered', 'delivered']);
   });
 
+  it('an index named more than once is one failure of that item, with every message (issue 18 §2)', async () => {
+    const outcomes = await run({ errors: [{ i: 1, message: 'email is invalid' }, { i: 1, message: 'time is missing' }, { i: 1, message: 'email is invalid' }] }, 3);
+    expect(outcomes.map((o) => o.status)).toEqual(['delivered', 'failed', 'delivered']);
+    expect(outcomes[1]).toMatchObject({ reason: 'item_rejected', message: 'email is invalid; time is missing' });
+  });
+
   const bad: [string, unknown, string][] = [
     ['errors that is one object', { errors: { i: 0, message: 'x' } }, 'send.batch.poll.errors must evaluate to an array, got object'],
     ['an index out of range', { errors: [{ i: 3 }] }, 'send.batch.poll.index 3 is out of range for a batch of 3 item(s) (0 to 2)'],
     ['a negative index', { errors: [{ i: -1 }] }, 'send.batch.poll.index -1 is out of range for a batch of 3 item(s) (0 to 2)'],
-    ['a duplicated index', { errors: [{ i: 1 }, { i: 1 }] }, 'send.batch.poll.index 1 names the same item twice'],
     ['a non-integer index', { errors: [{ i: 1.5 }] }, 'send.batch.poll.index must evaluate to an integer, got number 1.5'],
     ['an index given as a string', { errors: [{ i: '1' }] }, 'send.batch.poll.index must evaluate to an integer, got string "1"'],
     ['an entry without index', { errors: [{ message: 'x' }] }, 'send.batch.poll.index must evaluate to an integer, got nothing '],

@@ -80,6 +80,8 @@ export interface CompiledCheck {
 export interface CompiledBatch {
   max_items: number;
   max_bytes: number;
+  /** Config fields holding each record's own `max_items` / `max_bytes` (checked when a record is). */
+  limitFields?: { max_items?: string; max_bytes?: string };
   max_wait_ms: number;
   max_in_flight: number;
   item?: CompiledMapping;
@@ -100,8 +102,11 @@ export interface CompiledBatch {
     hint?: string;
     /** Non-success statuses whose answer is still read for the list; undefined: none. */
     status?: (status: number) => boolean;
+    /** What such an answer means for the items it does not list. */
+    others: 'delivered' | 'resend' | 'failed';
   };
-  groupBy?: CompiledExpr;
+  /** One expression, or several (a list: `$group` is then the list of their values). */
+  groupBy?: CompiledExpr | CompiledExpr[];
   poll?: {
     when?: CompiledExpr;
     status: CompiledRequest;

@@ -24,13 +24,14 @@ import { configValidatorFor, lazyConfigValidator } from '../validate/config-sche
 import { splitHostEntry } from '../policy/hosts.js';
 
 import { checkReferences, type ReferenceScope } from './references.js';
+import { optionalPartProblems, type OptionalWhere } from './optional-parts.js';
+import { BATCH_DEFAULT_RULES, compileBatch, splitRuleProblems } from './batch.js';
 import { parseTemplate, TemplateSyntaxError, type TemplateContext, type TemplatePart } from './template.js';
 
 
 export type * from './program.js';
 import type {
   CompiledAuthStage,
-  CompiledBatch,
   CompiledCheck,
   CompiledPreset,
   CompiledRequest,
@@ -51,7 +52,7 @@ export function statusMatcher(match: StatusMatch | StatusMatch[]): (status: numb
   return (s) => exact.has(s) || classes.has(Math.floor(s / 100));
 }
 
-class Compiler {
+export class Compiler {
   readonly diagnostics: Diagnostic[] = [];
   constructor(readonly source: SpecSource) {}
 
@@ -73,7 +74,7 @@ class Compiler {
     }
   }
 
-  template(path: KeyPath, src: string, context: TemplateContext, scope: ReferenceScope): CompiledTemplate | undefined {
+  template(path: KeyPath, src: string, context: TemplateContext, scope: ReferenceScope, where?: OptionalWhere): CompiledTemplate | undefined {
     let parts: TemplatePart[];
     try {
       parts = parseTemplate(src);
@@ -86,6 +87,10 @@ class Compiler {
     }
     const exprs: CompiledExpr[] = [];
     let ok = true;
+    for (const p of optionalPartProblems(parts, where ?? context)) {
+      this.problem(path, p.message, p.offset);
+      ok = false;
+    }
     for (const part of parts) {
       if (!('expr' in part)) continue;
       const c = this.expr(path, part.expr, scope, part.offset);
@@ -149,7 +154,7 @@ class Compiler {
     const body = r.body === undefined ? undefined : this.mapping([...path, 'body'], r.body, bodyScope);
     if (r.body !== undefined && !body) ok = false;
     let method: HttpMethod | CompiledTemplate | undefined = r.method as HttpMethod;
-    if (r.method.includes('{')) method = this.template([...path, 'method'], r.method, 'header', scope);
+    if (r.method.includes('{')) method = this.template([...path, 'method'], r.method, 'header', scope, 'method');
     if (!ok || !url || !method) return undefined;
     const hasContentType = headers.some((h) => h.name.toLowerCase() === 'content-type');
     return { method, url, headers, body, encoding: r.encoding ?? 'json', hasContentType };
@@ -368,82 +373,8 @@ export function compileSpec(source: SpecSource, opts: { knownValid?: boolean } =
   const bodyScope = scope(['config', 'event', 'fields']);
   const responseScope = batched ? scope(['config']) : scope(['config', 'event']);
   const request = c.request(['send', 'request'], send.request, sendScope, bodyScope);
-  let batch: CompiledBatch | undefined;
-  if (send.batch) {
-    const b = send.batch;
-    const bp = ['send', 'batch'];
-    const itemMapping = b.item ? c.mapping([...bp, 'item'], b.item, bodyScope) : undefined;
-    const envelope = c.mapping([...bp, 'body'], b.body, scope(b.group_by === undefined ? ['config', 'items'] : ['config', 'items', 'group'], false, true));
-    const r = b.results;
-    const opt = (path: KeyPath, src: string | undefined, sc: ReferenceScope) => (src === undefined ? undefined : c.expr(path, src, sc));
-    const results = r && {
-      items: opt([...bp, 'results', 'items'], r.items, scope(['config'])),
-      ok: opt([...bp, 'results', 'ok'], r.ok, scope(['config'])),
-      id: opt([...bp, 'results', 'id'], r.id, scope(['config'])),
-      message: opt([...bp, 'results', 'message'], r.message, scope(['config'])),
-      code: opt([...bp, 'results', 'code'], r.code, scope(['config'])),
-      ...(r.hint ? { hint: r.hint } : {}),
-    };
-    let itemErrors: CompiledBatch['itemErrors'];
-    if (b.item_errors) {
-      const e = b.item_errors;
-      const ep = [...bp, 'item_errors'];
-      const list = c.expr([...ep, 'list'], e.list, scope(['config']));
-      const index = c.expr([...ep, 'index'], e.index, scope(['config']));
-      if (list && index) {
-        itemErrors = {
-          list,
-          index,
-          ...(e.code ? { code: opt([...ep, 'code'], e.code, scope(['config']))! } : {}),
-          ...(e.message ? { message: opt([...ep, 'message'], e.message, scope(['config']))! } : {}),
-          ...(e.hint ? { hint: e.hint } : {}),
-          ...(e.status ? { status: statusMatcher(e.status) } : {}),
-        };
-      }
-    }
-    const groupBy = b.group_by === undefined ? undefined : c.expr([...bp, 'group_by'], b.group_by, bodyScope);
-    let poll: CompiledBatch['poll'];
-    if (b.poll) {
-      const p = b.poll;
-      const pp = [...bp, 'poll'];
-      for (const k of ['status', 'results'] as const) if (p[k].body !== undefined) c.problem([...pp, k, 'body'], 'poll requests are sent without a body');
-      const status = c.request([...pp, 'status'], p.status, scope(['config', 'auth', 'response'], true, true));
-      const results2 = c.request([...pp, 'results'], p.results, scope(['config', 'auth', 'response', 'status', 'page'], true, true));
-      const done = c.expr([...pp, 'done'], p.done, scope(['config']));
-      const errors = c.expr([...pp, 'errors'], p.errors, scope(['config']));
-      const index = c.expr([...pp, 'index'], p.index, scope(['config']));
-      if (status && results2 && done && errors && index) {
-        poll = {
-          ...(p.when ? { when: opt([...pp, 'when'], p.when, scope(['config'], false, true))! } : {}),
-          status,
-          done,
-          interval_ms: p.interval_ms ?? 1_000,
-          max_wait_ms: p.max_wait_ms ?? 60_000,
-          results: results2,
-          ...(p.more ? { more: opt([...pp, 'more'], p.more, scope(['config', 'page']))! } : {}),
-          errors,
-          index,
-          ...(p.message ? { message: opt([...pp, 'message'], p.message, scope(['config']))! } : {}),
-          ...(p.code ? { code: opt([...pp, 'code'], p.code, scope(['config']))! } : {}),
-          ...(p.hint ? { hint: p.hint } : {}),
-        };
-      }
-    }
-    if (envelope) {
-      batch = {
-        max_items: b.max_items ?? Number.MAX_SAFE_INTEGER,
-        max_bytes: b.max_bytes ?? 5_000_000,
-        max_wait_ms: b.max_wait_ms ?? 1_000,
-        max_in_flight: b.max_in_flight ?? 4,
-        ...(itemMapping ? { item: itemMapping } : {}),
-        body: envelope,
-        ...(results ? { results: Object.fromEntries(Object.entries(results).filter(([, v]) => v !== undefined)) as CompiledBatch['results'] } : {}),
-        ...(itemErrors ? { itemErrors } : {}),
-        ...(groupBy ? { groupBy } : {}),
-        ...(poll ? { poll } : {}),
-      };
-    }
-  }
+  const batch = send.batch ? compileBatch(c, send.batch, { scope, bodyScope, configSchema: spec.config }) : undefined;
+  for (const p of splitRuleProblems(spec)) c.problem(p.path, p.message);
   const checks = (send.checks ?? []).map((ch, i) => ({ that: c.expr(['send', 'checks', i, 'that'], ch.that, bodyScope), message: ch.message, hint: ch.hint }));
   const responseId = send.success?.id ? c.expr(['send', 'success', 'id'], send.success.id, responseScope) : undefined;
   const keep = Object.entries(send.success?.keep ?? {}).map(([n, src]) => ({ name: n, expr: c.expr(['send', 'success', 'keep', n], src, responseScope) }));
@@ -483,7 +414,7 @@ export function compileSpec(source: SpecSource, opts: { knownValid?: boolean } =
       ...(responseId ? { responseId } : {}),
       keep: keep as { name: string; expr: CompiledExpr }[],
       vendorError,
-      rules: [...rules, ...DEFAULT_RULES],
+      rules: [...rules, ...(batch ? BATCH_DEFAULT_RULES : []), ...DEFAULT_RULES],
     },
     recordScope: { variables: new Set(['config', 'event', 'fields']), configFields, authStages: new Map() },
   };

@@ -10,7 +10,8 @@
 
 import { SignalError } from '../errors.js';
 
-export type TemplatePart = { text: string } | { expr: string; offset: number };
+/** `optional`: written `{?expr}`; an absent value leaves out the header or the query parameter it fills. */
+export type TemplatePart = { text: string } | { expr: string; offset: number; optional?: true };
 
 export class TemplateSyntaxError extends SignalError {
   constructor(
@@ -49,11 +50,14 @@ export function parseTemplate(template: string): TemplatePart[] {
       i++;
     }
     if (depth > 0) throw new TemplateSyntaxError("unclosed '{' in template", open);
-    const expr = template.slice(open + 1, i - 1);
-    if (!expr.trim()) throw new TemplateSyntaxError('empty placeholder {} in template', open);
+    // `{?expr}`: `?` cannot start a JSONata expression, so it marks the placeholder optional unambiguously.
+    const optional = template[open + 1] === '?';
+    const start = optional ? open + 2 : open + 1;
+    const expr = template.slice(start, i - 1);
+    if (!expr.trim()) throw new TemplateSyntaxError(`empty placeholder ${optional ? '{?}' : '{}'} in template`, open);
     if (text) parts.push({ text });
     text = '';
-    parts.push({ expr, offset: open + 1 });
+    parts.push(optional ? { expr, offset: start, optional } : { expr, offset: start });
   }
   if (text) parts.push({ text });
   return parts;
@@ -66,6 +70,21 @@ export class TemplateValueError extends SignalError {
     super('template.value', message);
     this.name = 'TemplateValueError';
   }
+}
+
+/** No value: what an optional placeholder leaves out (a required one fails the event). */
+export function absent(value: unknown): boolean {
+  return value === undefined || value === null || value === '';
+}
+
+/**
+ * Pure: the URL rendered so far with the query parameter an absent optional placeholder was to fill taken
+ * out (`?a=1&b=` -> `?a=1`, `?b=` -> `?`). The compiler checked that the placeholder is a parameter's whole value.
+ */
+function dropQueryParameter(out: string): string {
+  const amp = out.lastIndexOf('&');
+  const q = out.lastIndexOf('?');
+  return amp > q ? out.slice(0, amp) : out.slice(0, q + 1);
 }
 
 /** Render one placeholder value; throws TemplateValueError for a value that cannot go there. */
@@ -156,13 +175,27 @@ const STAND_IN = /^\[[A-Za-z0-9_.]+\]$/;
  * `origin`: the template starts with a placeholder that yields a whole origin (see renderOrigin); 'as-is'
  * inserts a preview's stand-in (`[access.instance_url]`, for an answer never fetched) unchecked.
  */
-export function renderTemplate(parts: readonly TemplatePart[], values: readonly unknown[], context: TemplateContext, origin?: 'check' | 'as-is'): string {
+export function renderTemplate(parts: readonly TemplatePart[], values: readonly unknown[], context: 'url', origin?: 'check' | 'as-is'): string;
+export function renderTemplate(parts: readonly TemplatePart[], values: readonly unknown[], context: TemplateContext, origin?: 'check' | 'as-is'): string | undefined;
+/** Undefined: a header whose optional placeholder has no value, left out. */
+export function renderTemplate(parts: readonly TemplatePart[], values: readonly unknown[], context: TemplateContext, origin?: 'check' | 'as-is'): string | undefined {
   let out = '';
   let v = 0;
+  let dropped = false;
   const filled: { start: number; end: number; expr: string }[] = [];
   for (const [i, part] of parts.entries()) {
-    if ('text' in part) out += part.text;
-    else if (i === 0 && origin) {
+    if ('text' in part) {
+      // After a dropped parameter: `?b=&c=1` must read `?c=1`, and a bare trailing `?` goes too.
+      const text = dropped && out.endsWith('?') ? part.text.replace(/^&/, '') : part.text;
+      if (dropped && out.endsWith('?') && text.startsWith('#')) out = out.slice(0, -1);
+      out += text;
+      dropped = false;
+    } else if ('optional' in part && absent(values[v])) {
+      v++;
+      if (context !== 'url') return undefined;
+      out = dropQueryParameter(out);
+      dropped = true;
+    } else if (i === 0 && origin) {
       const value = values[v++];
       // The placeholder alone is the whole URL (a token endpoint from the record); otherwise it is the origin the path follows.
       out += origin === 'as-is' && typeof value === 'string' && STAND_IN.test(value) ? value : parts.length === 1 ? renderWholeUrl(value, part.expr) : renderOrigin(value, part.expr);
@@ -172,6 +205,7 @@ export function renderTemplate(parts: readonly TemplatePart[], values: readonly 
       filled.push({ start, end: out.length, expr: part.expr });
     }
   }
+  if (dropped && out.endsWith('?')) out = out.slice(0, -1);
   if (context === 'url') checkDotSegments(out, filled);
   return out;
 }

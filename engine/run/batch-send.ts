@@ -5,44 +5,53 @@
  */
 import { REASONS } from '../errors.js';
 import { evaluateMapping, MappingError } from '../compile/mapping.js';
-import type { CompiledExpr } from '../compile/expression.js';
+import type { Bindings, CompiledExpr } from '../compile/expression.js';
 import type { CompiledBatch } from '../compile/spec.js';
+import { MAX_SPLIT_DEPTH } from '../compile/batch.js';
+import { evaluated, kindOf, readItemErrors, readResults, rejectByIndex, ResultsInvalid, RESULTS_HINT } from './batch-results.js';
 import { sendWithAuth } from './auth-chain.js';
 import { Batcher, type Pending } from './batcher.js';
 import type { AuthResults, IntegrationContext, Result } from './context.js';
 import type { SignalEvent } from './event.js';
-import type { ExchangeOptions } from './http.js';
+import type { ExchangeOptions, ExchangeResult } from './http.js';
 import type { OutcomeDetail } from './outcome.js';
 import { renderRequest, value } from './requests.js';
 
 type BatchEntry = { event: SignalEvent; item: unknown; detail: OutcomeDetail };
+type Attempts = OutcomeDetail['attempts'];
+/** One result per item, in order, and the attempts each item's requests made. */
+type Sent = { items: Result[]; attempts: Attempts[] };
+/** Where a batch's chain of requests stands: whether a resend is still allowed, and how often it was halved. */
+type Round = { resend: boolean; depth: number };
+type GroupValue = string | number | boolean;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The vendor answered, but its answer does not fit the spec's `results` / `poll` expressions. */
-class ResultsInvalid extends Error {}
-
-const RESULTS_HINT =
-  'The vendor accepted this batch (it may hold some or all of its items), but its answer does not fit the spec, so ' +
-  'which items it rejected is unknown. Fix the expression named in the message (a JSONata path that matches one ' +
-  'element yields that element, not a one-element array: append [] to keep an array) before sending these events again.';
-
-function kindOf(v: unknown): string {
-  return v === undefined ? 'nothing' : v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+/** `group_by`'s value for one event: a scalar, or with a list of keys the list of their values. */
+export async function groupOf(groupBy: CompiledBatch['groupBy'], event: SignalEvent, bindings: Bindings): Promise<GroupValue | GroupValue[] | undefined> {
+  if (!groupBy) return undefined;
+  const one = async (expr: CompiledExpr, key: string): Promise<GroupValue> => {
+    const g = await value(expr, event, bindings);
+    if (typeof g !== 'string' && typeof g !== 'number' && typeof g !== 'boolean') {
+      throw new MappingError(`${key} must yield a string, number or boolean for every event, got ${kindOf(g)}`, key);
+    }
+    return g;
+  };
+  if (!Array.isArray(groupBy)) return one(groupBy, 'send.batch.group_by');
+  const out: GroupValue[] = [];
+  for (const [i, g] of groupBy.entries()) out.push(await one(g, `send.batch.group_by[${i}]`));
+  return out;
 }
 
-function shown(v: unknown): string {
-  const text = JSON.stringify(v) ?? '';
-  return text.length > 40 ? `${text.slice(0, 40)}...` : text;
-}
-
-/** An expression over the vendor's answer whose failure to evaluate makes the answer unreadable. */
-async function evaluated(key: string, expr: Parameters<typeof value>[0], input: unknown, bindings: Parameters<typeof value>[2]): Promise<unknown> {
-  try {
-    return await value(expr, input, bindings);
-  } catch (e) {
-    throw new ResultsInvalid(`${key} could not be evaluated: ${e instanceof Error ? e.message : String(e)}`);
-  }
+/**
+ * Results of a follow-up request (a resend, a half) after `before`: its items carry those attempts too, and
+ * `possibly_duplicated` when an attempt of the earlier exchange broke after it went out.
+ */
+function after(before: Attempts, sub: Sent, duplicated: boolean | undefined): Sent {
+  return {
+    items: sub.items.map((r) => ({ ...r, attempts: (r.attempts ?? 0) + before.length, ...(duplicated ? { possibly_duplicated: true } : {}) })),
+    attempts: sub.attempts.map((a) => [...before, ...a]),
+  };
 }
 
 export class BatchSender {
@@ -55,9 +64,16 @@ export class BatchSender {
   private inFlight = 0;
   private readonly slotWaiters: (() => void)[] = [];
 
+  /** The record's own limits where the spec reads them from its config (checked numbers: validate/record.ts). */
+  readonly maxItems: number;
+  private readonly maxBytes: number;
+
   constructor(ctx: IntegrationContext, batch: CompiledBatch) {
     this.ctx = ctx;
     this.batch = batch;
+    const lf = batch.limitFields;
+    this.maxItems = lf?.max_items ? Number(ctx.config[lf.max_items]) : batch.max_items;
+    this.maxBytes = lf?.max_bytes ? Number(ctx.config[lf.max_bytes]) : batch.max_bytes;
   }
 
   /** Events waiting in batches not yet sent. */
@@ -77,14 +93,7 @@ export class BatchSender {
     const batch = this.batch;
     const config = this.ctx.config;
     const item = batch.item ? await evaluateMapping(batch.item, body, { config, event, fields }) : body;
-    let group: string | number | boolean | undefined;
-    if (batch.groupBy) {
-      const g = await value(batch.groupBy, event, { config, event, fields });
-      if (typeof g !== 'string' && typeof g !== 'number' && typeof g !== 'boolean') {
-        throw new MappingError(`send.batch.group_by must yield a string, number or boolean for every event, got ${kindOf(g)}`, 'send.batch.group_by');
-      }
-      group = g;
-    }
+    const group = await groupOf(batch.groupBy, event, { config, event, fields });
     const key = group === undefined ? '' : JSON.stringify(group);
     const bytes = Buffer.byteLength(JSON.stringify(item));
     // The envelope (the body with no items) depends on the config and the group only: measured once each.
@@ -94,14 +103,21 @@ export class BatchSender {
       this.envelopes.set(key, envelopeP);
     }
     const envelope = await envelopeP;
-    if (envelope + bytes > batch.max_bytes) {
-      return { status: 'failed', reason: REASONS.itemTooLarge, message: `the event's item is ${bytes} bytes; a batch request may carry at most ${batch.max_bytes}`, retryable: false, attempts: 0 };
+    if (envelope + bytes > this.maxBytes) {
+      return {
+        status: 'failed',
+        reason: REASONS.itemTooLarge,
+        message: `the event's item is ${bytes} bytes; a batch request may carry at most ${this.maxBytes}`,
+        retryable: false,
+        attempts: 0,
+        hint: 'Shorten what the spec maps into one item (or leave out its largest fields), or raise send.batch.max_bytes if the vendor allows more.',
+      };
     }
     let batcher = this.batchers.get(key);
     if (!batcher) {
       const grouped = batch.groupBy !== undefined;
       const b: Batcher<BatchEntry, Result> = new Batcher<BatchEntry, Result>(
-        { max_items: batch.max_items, max_bytes: batch.max_bytes, max_wait_ms: batch.max_wait_ms, envelope_bytes: envelope, max_in_flight: batch.max_in_flight },
+        { max_items: this.maxItems, max_bytes: this.maxBytes, max_wait_ms: batch.max_wait_ms, envelope_bytes: envelope, max_in_flight: batch.max_in_flight },
         grouped ? (entries) => this.sendGrouped(key, b, entries, group) : (entries) => this.sendBatch(entries, group),
       );
       batcher = b;
@@ -142,9 +158,9 @@ export class BatchSender {
     // The auth requests this batch needed (stage `auth`): every event of the batch waited for them.
     const auth: OutcomeDetail['attempts'] = [];
     try {
-      const results = await this.runBatch(entries.map((e) => e.item.item), group, auth);
+      const results = await this.runBatch(entries.map((e) => e.item.item), group, auth, { resend: true, depth: 0 });
       entries.forEach((e, i) => {
-        e.item.detail.attempts.push(...auth, ...results.attempts);
+        e.item.detail.attempts.push(...auth, ...results.attempts[i]!);
         settle(i, results.items[i]!);
       });
     } catch (e) {
@@ -156,8 +172,12 @@ export class BatchSender {
     }
   }
 
-  /** Send one batch and map the answer back to one result per item, in order. */
-  private async runBatch(items: unknown[], group: unknown, authAttempts: OutcomeDetail['attempts']): Promise<{ items: Result[]; attempts: OutcomeDetail['attempts'] }> {
+  /**
+   * Send one batch and map the answer back to one result per item, in order. A refusal that lists its bad
+   * items may send the others once more (`item_errors.others: resend`), and a batch too large for the
+   * vendor goes again in halves (`split`): each item still ends with exactly one result.
+   */
+  private async runBatch(items: unknown[], group: unknown, authAttempts: Attempts, round: Round): Promise<Sent> {
     const { ctx, batch } = this;
     const config = ctx.config;
     const send = ctx.spec.send;
@@ -177,16 +197,12 @@ export class BatchSender {
     const { res, auth } = sent;
     const attempts = res.attempts.map((a) => ({ ...a, stage: 'send' }));
     const common = { attempts: res.attempts.length, batch_size: items.length, ...(res.possibly_duplicated ? { possibly_duplicated: true } : {}) };
-    if (res.aborted) {
-      const failed: Result = { ...common, status: 'failed', reason: REASONS.interrupted, message: 'delivery was interrupted', retryable: true };
-      return { items: items.map(() => failed), attempts };
-    }
-    if (res.error !== undefined) {
-      const failed = { ...ctx.failedFrom(res.error), ...common };
-      return { items: items.map(() => failed), attempts };
-    }
+    const all = (r: Result): Sent => ({ items: items.map(() => r), attempts: items.map(() => attempts) });
+    if (res.aborted) return all({ ...common, status: 'failed', reason: REASONS.interrupted, message: 'delivery was interrupted', retryable: true });
+    if (res.error !== undefined) return all({ ...ctx.failedFrom(res.error), ...common });
+    if (res.status !== undefined && !send.success(res.status) && res.rule?.action === 'split') return this.split(items, group, authAttempts, round, attempts, res);
     // Some vendors answer a partly rejected batch with an error status and the list of rejected items:
-    // the others were accepted. Without such a list the status means what the error rules say.
+    // the others were accepted (or, with `others`, refused too). Without such a list the status means what the error rules say.
     let partialList: unknown;
     const ie = batch.itemErrors;
     if (res.status !== undefined && !send.success(res.status) && ie?.status?.(res.status)) {
@@ -194,8 +210,7 @@ export class BatchSender {
       if (Array.isArray(partialList) && partialList.length === 0) partialList = undefined;
     }
     if (res.status === undefined || (!send.success(res.status) && partialList === undefined)) {
-      const failed = { ...ctx.failedFrom(ctx.failure(REASONS.http, 'the vendor did not accept the batch', res)), ...common };
-      return { items: items.map(() => failed), attempts };
+      return all({ ...ctx.failedFrom(ctx.failure(REASONS.http, 'the vendor did not accept the batch', res)), ...common });
     }
     const rb = { config };
     const batchId = send.responseId ? await value(send.responseId, res.json, rb).catch(() => undefined) : undefined;
@@ -205,17 +220,19 @@ export class BatchSender {
       ...common,
       ...(batchId !== undefined && batchId !== null ? { response_id: String(batchId) } : {}),
     }));
+    // A refusal that took nothing (`others: resend | failed`): the items it does not list were not ingested.
+    const refused = partialList !== undefined && ie!.others !== 'delivered';
 
     try {
       // Per-item results in the immediate answer, aligned with the items sent.
-      if (batch.results?.items) await this.readResults(batch.results, res.json, out, common, res.status);
+      if (batch.results?.items) await readResults(ctx, batch.results, res.json, out, common, res.status);
       // Only the rejected items, each naming its item by index.
       if (ie) {
         const list = partialList ?? (await evaluated('send.batch.item_errors.list', ie.list, res.json, rb));
-        await this.readItemErrors(ie, list, out, common, res.status);
+        await readItemErrors(ctx, ie, list, out, common, res.status);
       }
       // Vendors that work asynchronously: wait for processing, then read which items were rejected.
-      if (batch.poll && (!batch.poll.when || (await value(batch.poll.when, undefined, rb)) === true)) {
+      if (!refused && batch.poll && (!batch.poll.when || (await value(batch.poll.when, undefined, rb)) === true)) {
         try {
           await this.poll(batch.poll, res.json, auth, out, common);
         } catch (e) {
@@ -230,7 +247,7 @@ export class BatchSender {
       if (!(e instanceof ResultsInvalid)) {
         // Anything else failing once the vendor accepted the batch (e.g. poll.when): it holds the items.
         const failed: Result = { ...ctx.failedFrom(e), ...common, http_status: res.status, possibly_duplicated: true };
-        return { items: items.map(() => ({ ...failed })), attempts };
+        return { items: items.map(() => ({ ...failed })), attempts: items.map(() => attempts) };
       }
       // An answer that does not fit the spec says nothing reliable about any item (a shifted index
       // blames the wrong rows), so no item of the batch may read as delivered.
@@ -244,77 +261,60 @@ export class BatchSender {
         hint: RESULTS_HINT,
         possibly_duplicated: true,
       };
-      return { items: items.map(() => ({ ...failed })), attempts };
+      return { items: items.map(() => ({ ...failed })), attempts: items.map(() => attempts) };
     }
-    return { items: out, attempts };
+    const result: Sent = { items: out, attempts: items.map(() => attempts) };
+    if (refused) await this.others(items, group, authAttempts, round, result, res.status);
+    return result;
   }
 
-  /** `results`: one entry per item sent, in order; anything else is an answer the spec cannot read. */
-  private async readResults(r: NonNullable<CompiledBatch['results']>, body: unknown, out: Result[], common: Partial<Result>, status: number): Promise<void> {
-    const rb = { config: this.ctx.config };
-    const perItem = await evaluated('send.batch.results.items', r.items!, body, rb);
-    if (!Array.isArray(perItem)) throw new ResultsInvalid(`send.batch.results.items must evaluate to an array, got ${kindOf(perItem)}`);
-    if (perItem.length !== out.length) {
-      throw new ResultsInvalid(`send.batch.results.items must have one entry per item sent (${out.length}), got ${perItem.length}`);
+  /**
+   * The items a refusal did not list (still `delivered` in `result`): sent once more without the listed
+   * ones, whose own answer decides them (`resend`), or failed as not sent (`failed`, or a resend refused again).
+   */
+  private async others(items: unknown[], group: unknown, authAttempts: Attempts, round: Round, result: Sent, status: number): Promise<void> {
+    const rest = result.items.flatMap((r, i) => (r.status === 'delivered' ? [i] : []));
+    if (!rest.length) return;
+    if (this.batch.itemErrors!.others === 'resend' && round.resend) {
+      const first = result.items[rest[0]!]!;
+      const again = after(result.attempts[rest[0]!]!, await this.runBatch(rest.map((i) => items[i]), group, authAttempts, { ...round, resend: false }), first.possibly_duplicated);
+      rest.forEach((i, k) => {
+        result.items[i] = again.items[k]!;
+        result.attempts[i] = again.attempts[k]!;
+      });
+      return;
     }
-    for (const [i, entry] of perItem.entries()) {
-      const ok = r.ok ? (await value(r.ok, entry, rb).catch(() => false)) === true : true;
-      if (ok) {
-        const id = r.id ? await value(r.id, entry, rb).catch(() => undefined) : undefined;
-        if (id !== undefined && id !== null) out[i]!.response_id = String(id);
-      } else {
-        out[i] = await this.itemFailure(entry, r, common, status);
-      }
+    for (const i of rest) {
+      const { response_id: _id, ...r } = result.items[i]!;
+      result.items[i] = {
+        ...r,
+        status: 'failed',
+        reason: REASONS.http,
+        message: round.resend ? 'the vendor refused the batch for other items of it and took none of it' : 'the vendor refused the batch again (for other items) after the listed items were left out',
+        retryable: true,
+        http_status: status,
+      };
     }
   }
 
   /**
-   * Entries that each name a rejected item by its 0-based index (`poll.errors`, `item_errors.list`): every
-   * index must be an integer in range and name an item once, or the answer cannot be trusted at all.
+   * A batch the vendor found too large (413, or a rule with action `split`): sent again in halves, each
+   * half on its own, down to single items; an item refused alone fails with `item_too_large`. At most
+   * MAX_SPLIT_DEPTH halvings, so at most 2n-1 requests for n items.
    */
-  private async rejectByIndex(
-    key: string,
-    entries: unknown[],
-    r: { index: CompiledExpr; message?: CompiledExpr; code?: CompiledExpr; hint?: string },
-    rejected: Set<number>,
-    out: Result[],
-    common: Partial<Result>,
-    status: number,
-  ): Promise<void> {
-    const config = this.ctx.config;
-    for (const entry of entries) {
-      const index = await evaluated(key, r.index, entry, { config });
-      if (typeof index !== 'number' || !Number.isInteger(index)) {
-        throw new ResultsInvalid(`${key} must evaluate to an integer, got ${kindOf(index)} ${shown(index)}`);
-      }
-      if (index < 0 || index >= out.length) throw new ResultsInvalid(`${key} ${index} is out of range for a batch of ${out.length} item(s) (0 to ${out.length - 1})`);
-      if (rejected.has(index)) throw new ResultsInvalid(`${key} ${index} names the same item twice`);
-      rejected.add(index);
-      out[index] = await this.itemFailure(entry, r, common, status);
+  private async split(items: unknown[], group: unknown, authAttempts: Attempts, round: Round, attempts: Attempts, res: ExchangeResult): Promise<Sent> {
+    const ctx = this.ctx;
+    const common = { attempts: res.attempts.length, batch_size: items.length };
+    if (items.length === 1 || round.depth >= MAX_SPLIT_DEPTH) {
+      const base = ctx.failedFrom(ctx.failure(REASONS.http, items.length === 1 ? 'the vendor refused this event alone as too large' : `the vendor still refused the batch as too large after ${MAX_SPLIT_DEPTH} halvings`, res));
+      const r: Result = items.length === 1 ? { ...base, ...common, reason: REASONS.itemTooLarge, retryable: false } : { ...base, ...common };
+      return { items: items.map(() => ({ ...r })), attempts: items.map(() => attempts) };
     }
-  }
-
-  /** `item_errors`: the answer lists only the rejected items, by index (absent or null: none rejected). */
-  private async readItemErrors(e: NonNullable<CompiledBatch['itemErrors']>, list: unknown, out: Result[], common: Partial<Result>, status: number): Promise<void> {
-    if (list !== undefined && list !== null && !Array.isArray(list)) throw new ResultsInvalid(`send.batch.item_errors.list must evaluate to an array, got ${kindOf(list)}`);
-    await this.rejectByIndex('send.batch.item_errors.index', (list ?? []) as unknown[], e, new Set(), out, common, status);
-  }
-
-  private async itemFailure(entry: unknown, r: { message?: CompiledExpr; code?: CompiledExpr; hint?: string }, common: Partial<Result>, status: number): Promise<Result> {
-    const config = this.ctx.config;
-    const message = r.message ? await value(r.message, entry, { config }).catch(() => undefined) : undefined;
-    const code = r.code ? await value(r.code, entry, { config }).catch(() => undefined) : undefined;
-    return {
-      ...common,
-      status: 'failed',
-      reason: REASONS.itemRejected,
-      message: this.ctx.redact(typeof message === 'string' ? message : 'the vendor rejected this item of the batch'),
-      retryable: false,
-      http_status: status,
-      ...(typeof code === 'string' || typeof code === 'number' ? { vendor_code: code } : {}),
-      ...(r.hint ? { hint: r.hint } : {}),
-      attempts: common.attempts ?? 1,
-    };
+    const mid = Math.ceil(items.length / 2);
+    const next = { ...round, depth: round.depth + 1 };
+    const first = after(attempts, await this.runBatch(items.slice(0, mid), group, authAttempts, next), res.possibly_duplicated);
+    const second = after(attempts, await this.runBatch(items.slice(mid), group, authAttempts, next), res.possibly_duplicated);
+    return { items: [...first.items, ...second.items], attempts: [...first.attempts, ...second.attempts] };
   }
 
   private async poll(poll: NonNullable<CompiledBatch['poll']>, response: unknown, auth: AuthResults, out: Result[], common: Partial<Result>): Promise<void> {
@@ -365,7 +365,7 @@ export class BatchSender {
       if (errors !== undefined && errors !== null && !Array.isArray(errors)) {
         throw new ResultsInvalid(`send.batch.poll.errors must evaluate to an array, got ${kindOf(errors)}`);
       }
-      await this.rejectByIndex('send.batch.poll.index', (errors ?? []) as unknown[], poll, rejected, out, common, res.status);
+      await rejectByIndex(ctx, 'send.batch.poll.index', (errors ?? []) as unknown[], poll, rejected, out, common, res.status);
       if (!poll.more || (await value(poll.more, res.json, { config, page })) !== true) break;
     }
   }

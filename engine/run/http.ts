@@ -225,7 +225,7 @@ class Exchange implements State {
       this.facts = facts;
       const rule = matchRule(opts.rules, facts);
       this.rule = rule;
-      if (!rule || rule.action === 'fail') return 0;
+      if (!rule || rule.action === 'fail' || rule.action === 'split') return 0;
       if (rule.action === 'reauth') {
         if (this.reauthDone || !this.requestForRetry) {
           this.gave_up = 'reauth_once';

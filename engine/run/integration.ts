@@ -61,9 +61,9 @@ export class Integration {
   }
   private scope: string | undefined;
 
-  /** Events per request when the spec batches, else 1. */
+  /** Events per request when the spec batches (this record's own limit when read from its config), else 1. */
   get batchSize(): number {
-    return this.spec.send.batch?.max_items ?? 1;
+    return this.batch?.maxItems ?? 1;
   }
 
   /**

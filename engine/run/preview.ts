@@ -9,7 +9,8 @@ import type { AuthResults, Config, IntegrationContext } from './context.js';
 import { eventProblems, type SignalEvent } from './event.js';
 import { skipOf, type Skip } from './gate.js';
 import type { WireRequest } from './http.js';
-import { applyClientAuth, checkHost, renderRequest, value } from './requests.js';
+import { applyClientAuth, checkHost, renderRequest } from './requests.js';
+import { groupOf } from './batch-send.js';
 
 export interface PreviewRequest {
   stage: string;
@@ -62,7 +63,7 @@ async function previewRequests(ctx: IntegrationContext, event: SignalEvent): Pro
   if (batch) {
     // A batch of one: the request this event would travel in if it were alone.
     const item = batch.item ? await evaluateMapping(batch.item, body, { config, event, fields }) : body;
-    const group = batch.groupBy ? await value(batch.groupBy, event, { config, event, fields }) : undefined;
+    const group = await groupOf(batch.groupBy, event, { config, event, fields });
     const envelope = await evaluateMapping(batch.body, undefined, { config, items: [item], ...(group !== undefined ? { group } : {}) });
     push(await renderRequest('send', spec.send.request, undefined, { config, auth }, envelope, true));
   } else {

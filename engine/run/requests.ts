@@ -43,10 +43,16 @@ export async function value(expr: CompiledExpr, input: unknown, bindings: Bindin
   return v instanceof Promise ? await v : v;
 }
 
-export async function renderTpl(t: CompiledTemplate, input: unknown, bindings: Bindings, preview = false): Promise<string> {
+/** Undefined only for a header whose optional placeholder has no value (the header is left out). */
+export async function renderTpl(t: CompiledTemplate, input: unknown, bindings: Bindings, preview = false): Promise<string | undefined> {
   const values: unknown[] = [];
   for (const e of t.exprs) values.push(await value(e, input, bindings));
   return renderTemplate(t.parts, values, t.context, t.origin ? (preview ? 'as-is' : 'check') : undefined);
+}
+
+/** A URL or method template: never left out (optional placeholders there drop a query parameter, or are refused at load). */
+async function renderText(t: CompiledTemplate, input: unknown, bindings: Bindings, preview = false): Promise<string> {
+  return (await renderTpl(t, input, bindings, preview)) ?? '';
 }
 
 /** An endpoint override, parsed once: its origin and path prefix. */
@@ -111,14 +117,14 @@ export function encodeBody(body: unknown, encoding: 'json' | 'form'): string {
 export function renderRequestNow(stage: string, req: CompiledRequest, input: unknown, bindings: Bindings, body: unknown): WireRequest | Promise<WireRequest> {
   if (typeof req.method !== 'string') return renderRequest(stage, req, input, bindings, body);
   if (!METHODS.has(req.method)) throw new TemplateValueError(`${stage}: method renders to '${req.method}', not an HTTP method`);
-  const url = renderTplNow(req.url, input, bindings);
+  const url = renderTplNow(req.url, input, bindings) as string | Promise<string>;
   const headers: Record<string, string> = {};
   if (url instanceof Promise) return continueRequest(stage, req, input, bindings, body, url, headers, 0, undefined);
   for (let i = 0; i < req.headers.length; i++) {
     const h = req.headers[i]!;
     const v = renderTplNow(h.value, input, bindings);
     if (v instanceof Promise) return continueRequest(stage, req, input, bindings, body, url, headers, i, v);
-    headers[h.name] = v;
+    if (v !== undefined) headers[h.name] = v;
   }
   return finishRequest(stage, req, req.method, url, headers, body);
 }
@@ -132,12 +138,13 @@ async function continueRequest(
   url: string | Promise<string>,
   headers: Record<string, string>,
   from: number,
-  pending: Promise<string> | undefined,
+  pending: Promise<string | undefined> | undefined,
 ): Promise<WireRequest> {
   const u = await url;
   for (let i = from; i < req.headers.length; i++) {
     const h = req.headers[i]!;
-    headers[h.name] = await (i === from && pending ? pending : renderTplNow(h.value, input, bindings));
+    const v = await (i === from && pending ? pending : renderTplNow(h.value, input, bindings));
+    if (v !== undefined) headers[h.name] = v;
   }
   return finishRequest(stage, req, req.method as string, u, headers, body);
 }
@@ -146,10 +153,10 @@ async function continueRequest(
  * Each template's last rendering, reused while its values are the same strings or numbers (an
  * integration's URL and auth header usually are, event after event): rendering is a pure function of them.
  */
-const lastRendered = new WeakMap<CompiledTemplate, { values: unknown[]; out: string }>();
+const lastRendered = new WeakMap<CompiledTemplate, { values: unknown[]; out: string | undefined }>();
 
 /** A template rendered synchronously when its expressions are, else a promise from the first that is not. */
-function renderTplNow(t: CompiledTemplate, input: unknown, bindings: Bindings): string | Promise<string> {
+function renderTplNow(t: CompiledTemplate, input: unknown, bindings: Bindings): string | undefined | Promise<string | undefined> {
   const values: unknown[] = [];
   for (let i = 0; i < t.exprs.length; i++) {
     const v = t.exprs[i]!.evaluate(input, bindings);
@@ -169,7 +176,7 @@ function sameValues(a: readonly unknown[], b: readonly unknown[]): boolean {
   return true;
 }
 
-async function continueTpl(t: CompiledTemplate, input: unknown, bindings: Bindings, values: unknown[], from: number, first: Promise<unknown>): Promise<string> {
+async function continueTpl(t: CompiledTemplate, input: unknown, bindings: Bindings, values: unknown[], from: number, first: Promise<unknown>): Promise<string | undefined> {
   values.push(await first);
   for (let i = from + 1; i < t.exprs.length; i++) values.push(await value(t.exprs[i]!, input, bindings));
   return renderTemplate(t.parts, values, t.context, t.origin ? 'check' : undefined);
@@ -177,11 +184,14 @@ async function continueTpl(t: CompiledTemplate, input: unknown, bindings: Bindin
 
 /** `preview`: origins from auth results are stand-ins (nothing was fetched), inserted as they are. */
 export async function renderRequest(stage: string, req: CompiledRequest, input: unknown, bindings: Bindings, body: unknown, preview = false): Promise<WireRequest> {
-  const method = typeof req.method === 'string' ? req.method : (await renderTpl(req.method, input, bindings)).toUpperCase();
+  const method = typeof req.method === 'string' ? req.method : (await renderText(req.method, input, bindings)).toUpperCase();
   if (!METHODS.has(method)) throw new TemplateValueError(`${stage}: method renders to '${method}', not an HTTP method`);
-  const url = await renderTpl(req.url, input, bindings, preview);
+  const url = await renderText(req.url, input, bindings, preview);
   const headers: Record<string, string> = {};
-  for (const h of req.headers) headers[h.name] = await renderTpl(h.value, input, bindings);
+  for (const h of req.headers) {
+    const v = await renderTpl(h.value, input, bindings);
+    if (v !== undefined) headers[h.name] = v;
+  }
   return finishRequest(stage, req, method, url, headers, body);
 }
 

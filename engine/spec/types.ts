@@ -49,7 +49,8 @@ export interface ErrorRule {
     /** true: any network error; or a list of error codes such as ECONNRESET, ETIMEDOUT. */
     network?: boolean | string[];
   };
-  action: 'retry' | 'reauth' | 'fail';
+  /** `split` (batched sends only): the batch was too large; send it again in halves. */
+  action: 'retry' | 'reauth' | 'fail' | 'split';
   hint?: string;
 }
 
@@ -146,12 +147,17 @@ export interface BatchItemErrorsSpec {
   hint?: string;
   /** Statuses that are not a success but whose answer is read for the list (the other items were accepted). */
   status?: StatusMatch[];
+  /**
+   * What such a non-success answer means for the items it does not list: `delivered` (the vendor took them,
+   * the default), `resend` (it took nothing: they are sent once more, without the listed ones) or `failed`.
+   */
+  others?: 'delivered' | 'resend' | 'failed';
 }
 
 export interface BatchSpec {
-  /** Default: no count limit (only `max_bytes`). */
-  max_items?: number;
-  max_bytes?: number;
+  /** Default: no count limit (only `max_bytes`). Or `$config.<field>`: each record's own limit (a plan's). */
+  max_items?: number | string;
+  max_bytes?: number | string;
   max_wait_ms?: number;
   /** Batch requests in flight at once per integration (default 4). */
   max_in_flight?: number;
@@ -162,8 +168,11 @@ export interface BatchSpec {
   results?: BatchResultsSpec;
   item_errors?: BatchItemErrorsSpec;
   poll?: BatchPollSpec;
-  /** Over each event (with $config, $event, $fields): events with different values go in different requests; bound as $group in `body`. */
-  group_by?: Expr;
+  /**
+   * Over each event (with $config, $event, $fields): events with different values go in different requests;
+   * bound as $group in `body`. A list of expressions groups by all of them, and $group is the list of values.
+   */
+  group_by?: Expr | Expr[];
 }
 
 export interface SendStageSpec {

@@ -131,6 +131,14 @@ function inProcessRetry(retry: IntegrationRecord['retry']): Partial<RetryPolicy>
   return rest;
 }
 
+/** Batch limits the spec reads from the config (`max_items: $config.plan_max_items`): each a whole number of at least 1. */
+function batchLimitProblems(spec: CompiledSpec, config: Record<string, unknown>): string[] {
+  return Object.entries(spec.send.batch?.limitFields ?? {}).flatMap(([key, field]) => {
+    const v = config[field];
+    return typeof v === 'number' && Number.isInteger(v) && v >= 1 ? [] : [`config.${field}: is send.batch.${key} for this record, so it must be a whole number of at least 1`];
+  });
+}
+
 /** Check a record against its spec; throws one RecordError listing every problem. */
 export function checkRecord(input: unknown, specs: ReadonlyMap<string, CompiledSpec>): CheckedRecord {
   const name = typeof (input as { name?: unknown })?.name === 'string' ? `'${(input as { name: string }).name}'` : '';
@@ -150,6 +158,7 @@ export function checkRecord(input: unknown, specs: ReadonlyMap<string, CompiledS
     if (isObject(record.config) && !spec.validateConfig(record.config)) {
       problems.push(...describeErrors('config', spec.validateConfig.errors ?? []));
     }
+    if (isObject(record.config)) problems.push(...batchLimitProblems(spec, record.config));
     const presetName = typeof record.preset === 'string' ? record.preset : spec.defaultPreset;
     preset = presetName ? spec.presets.get(presetName) : undefined;
     if (typeof record.preset === 'string' && !preset) {
