@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { RecordError } from '../errors.js';
 import type { CompiledPreset, CompiledSpec } from '../compile/spec.js';
+import { checkExpression } from '../compile/call-checks.js';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from '../compile/expression.js';
-import { checkReferences } from '../compile/references.js';
 import { ajvLinearRegExp } from '../compile/regex.js';
 import { prebuiltModule } from './prebuilt.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../policy/retry-delay.js';
@@ -156,8 +156,8 @@ export function checkRecord(input: unknown, specs: ReadonlyMap<string, CompiledS
         continue;
       }
       try {
-        const expr = compileExpression(src);
-        for (const p of checkReferences(expr.ast, spec.recordScope)) problems.push(`field_mappings.${path}: ${p.message} (at character ${p.position + 1})`);
+        const expr = compileExpression(src, spec.functions);
+        for (const p of checkExpression(expr.ast, spec.recordScope, spec.functions)) problems.push(`field_mappings.${path}: ${p.message} (at character ${p.position + 1})`);
         overrides.push({ path: path.split('.'), expr });
       } catch (e) {
         if (!(e instanceof ExpressionSyntaxError)) throw e;
