@@ -4,6 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Got } from 'got';
+import { functionSet, type FunctionDefinitions, type FunctionSet } from './compile/builtins.js';
 import type { CompiledSpec } from './compile/spec.js';
 import { RecordError, SignalError } from './errors.js';
 import { loadSpecs, type SpecText } from './load/specs.js';
@@ -43,6 +44,13 @@ export interface EngineOptions {
    * across a fleet of processes. The caller closes a store it passes.
    */
   store?: Store;
+  /**
+   * Functions expressions may call beyond JSONata's and the engine's built-ins, by name without the `$`:
+   * `{ tier: { implementation: (points) => ..., arity: 1 } }`. Pure and synchronous; used on the compiled
+   * path and by the interpreter alike, and `validate` checks every call's argument count against `arity`.
+   * A name that is already a built-in, or a bad declaration, throws an `options.functions` SignalError.
+   */
+  functions?: FunctionDefinitions;
 }
 
 export interface CreateIntegrationOptions {
@@ -67,11 +75,11 @@ export function validateEndpoint(endpoint: string): string {
 /** Where specs come from: folders/files, and/or texts. */
 export type SpecSources = Pick<EngineOptions, 'specs' | 'specTexts'>;
 
-async function loadFrom(sources: SpecSources): Promise<Map<string, CompiledSpec>> {
+async function loadFrom(sources: SpecSources, functions: FunctionSet): Promise<Map<string, CompiledSpec>> {
   const texts = sources.specTexts ?? [];
   const paths =
     sources.specs === undefined ? (texts.length ? [] : [BUNDLED_SPECS_DIR]) : Array.isArray(sources.specs) ? sources.specs : [sources.specs];
-  return loadSpecs(paths, texts);
+  return loadSpecs(paths, texts, { functions });
 }
 
 export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> {
@@ -86,11 +94,13 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
   /** Deliveries in flight across every integration, and the signal that aborts them. */
   private readonly lifecycle = new DeliveryLifecycle();
   private stopping: Promise<void> | undefined;
+  private readonly functions: FunctionSet;
 
-  private constructor(specs: Map<string, CompiledSpec>, options: EngineOptions) {
+  private constructor(specs: Map<string, CompiledSpec>, options: EngineOptions, functions: FunctionSet) {
     super();
     this.currentSpecs = specs;
     this.options = options;
+    this.functions = functions;
     if (options.endpoint) validateEndpoint(options.endpoint);
     this.store = options.store ?? createMemoryStore(options.tokenFailureTtlMs !== undefined ? { failure_ttl_ms: options.tokenFailureTtlMs } : {});
     this.tokens = this.store.tokens;
@@ -101,7 +111,8 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
 
   /** Load and compile every spec (throws SpecError listing every problem), then get ready to deliver. */
   static async load(options: EngineOptions = {}): Promise<Engine> {
-    return new Engine(await loadFrom(options), options);
+    const functions = functionSet(options.functions);
+    return new Engine(await loadFrom(options, functions), options, functions);
   }
 
   /** The compiled specs by vendor (replaced as a whole by `reload`). */
@@ -115,7 +126,7 @@ export class Engine extends EventEmitter<{ outcome: [Outcome, OutcomeDetail] }> 
    * socket pool are kept; integrations already created keep the spec they were created with.
    */
   async reload(sources: SpecSources = this.options): Promise<void> {
-    this.currentSpecs = await loadFrom(sources);
+    this.currentSpecs = await loadFrom(sources, this.functions);
   }
 
   /** An integration leaves the engine (its record was deleted or replaced): send what it holds, forget it. */

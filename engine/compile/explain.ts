@@ -19,7 +19,7 @@ function isExpr(v: unknown): v is CompiledExpr {
 }
 
 /** Compiled-spec fields that hold no expressions of the spec's own (or only copies of it). */
-const SKIP = new Set(['spec', 'configSchema', 'validateConfig', 'recordScope', 'ast', 'parts', 'file']);
+const SKIP = new Set(['spec', 'configSchema', 'validateConfig', 'recordScope', 'ast', 'parts', 'file', 'functions']);
 
 export function explainSpec(spec: CompiledSpec): ExprExplanation[] {
   const out: ExprExplanation[] = [];

@@ -6,6 +6,7 @@
  */
 import jsonata from 'jsonata';
 import { SignalError } from '../errors.js';
+import { DEFAULT_FUNCTIONS, type FunctionSet } from './builtins.js';
 import { compileSubset, plainPathAst, type PlainPath } from './fast/compiler.js';
 import { LinearRegExp, regexProblems } from './regex.js';
 
@@ -93,25 +94,29 @@ interface JsonataErrorLike {
 }
 
 /**
- * Compiled expressions by source: JSONata builds its parser's tables on every parse (~0.1–1 ms), and
- * specs repeat expressions (shared partials, `$config.tenant_subdomain`) and are loaded more than once
- * per process. A CompiledExpr is immutable and safe to share. Bounded: the oldest go first.
+ * Compiled expressions by source, per set of functions (an engine given its own functions has its own
+ * cache): JSONata builds its parser's tables on every parse (~0.1–1 ms), and specs repeat expressions
+ * (shared partials, `$config.tenant_subdomain`) and are loaded more than once per process. A
+ * CompiledExpr is immutable and safe to share. Bounded: the oldest go first.
  */
-const compiledBySource = new Map<string, CompiledExpr>();
 const MAX_CACHED = 4_000;
 
-export function compileExpression(source: string): CompiledExpr {
-  const hit = compiledBySource.get(source);
+export function compileExpression(source: string, functions: FunctionSet = DEFAULT_FUNCTIONS): CompiledExpr {
+  const cache = functions.cache;
+  const hit = cache.get(source);
   if (hit) return hit;
-  const compiled = compileUncached(source);
-  if (compiledBySource.size >= MAX_CACHED) compiledBySource.delete(compiledBySource.keys().next().value!);
-  compiledBySource.set(source, compiled);
+  const compiled = compileUncached(source, functions);
+  if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
+  cache.set(source, compiled);
   return compiled;
 }
 
-function parse(source: string): jsonata.Expression {
+function parse(source: string, functions: FunctionSet): jsonata.Expression {
   try {
-    return jsonata(source, JSONATA_OPTIONS);
+    const expr = jsonata(source, JSONATA_OPTIONS);
+    // The engine's built-ins and a library user's functions, beside JSONata's own (compile/builtins.ts).
+    for (const f of functions.registered) expr.registerFunction(f.name, f.implementation, f.signature);
+    return expr;
   } catch (e) {
     const err = e as JsonataErrorLike;
     // JSONata positions point just past the offending token; report its start.
@@ -120,16 +125,16 @@ function parse(source: string): jsonata.Expression {
   }
 }
 
-function compileUncached(source: string): CompiledExpr {
+function compileUncached(source: string, functions: FunctionSet): CompiledExpr {
   // A plain path's AST is built directly, and JSONata's own parse waits until the interpreter is needed.
   const quick = plainPathAst(source);
-  let parsed = quick ? undefined : parse(source);
-  const interpreter = () => (parsed ??= parse(source));
+  let parsed = quick ? undefined : parse(source, functions);
+  const interpreter = () => (parsed ??= parse(source, functions));
   const ast = quick ?? (parsed!.ast() as unknown as AstNode);
   const [refused] = regexProblems(ast);
   if (refused) throw new ExpressionSyntaxError(refused.message, refused.position);
   // Regexes are outside the compiled subset: they always run in the interpreter, on the linear engine.
-  const fast = compileSubset(ast);
+  const fast = compileSubset(ast, functions.fast);
   const slow = async (input: unknown, bindings: Bindings): Promise<unknown> => {
     try {
       const v: unknown = await gated(() => interpreter().evaluate(input, bindings) as Promise<unknown>);

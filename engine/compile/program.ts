@@ -3,6 +3,7 @@
  * Every expression, template and mapping here is already compiled; nothing is parsed per event.
  */
 import type { ValidateFunction } from 'ajv/dist/2020.js';
+import type { FunctionSet } from './builtins.js';
 import type { ErrorRule, HttpMethod, IntegrationSpec, JsonSchema } from '../spec/types.js';
 import type { CompiledExpr } from './expression.js';
 import type { CompiledMapping } from './mapping.js';
@@ -162,6 +163,8 @@ export interface CompiledSpec {
   send: CompiledSendStage;
   /** Scope for expressions supplied later by integration records (field_mappings). */
   recordScope: ReferenceScope;
+  /** The functions its expressions were compiled with (a record's field_mappings get the same). */
+  functions: FunctionSet;
 }
 
 /** Defaults every spec inherits after its own rules: transient failures retry, other client errors fail. */

@@ -1,20 +1,12 @@
 /**
  * Unknown references are load-time errors, not per-event surprises: every `$variable` an expression
- * reads must be a binding of its context, a JSONata built-in or a local it binds itself, and every
+ * reads must be a binding of its context, a function (compile/builtins.ts) or a local it binds itself, and every
  * `$config.<field>` / `$auth.<stage>.<output>` must name something the spec declares.
  */
+import { DEFAULT_FUNCTIONS, type FunctionSet } from './builtins.js';
 import type { AstNode } from './expression.js';
 import { didYouMean } from './suggest.js';
 
-const BUILTINS = new Set(
-  (
-    'sum count max min average string substring substringBefore substringAfter lowercase uppercase length trim pad ' +
-    'match contains replace split join formatNumber formatBase formatInteger parseInteger number floor ceil round ' +
-    'abs sqrt power random boolean not map zip filter single reduce sift keys lookup append exists spread merge ' +
-    'reverse each error assert type sort shuffle distinct base64encode base64decode encodeUrlComponent encodeUrl ' +
-    'decodeUrlComponent decodeUrl eval toMillis fromMillis clone now millis'
-  ).split(' '),
-);
 
 export interface ReferenceScope {
   /** Variables the context binds, e.g. config, auth, event, fields. */
@@ -54,11 +46,20 @@ function start(node: Node, length: number): number {
   return Math.max(0, (typeof node.position === 'number' ? node.position : 0) - length);
 }
 
-export function checkReferences(ast: AstNode, scope: ReferenceScope): ReferenceProblem[] {
+/** A call's function name: call-checks.ts says what is wrong with an unknown one. */
+export function calledName(n: Node): Node | undefined {
+  const proc = (n.type === 'function' || n.type === 'partial') && isNode(n.procedure) ? n.procedure : undefined;
+  return proc?.type === 'variable' ? proc : undefined;
+}
+
+export function checkReferences(ast: AstNode, scope: ReferenceScope, functions: FunctionSet = DEFAULT_FUNCTIONS): ReferenceProblem[] {
   const locals = new Set<string>();
   const all: Node[] = [];
+  const called = new Set<Node>();
   const collect = (n: Node) => {
     all.push(n);
+    const proc = calledName(n);
+    if (proc) called.add(proc);
     if (n.type === 'bind' && isNode(n.lhs) && n.lhs.type === 'variable') locals.add(String(n.lhs.value));
     if (n.type === 'lambda' && Array.isArray(n.arguments)) for (const a of n.arguments as Node[]) locals.add(String(a.value));
     if (typeof n.focus === 'string') locals.add(n.focus);
@@ -82,9 +83,9 @@ export function checkReferences(ast: AstNode, scope: ReferenceScope): ReferenceP
   for (const n of all) {
     if (n.type === 'variable') {
       const name = String(n.value);
-      if (name === '' || name === '$' || locals.has(name) || BUILTINS.has(name) || scope.variables.has(name)) continue;
+      if (name === '' || name === '$' || locals.has(name) || functions.known.has(name) || scope.variables.has(name) || called.has(n)) continue;
       const known = [...scope.variables].map((v) => `$${v}`).join(', ');
-      const hint = didYouMean(name, [...scope.variables, ...BUILTINS], (c) => `$${c}`);
+      const hint = didYouMean(name, [...scope.variables, ...functions.known.keys()], (c) => `$${c}`);
       problems.push({ message: `unknown variable $${name} (this context has ${known || 'no variables'})${hint}`, position: start(n, name.length + 1) });
     }
     if (n.type === 'path' && Array.isArray(n.steps)) {

@@ -17,6 +17,8 @@ import type {
   StatusMatch,
   VendorErrorSpec,
 } from '../spec/types.js';
+import { DEFAULT_FUNCTIONS, type FunctionSet } from './builtins.js';
+import { checkExpression } from './call-checks.js';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from './expression.js';
 import { FORBIDDEN_SEGMENTS, SPREAD_KEY, type CompiledMapping } from './mapping.js';
 import { schemaPatternProblems } from './regex.js';
@@ -27,7 +29,6 @@ import { checkReferences, type ReferenceScope } from './references.js';
 import { optionalPartProblems, type OptionalWhere } from './optional-parts.js';
 import { BATCH_DEFAULT_RULES, compileBatch, splitRuleProblems } from './batch.js';
 import { parseTemplate, TemplateSyntaxError, type TemplateContext, type TemplatePart } from './template.js';
-
 
 export type * from './program.js';
 import type {
@@ -54,7 +55,7 @@ export function statusMatcher(match: StatusMatch | StatusMatch[]): (status: numb
 
 export class Compiler {
   readonly diagnostics: Diagnostic[] = [];
-  constructor(readonly source: SpecSource) {}
+  constructor(readonly source: SpecSource, readonly functions: FunctionSet) {}
 
   problem(path: KeyPath, message: string, offset?: number): void {
     this.diagnostics.push(diagnosticAt(this.source, path, message, offset === undefined ? {} : { offset }));
@@ -62,8 +63,8 @@ export class Compiler {
 
   expr(path: KeyPath, src: string, scope: ReferenceScope, baseOffset = 0): CompiledExpr | undefined {
     try {
-      const compiled = compileExpression(src);
-      for (const p of checkReferences(compiled.ast, scope)) this.problem(path, p.message, baseOffset + p.position);
+      const compiled = compileExpression(src, this.functions);
+      for (const p of checkExpression(compiled.ast, scope, this.functions)) this.problem(path, p.message, baseOffset + p.position);
       return compiled;
     } catch (e) {
       if (e instanceof ExpressionSyntaxError) {
@@ -252,8 +253,8 @@ function configFieldsOf(schema: JsonSchema): { fields: Set<string>; secrets: Set
  * `knownValid`: the build compiled this very spec without a diagnostic (load/known-specs.ts), so its
  * config schema's checks are skipped and its validator is compiled when a record first needs it.
  */
-export function compileSpec(source: SpecSource, opts: { knownValid?: boolean } = {}): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
-  const c = new Compiler(source);
+export function compileSpec(source: SpecSource, opts: { knownValid?: boolean; functions?: FunctionSet } = {}): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
+  const c = new Compiler(source, opts.functions ?? DEFAULT_FUNCTIONS);
   const spec = source.value as IntegrationSpec;
   const { fields: configFields, secrets: secretFields } = configFieldsOf(spec.config);
 
@@ -417,6 +418,7 @@ export function compileSpec(source: SpecSource, opts: { knownValid?: boolean } =
       rules: [...rules, ...(batch ? BATCH_DEFAULT_RULES : []), ...DEFAULT_RULES],
     },
     recordScope: { variables: new Set(['config', 'event', 'fields']), configFields, authStages: new Map() },
+    functions: c.functions,
   };
   return { spec: compiled, diagnostics: [] };
 }

@@ -5,6 +5,7 @@
 import { readdir } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
 import { SpecError, type Diagnostic } from '../errors.js';
+import { DEFAULT_FUNCTIONS, type FunctionSet } from '../compile/builtins.js';
 import { compileSpec, type CompiledSpec } from '../compile/spec.js';
 import { specSchemaText, validateSpecShape } from '../validate/spec-schema.js';
 import { knownValid } from './known-specs.js';
@@ -16,11 +17,17 @@ export interface LoadResult {
   diagnostics: Diagnostic[];
 }
 
-export function checkSource(source: SpecSource, parseDiagnostics: Diagnostic[]): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
+/** What checking a spec may be given: the functions its expressions may call (default: the built-ins). */
+export interface CheckOptions {
+  functions?: FunctionSet;
+}
+
+export function checkSource(source: SpecSource, parseDiagnostics: Diagnostic[], opts: CheckOptions = {}): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
   if (parseDiagnostics.length) return { diagnostics: parseDiagnostics };
+  const functions = opts.functions ?? DEFAULT_FUNCTIONS;
   // A spec the build saw pass every check below (known-specs.ts): compiled, its config schema when first used.
   if (knownValid(source.value, specSchemaText)) {
-    const known = compileSpec(source, { knownValid: true });
+    const known = compileSpec(source, { knownValid: true, functions });
     if (known.spec) return known;
   }
   // Everything in one pass: text that YAML read as a mapping (said so, with what to write, instead of the
@@ -31,7 +38,7 @@ export function checkSource(source: SpecSource, parseDiagnostics: Diagnostic[]):
   const shape = [...hints, ...validateSpecShape(source).filter((d) => !hinted.has(`${d.file}:${d.line}:${d.col}`))];
   let compiled: { spec?: CompiledSpec; diagnostics: Diagnostic[] };
   try {
-    compiled = compileSpec(source);
+    compiled = compileSpec(source, { functions });
   } catch (e) {
     // On a shape the schema refused, the compiler may stop early: the schema errors stand.
     if (!shape.length) throw e;
@@ -57,16 +64,16 @@ export function checkSource(source: SpecSource, parseDiagnostics: Diagnostic[]):
 }
 
 /** Check one spec given as text (editors, tests). */
-export function checkSpecText(file: string, text: string): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
+export function checkSpecText(file: string, text: string, opts: CheckOptions = {}): { spec?: CompiledSpec; diagnostics: Diagnostic[] } {
   const { source, diagnostics } = parseSource(file, text);
-  return checkSource(source, diagnostics);
+  return checkSource(source, diagnostics, opts);
 }
 
 /**
  * Check one spec file. `root` is the spec root (default: the file's folder): `extends` may only reach
  * files inside it.
  */
-export async function checkSpecFile(file: string, root?: string): Promise<{ spec?: CompiledSpec; diagnostics: Diagnostic[] }> {
+export async function checkSpecFile(file: string, root?: string, opts: CheckOptions = {}): Promise<{ spec?: CompiledSpec; diagnostics: Diagnostic[] }> {
   let read: Awaited<ReturnType<typeof readSource>>;
   try {
     read = await readSource(file, root);
@@ -74,7 +81,7 @@ export async function checkSpecFile(file: string, root?: string): Promise<{ spec
     const at = e instanceof SpecReadError ? { line: e.line, col: e.col } : { line: 1, col: 1 };
     return { diagnostics: [{ file, ...at, path: '', message: `cannot read: ${(e as Error).message}` }] };
   }
-  return checkSource(read.source, read.diagnostics);
+  return checkSource(read.source, read.diagnostics, opts);
 }
 
 /** The spec files at a path, with the root their `extends` must stay in: the folder given, or a file's folder. */
@@ -101,7 +108,7 @@ export interface SpecText {
  * Check specs at paths (files or folders), and specs given as text, without throwing: every spec that
  * compiled, and every problem.
  */
-export async function checkSpecs(paths: readonly string[], texts: readonly SpecText[] = []): Promise<LoadResult> {
+export async function checkSpecs(paths: readonly string[], texts: readonly SpecText[] = [], opts: CheckOptions = {}): Promise<LoadResult> {
   const specs = new Map<string, CompiledSpec>();
   const diagnostics: Diagnostic[] = [];
   const files: { file: string; root: string }[] = [];
@@ -115,7 +122,7 @@ export async function checkSpecs(paths: readonly string[], texts: readonly SpecT
   const seen = new Set<string>();
   const inputs: { file: string; root?: string; text?: string }[] = [...files, ...texts.map((t) => ({ file: resolve(t.file), text: t.text }))];
   for (const { file, root, text } of inputs) {
-    const r = text === undefined ? await checkSpecFile(file, root) : checkSpecText(file, text);
+    const r = text === undefined ? await checkSpecFile(file, root, opts) : checkSpecText(file, text, opts);
     // A problem in a shared partial would otherwise be reported once per spec that extends it (its
     // wording may differ slightly per spec, e.g. the list of declared fields): one report per place.
     for (const d of r.diagnostics) {
@@ -136,8 +143,8 @@ export async function checkSpecs(paths: readonly string[], texts: readonly SpecT
 }
 
 /** Load specs for use: throws a SpecError listing every problem when any file is bad. */
-export async function loadSpecs(paths: readonly string[], texts: readonly SpecText[] = []): Promise<Map<string, CompiledSpec>> {
-  const { specs, diagnostics } = await checkSpecs(paths, texts);
+export async function loadSpecs(paths: readonly string[], texts: readonly SpecText[] = [], opts: CheckOptions = {}): Promise<Map<string, CompiledSpec>> {
+  const { specs, diagnostics } = await checkSpecs(paths, texts, opts);
   if (diagnostics.length) throw new SpecError(diagnostics);
   return specs;
 }

@@ -307,7 +307,7 @@ export class BatchSender {
     const common = { attempts: res.attempts.length, batch_size: items.length };
     if (items.length === 1 || round.depth >= MAX_SPLIT_DEPTH) {
       const base = ctx.failedFrom(ctx.failure(REASONS.http, items.length === 1 ? 'the vendor refused this event alone as too large' : `the vendor still refused the batch as too large after ${MAX_SPLIT_DEPTH} halvings`, res));
-      const r: Result = items.length === 1 ? { ...base, ...common, reason: REASONS.itemTooLarge, retryable: false } : { ...base, ...common };
+      const r: Result = items.length === 1 ? { ...base, ...common, status: 'failed', reason: REASONS.itemTooLarge, retryable: false } : { ...base, ...common };
       return { items: items.map(() => ({ ...r })), attempts: items.map(() => attempts) };
     }
     const mid = Math.ceil(items.length / 2);

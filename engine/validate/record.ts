@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { formatProblem, RecordError, type InputProblem } from '../errors.js';
 import type { CompiledPreset, CompiledSpec } from '../compile/spec.js';
+import { checkExpression } from '../compile/call-checks.js';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpr } from '../compile/expression.js';
-import { checkReferences } from '../compile/references.js';
 import { ajvLinearRegExp } from '../compile/regex.js';
 import { prebuiltModule } from './prebuilt.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../policy/retry-delay.js';
@@ -132,10 +132,10 @@ function inProcessRetry(retry: IntegrationRecord['retry']): Partial<RetryPolicy>
 }
 
 /** Batch limits the spec reads from the config (`max_items: $config.plan_max_items`): each a whole number of at least 1. */
-function batchLimitProblems(spec: CompiledSpec, config: Record<string, unknown>): string[] {
+function batchLimitProblems(spec: CompiledSpec, config: Record<string, unknown>): InputProblem[] {
   return Object.entries(spec.send.batch?.limitFields ?? {}).flatMap(([key, field]) => {
     const v = config[field];
-    return typeof v === 'number' && Number.isInteger(v) && v >= 1 ? [] : [`config.${field}: is send.batch.${key} for this record, so it must be a whole number of at least 1`];
+    return typeof v === 'number' && Number.isInteger(v) && v >= 1 ? [] : [{ path: `config.${field}`, keyword: 'batch_limit', message: `is send.batch.${key} for this record, so it must be a whole number of at least 1` }];
   });
 }
 
@@ -170,8 +170,8 @@ export function checkRecord(input: unknown, specs: ReadonlyMap<string, CompiledS
         continue;
       }
       try {
-        const expr = compileExpression(src);
-        for (const p of checkReferences(expr.ast, spec.recordScope)) problems.push({ path: `field_mappings.${path}`, keyword: 'expression', message: `${p.message} (at character ${p.position + 1})` });
+        const expr = compileExpression(src, spec.functions);
+        for (const p of checkExpression(expr.ast, spec.recordScope, spec.functions)) problems.push({ path: `field_mappings.${path}`, keyword: 'expression', message: `${p.message} (at character ${p.position + 1})` });
         overrides.push({ path: path.split('.'), expr });
       } catch (e) {
         if (!(e instanceof ExpressionSyntaxError)) throw e;

@@ -4,7 +4,7 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import type { AstNode } from '../expression.js';
-import { BUILTINS, type LambdaValue } from './functions.js';
+import type { LambdaValue } from './functions.js';
 import { compileNode } from './node.js';
 import { Thunk, refuse, sub, type Env, type Fn, type Scope } from './scope.js';
 
@@ -12,7 +12,7 @@ function compileLambda(node: AstNode, scope: Scope): (input: any, env: Env) => L
   if (node.type !== 'lambda' || node.thunk) refuse('only a function(...) literal can be passed to $map, $filter or $each');
   if (node.signature !== undefined) refuse('lambda signatures are not in the compiled subset');
   const params = (node.arguments as AstNode[]).map((a) => String(a.value));
-  const inner: Scope = { params: new Set([...scope.params, ...params]), tail: true, depth: scope.depth + 1, builtins: scope.builtins };
+  const inner: Scope = { params: new Set([...scope.params, ...params]), tail: true, depth: scope.depth + 1, builtins: scope.builtins, functions: scope.functions };
   const body = compileNode(node.body as AstNode, inner);
   return (input, env) => ({
     arity: params.length,
@@ -31,7 +31,7 @@ export function compileCall(node: AstNode, scope: Scope): Fn {
   if (proc.type !== 'variable') refuse('only built-in functions are called in the compiled subset');
   const name = String(proc.value);
   if (scope.params.has(name)) refuse('calling a lambda parameter is not in the compiled subset');
-  const def = BUILTINS[name];
+  const def = Object.prototype.hasOwnProperty.call(scope.functions, name) ? scope.functions[name] : undefined;
   if (!def) refuse(`$${name}() is not in the compiled subset`);
   const argNodes = node.arguments as AstNode[];
   if (!def.arity.includes(argNodes.length)) refuse(`$${name}() with ${argNodes.length} argument(s) is not in the compiled subset`);
@@ -43,6 +43,8 @@ export function compileCall(node: AstNode, scope: Scope): Fn {
   const impl = def.impl;
   const [a0, a1, a2, a3] = args;
   scope.builtins.add(name);
+  const exact = def.exact;
+  if (exact) return (input, env) => exact(...args.map((a) => a(input, env)));
   switch (args.length) {
     case 0:
       return (_input, env) => impl(undefined, undefined, undefined, undefined, env);

@@ -6,8 +6,8 @@
  *   paths with predicates and array flattening (sequences, singleton unwrapping, `[]` keep-array),
  *   `*`, literals, array and object constructors, `? :`, `??`, `?:`, `and`/`or`, comparisons,
  *   arithmetic, unary minus, `&`, `in`, parenthesised blocks without `:=`, `$`, `$$`, bound
- *   variables, and the builtins in functions.ts (lambdas only as the function argument of
- *   `$map`/`$filter`/`$each`).
+ *   variables, the builtins in functions.ts (lambdas only as the function argument of
+ *   `$map`/`$filter`/`$each`), the engine's hashing built-ins and a library user's functions (../builtins.ts).
  *
  * Everything else (regexes, `:=`, `~>`, `..`, `**`, `%`, `@`, `#`, `^(...)`, group-by, transforms,
  * partial application, user functions) is refused at compile time with a reason, and the expression
@@ -22,6 +22,8 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import type { AstNode } from '../expression.js';
+import { DEFAULT_FUNCTIONS } from '../builtins.js';
+import type { Builtin } from './functions.js';
 import { compileNode } from './node.js';
 import { direct, plainPathOf, type PlainPath } from './plain-path.js';
 import { BAIL, bail, createSequence, isSequence, type Seq } from './runtime.js';
@@ -32,12 +34,15 @@ export { Refused, Thunk, type Env, type FastFn, type Fn } from './scope.js';
 
 const NO_BINDINGS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
-/** Compile an expression's AST; a reason when it is outside the subset. */
-export function compileSubset(ast: AstNode): { fn: FastFn; plain?: PlainPath } | { reason: string } {
+/**
+ * Compile an expression's AST; a reason when it is outside the subset. `functions`: what calls may name
+ * (default: JSONata's ported built-ins and the engine's; see compile/builtins.ts).
+ */
+export function compileSubset(ast: AstNode, functions: Readonly<Record<string, Builtin>> = DEFAULT_FUNCTIONS.fast): { fn: FastFn; plain?: PlainPath } | { reason: string } {
   try {
     if ((ast as { errors?: unknown }).errors) refuse('syntax errors');
-    const plain = plainPathOf(ast);
-    const top: Scope = { params: new Set(), tail: false, depth: 0, builtins: new Set(), ...(plain ? { lazyCode: true } : {}) };
+    const plain = plainPathOf(ast, functions);
+    const top: Scope = { params: new Set(), tail: false, depth: 0, builtins: new Set(), functions, ...(plain ? { lazyCode: true } : {}) };
     const fn = compileNode(ast, top);
     const shadowed = shadowCheck([...top.builtins]);
     // Compiled code is synchronous and cannot re-enter itself (there are no user functions), so one

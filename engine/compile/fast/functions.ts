@@ -20,6 +20,8 @@ export interface Builtin {
   lambdaArg?: number;
   /** Arguments by position (up to four), then the evaluation state. */
   impl(a0: any, a1: any, a2: any, a3: any, env: Env): any;
+  /** Instead of impl: called with exactly the arguments written (a library user's function). */
+  exact?: (...args: any[]) => any;
 }
 
 /** utils.stringToArray: code points, not UTF-16 units. */

@@ -7,7 +7,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import type { AstNode } from '../expression.js';
 import { compileCall } from './calls.js';
-import { BUILTINS } from './functions.js';
+import { ENGINE_FUNCTION_NAMES } from '../builtins.js';
 import { compileBinary, compileUnary } from './operators.js';
 import { compileFilter, compilePath, wildcard } from './paths.js';
 import { bail, lookup, normalize, toBoolean, type Seq } from './runtime.js';
@@ -29,7 +29,7 @@ export function compileNode(node: AstNode, scope: Scope): Fn {
 }
 
 /** Builtins whose result is never a sequence (a string, number, boolean, plain array or object). */
-const PLAIN_RESULT = new Set(['max', 'min', 'average', 'abs', 'floor', 'ceil', 'round', 'substringBefore', 'substringAfter', 'contains', 'string', 'number', 'boolean', 'not', 'exists', 'type', 'count', 'sum', 'length', 'lowercase', 'uppercase', 'trim', 'substring', 'join', 'split', 'replace', 'now', 'millis', 'fromMillis', 'toMillis', 'merge']);
+const PLAIN_RESULT = new Set(['max', 'min', 'average', 'abs', 'floor', 'ceil', 'round', 'substringBefore', 'substringAfter', 'contains', 'string', 'number', 'boolean', 'not', 'exists', 'type', 'count', 'sum', 'length', 'lowercase', 'uppercase', 'trim', 'substring', 'join', 'split', 'replace', 'now', 'millis', 'fromMillis', 'toMillis', 'merge', ...ENGINE_FUNCTION_NAMES]);
 
 /** Nodes whose raw result JSONata's sequence normalisation leaves as it is. */
 function neverSequence(node: AstNode): boolean {
@@ -119,7 +119,7 @@ export function compileVariable(node: AstNode, scope: Scope): Fn {
   if (name === '') return (input) => (input && (input as Seq).outerWrapper ? input[0] : input);
   if (name === '$') return (_input, env) => env.root;
   if (scope.params.has(name)) return (_input, env) => env.vars![name];
-  const builtin = Object.prototype.hasOwnProperty.call(BUILTINS, name) || name === 'now' || name === 'millis';
+  const builtin = Object.prototype.hasOwnProperty.call(scope.functions, name) || name === 'now' || name === 'millis';
   return (_input, env) => {
     if (Object.prototype.hasOwnProperty.call(env.b, name)) {
       const v = env.b[name];

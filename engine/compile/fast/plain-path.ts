@@ -15,7 +15,7 @@ export interface PlainPath {
   names: string[];
 }
 
-export function plainPathOf(ast: AstNode): PlainPath | undefined {
+export function plainPathOf(ast: AstNode, functions: Readonly<Record<string, unknown>> = BUILTINS): PlainPath | undefined {
   const plainNode = (n: AstNode) => !has(n, 'stages') && !has(n, 'predicate') && !has(n, 'group') && !n.keepArray && !n.consarray && !n.tuple;
   let steps: AstNode[];
   if (ast.type === 'variable' && plainNode(ast)) steps = [ast];
@@ -27,7 +27,7 @@ export function plainPathOf(ast: AstNode): PlainPath | undefined {
     if (i === 0 && step.type === 'variable') {
       if (step.value === '' || step.value === '$') return undefined;
       out.variable = String(step.value);
-      out.builtin = Object.prototype.hasOwnProperty.call(BUILTINS, out.variable);
+      out.builtin = Object.prototype.hasOwnProperty.call(functions, out.variable);
     } else if (step.type === 'name') out.names.push(String(step.value));
     else return undefined;
   }

@@ -5,6 +5,7 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import type { AstNode } from '../expression.js';
+import type { Builtin } from './functions.js';
 
 export interface Env {
   b: Record<string, unknown>;
@@ -51,6 +52,8 @@ export interface Scope {
   depth: number;
   /** Builtins called anywhere in the expression: a binding of the same name shadows them (checked once per evaluation). */
   builtins: Set<string>;
+  /** The functions a call may name: JSONata's ported ones, the engine's, a library user's (compile/builtins.ts). */
+  functions: Readonly<Record<string, Builtin>>;
   /**
    * Generate code at first use rather than now: set where the closures are only the fallback of a whole
    * expression that is a plain path (plain-path.ts `direct` answers it), so loading a spec of thousands of
@@ -64,5 +67,5 @@ export const has = (n: AstNode, k: string) => Object.prototype.hasOwnProperty.ca
 
 export function sub(scope: Scope, tail = false): Scope {
   if (scope.depth + 1 > MAX_DEPTH) refuse(`nested deeper than ${MAX_DEPTH}`);
-  return { params: scope.params, tail, depth: scope.depth + 1, builtins: scope.builtins, ...(scope.lazyCode ? { lazyCode: true } : {}) };
+  return { params: scope.params, tail, depth: scope.depth + 1, builtins: scope.builtins, functions: scope.functions, ...(scope.lazyCode ? { lazyCode: true } : {}) };
 }
