@@ -202,6 +202,86 @@ describe('tap', () => {
   });
 });
 
+describe('tap --trace', () => {
+  it("prints each settled outcome with its attempt's trace, from two workers, as text and JSON", async () => {
+    const emu = await startMarketingCloudEmulator({ event_definition_keys: ['datafly_lead_submitted'] });
+    emus.push(emu);
+    const prefix = 'taptrace:';
+    const a = { ...referenceRecord(), id: 'int_tt_a', name: 'TT A', retry: { max_attempts: 1, queue: { max_attempts: 1 } } };
+    const b = { ...referenceRecord(), id: 'int_tt_b', name: 'TT B', retry: { max_attempts: 1, queue: { max_attempts: 1 } }, config: { ...referenceRecord().config, event_definition_key: 'unknown_key' } };
+    const fa = file('tt-a.json', JSON.stringify(a));
+    const fb = file('tt-b.json', JSON.stringify(b));
+    const text = cli(['tap', '--redis', redis.url, '--key-prefix', prefix, '--trace']);
+    const failed = cli(['tap', '--redis', redis.url, '--key-prefix', prefix, '--trace', '--status', 'failed', '--json']);
+    for (const t of [text, failed]) {
+      await new Promise<void>((resolve, reject) => {
+        const check = setInterval(() => {
+          if (t.err().includes('tapping')) (clearInterval(check), resolve());
+          if (t.proc.exitCode !== null) (clearInterval(check), reject(new Error(t.err())));
+        }, 50);
+      });
+    }
+    const w1 = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--endpoint', emu.url, '--trace']);
+    const w2 = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fb, '--endpoint', emu.url, '--trace']);
+    expect((await done(['enqueue', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--events', file('tt-a.ndjson', events(['evt_tt_a1']))])).code).toBe(0);
+    expect((await done(['enqueue', '--redis', redis.url, '--key-prefix', prefix, '--integration', fb, '--events', file('tt-b.ndjson', events(['evt_tt_b1']))])).code).toBe(0);
+    await text.waitFor((out) => out.includes('then: dead_lettered') && out.includes('then: delivered'));
+    await failed.waitFor((out) => out.includes('evt_tt_b1'));
+    // Text: each outcome line, then its trace — input, the send as sent, the HTTP attempt, the outcome.
+    const out = text.out();
+    const aAt = out.indexOf('int_tt_a  evt_tt_a1');
+    const bAt = out.indexOf('int_tt_b  evt_tt_b1');
+    expect(aAt).toBeGreaterThanOrEqual(0);
+    expect(bAt).toBeGreaterThanOrEqual(0);
+    const block = (from: number) => out.slice(from, out.indexOf('then: ', from) + 30);
+    expect(block(aAt)).toContain('input: {');
+    expect(block(aAt)).toContain('request send: POST ');
+    expect(block(aAt)).toMatch(/http send: HTTP 20\d/);
+    expect(block(aAt)).toContain('then: delivered');
+    expect(block(bAt)).toMatch(/http send: HTTP 400 .*→ stop/);
+    expect(block(bAt)).toContain('hint: Journey is not triggered');
+    expect(block(bAt)).toContain('then: dead_lettered');
+    // JSON: the outcome with its trace; only the failed one (the filter still applies).
+    const f = failed.out().trim().split('\n').map((l) => JSON.parse(l) as { event_id: string; integration_id: string; trace: StoredTrace['trace'] | null; trace_worker: string });
+    expect(f).toHaveLength(1);
+    expect(f[0]).toMatchObject({ event_id: 'evt_tt_b1', integration_id: 'int_tt_b' });
+    expect(f[0]!.trace!.requests.map((r) => r.stage)).toContain('send');
+    expect(f[0]!.trace!.attempts.at(-1)).toMatchObject({ stage: 'send', status: 400 });
+    expect(f[0]!.trace!.outcome).toMatchObject({ status: 'failed', http_status: 400 });
+    expect(typeof f[0]!.trace_worker).toBe('string');
+    for (const t of [text, failed]) {
+      t.proc.kill('SIGINT');
+      expect(await t.exit).toBe(0);
+    }
+    for (const w of [w1, w2]) {
+      w.proc.kill('SIGTERM');
+      expect(await w.exit).toBe(0);
+    }
+    const token = (JSON.parse(emu.tokenRequests()[0]!.response_body) as { access_token: string }).access_token;
+    for (const s of [String(referenceRecord().config.client_secret), token]) expect(text.out() + text.err() + failed.out()).not.toContain(s);
+  });
+
+  it('says when no trace was stored (workers without --trace)', async () => {
+    const emu = await startMarketingCloudEmulator({ event_definition_keys: ['datafly_lead_submitted'] });
+    emus.push(emu);
+    const prefix = 'taptrace-none:';
+    const a = { ...referenceRecord(), id: 'int_tt_none', name: 'TT none' };
+    const fa = file('tt-none.json', JSON.stringify(a));
+    const tap = cli(['tap', '--redis', redis.url, '--key-prefix', prefix, '--trace']);
+    await new Promise<void>((resolve) => {
+      const check = setInterval(() => tap.err().includes('tapping') && (clearInterval(check), resolve()), 50);
+    });
+    const w = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--endpoint', emu.url]);
+    expect((await done(['enqueue', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--events', file('tt-none.ndjson', events(['evt_tt_n1']))])).code).toBe(0);
+    await tap.waitFor((out) => out.includes('no trace stored'));
+    expect(tap.out()).toMatch(/int_tt_none  evt_tt_n1  Lead Submitted  delivered .*\n {2}\(no trace stored for this attempt: run the workers with --trace\)/);
+    tap.proc.kill('SIGINT');
+    expect(await tap.exit).toBe(0);
+    w.proc.kill('SIGTERM');
+    expect(await w.exit).toBe(0);
+  });
+});
+
 describe('deliver --trace', () => {
   it('writes one redacted trace per event as NDJSON', async () => {
     const { run } = await import('../cli/run.js');
