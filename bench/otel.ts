@@ -8,35 +8,20 @@
  *
  * BENCH_OTEL (events per round, default 2000) scales it.
  */
-import { readFileSync } from 'node:fs';
 import { startMarketingCloudEmulator } from '../emulator/marketing-cloud.js';
 import { Engine } from '../engine/index.js';
-import { packagePath } from '../engine/paths.js';
+import { benchEvents, benchRecord, deliverRate } from './events.js';
 
 const N = Number(process.env.BENCH_OTEL ?? 2_000);
 const ROUNDS = 4;
-const record = JSON.parse(readFileSync(packagePath('examples', 'integration.json'), 'utf8')) as Record<string, any>;
-const template = JSON.parse(readFileSync(packagePath('examples', 'lead-submitted.json'), 'utf8')) as Record<string, any>;
-const events = (tag: string) => Array.from({ length: N }, (_, i) => ({ ...template, event_id: `evt_${tag}_${i}` }));
+const record = benchRecord;
+const events = (tag: string) => benchEvents(N, tag);
 
 const emu = await startMarketingCloudEmulator();
 const engine = await Engine.load();
 try {
   const integration = engine.createIntegration(record, { endpoint: emu.url });
-  const round = async (tag: string): Promise<number> => {
-    const list = events(tag);
-    let next = 0;
-    const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: 32 }, async () => {
-        while (next < list.length) {
-          const o = await integration.deliver(list[next++]);
-          if (o.status !== 'delivered') throw new Error(`not delivered: ${o.reason} ${o.message}`);
-        }
-      }),
-    );
-    return N / ((performance.now() - t0) / 1000);
-  };
+  const round = (tag: string): Promise<number> => deliverRate((e) => integration.deliver(e), events(tag));
   const rounds = async (tag: string): Promise<number[]> => {
     await round(`${tag}_warm`);
     const rates: number[] = [];

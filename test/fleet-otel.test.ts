@@ -257,18 +257,9 @@ function exported(bodies: string[]): { service: string; span: OtlpSpan }[] {
 const attr = (s: OtlpSpan, key: string): unknown => Object.values(s.attributes.find((a) => a.key === key)?.value ?? {})[0];
 
 function cli(args: string[], env: Record<string, string>): Child {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  try {
-    const c = startCli(args);
-    children.push(c);
-    return c;
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+  const c = startCli(args, { env });
+  children.push(c);
+  return c;
 }
 
 describe('worker --otel across processes (OTLP/HTTP to a stub collector)', () => {

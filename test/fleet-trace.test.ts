@@ -44,18 +44,27 @@ function events(ids: string[]): string {
 }
 
 function cli(args: string[], env: Record<string, string> = {}): Child {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  try {
-    const c = startCli(args);
-    children.push(c);
-    return c;
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+  const c = startCli(args, { env });
+  children.push(c);
+  return c;
+}
+
+/** Two records for the tap tests, each delivering at most once: `a` is accepted, `b`'s journey key is unknown (refused). */
+function tapRecords(tag: string, bName: string): { fa: string; fb: string } {
+  const once = { retry: { max_attempts: 1, queue: { max_attempts: 1 } } };
+  const a = { ...referenceRecord(), id: `int_${tag}_a`, name: `${tag} A`, ...once };
+  const b = { ...referenceRecord(), id: `int_${tag}_b`, name: bName, ...once, config: { ...referenceRecord().config, event_definition_key: 'unknown_key' } };
+  return { fa: file(`${tag}-a.json`, JSON.stringify(a)), fb: file(`${tag}-b.json`, JSON.stringify(b)) };
+}
+
+/** Resolves once `tap` says it is tapping (it reads from that moment on). */
+function tapping(t: Child): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const check = setInterval(() => {
+      if (t.err().includes('tapping')) (clearInterval(check), resolve());
+      if (t.proc.exitCode !== null) (clearInterval(check), reject(new Error(t.err())));
+    }, 50);
+  });
 }
 
 async function done(args: string[], env: Record<string, string> = {}): Promise<{ code: number | NodeJS.Signals; out: string; err: string }> {
@@ -159,20 +168,10 @@ describe('tap', () => {
     const emu = await startMarketingCloudEmulator({ event_definition_keys: ['datafly_lead_submitted'] });
     emus.push(emu);
     const prefix = 'tap:';
-    const a = { ...referenceRecord(), id: 'int_tap_a', name: 'Tap A', retry: { max_attempts: 1, queue: { max_attempts: 1 } } };
-    const b = { ...referenceRecord(), id: 'int_tap_b', name: 'Tap B\u001b[2J', retry: { max_attempts: 1, queue: { max_attempts: 1 } }, config: { ...referenceRecord().config, event_definition_key: 'unknown_key' } };
-    const fa = file('tap-a.json', JSON.stringify(a));
-    const fb = file('tap-b.json', JSON.stringify(b));
+    const { fa, fb } = tapRecords('tap', 'Tap B\u001b[2J');
     const all = cli(['tap', '--redis', redis.url, '--key-prefix', prefix]);
     const failed = cli(['tap', '--redis', redis.url, '--key-prefix', prefix, '--status', 'failed', '--json']);
-    for (const t of [all, failed]) {
-      await new Promise<void>((resolve, reject) => {
-        const check = setInterval(() => {
-          if (t.err().includes('tapping')) (clearInterval(check), resolve());
-          if (t.proc.exitCode !== null) (clearInterval(check), reject(new Error(t.err())));
-        }, 50);
-      });
-    }
+    for (const t of [all, failed]) await tapping(t);
     const w1 = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--endpoint', emu.url]);
     const w2 = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fb, '--endpoint', emu.url]);
     expect((await done(['enqueue', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--events', file('tap-a.ndjson', events(['evt_tap_a1', 'evt_tap_a2']))])).code).toBe(0);
@@ -207,20 +206,10 @@ describe('tap --trace', () => {
     const emu = await startMarketingCloudEmulator({ event_definition_keys: ['datafly_lead_submitted'] });
     emus.push(emu);
     const prefix = 'taptrace:';
-    const a = { ...referenceRecord(), id: 'int_tt_a', name: 'TT A', retry: { max_attempts: 1, queue: { max_attempts: 1 } } };
-    const b = { ...referenceRecord(), id: 'int_tt_b', name: 'TT B', retry: { max_attempts: 1, queue: { max_attempts: 1 } }, config: { ...referenceRecord().config, event_definition_key: 'unknown_key' } };
-    const fa = file('tt-a.json', JSON.stringify(a));
-    const fb = file('tt-b.json', JSON.stringify(b));
+    const { fa, fb } = tapRecords('tt', 'TT B');
     const text = cli(['tap', '--redis', redis.url, '--key-prefix', prefix, '--trace']);
     const failed = cli(['tap', '--redis', redis.url, '--key-prefix', prefix, '--trace', '--status', 'failed', '--json']);
-    for (const t of [text, failed]) {
-      await new Promise<void>((resolve, reject) => {
-        const check = setInterval(() => {
-          if (t.err().includes('tapping')) (clearInterval(check), resolve());
-          if (t.proc.exitCode !== null) (clearInterval(check), reject(new Error(t.err())));
-        }, 50);
-      });
-    }
+    for (const t of [text, failed]) await tapping(t);
     const w1 = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--endpoint', emu.url, '--trace']);
     const w2 = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fb, '--endpoint', emu.url, '--trace']);
     expect((await done(['enqueue', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--events', file('tt-a.ndjson', events(['evt_tt_a1']))])).code).toBe(0);
@@ -268,9 +257,7 @@ describe('tap --trace', () => {
     const a = { ...referenceRecord(), id: 'int_tt_none', name: 'TT none' };
     const fa = file('tt-none.json', JSON.stringify(a));
     const tap = cli(['tap', '--redis', redis.url, '--key-prefix', prefix, '--trace']);
-    await new Promise<void>((resolve) => {
-      const check = setInterval(() => tap.err().includes('tapping') && (clearInterval(check), resolve()), 50);
-    });
+    await tapping(tap);
     const w = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--endpoint', emu.url]);
     expect((await done(['enqueue', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--events', file('tt-none.ndjson', events(['evt_tt_n1']))])).code).toBe(0);
     await tap.waitFor((out) => out.includes('no trace stored'));
