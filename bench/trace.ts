@@ -9,17 +9,15 @@
  *
  * BENCH_TRACE (events per round, default 2000) scales it.
  */
-import { readFileSync } from 'node:fs';
 import { startMarketingCloudEmulator } from '../emulator/marketing-cloud.js';
-import { createRedisQueue, createTraceStore, Engine, startWorker, type EventTrace, type IntegrationRecord, type SignalEvent } from '../engine/index.js';
-import { packagePath } from '../engine/paths.js';
+import { createRedisQueue, createTraceStore, Engine, startWorker, type EventTrace, type IntegrationRecord } from '../engine/index.js';
+import { benchEvents, benchRecord, deliverRate } from './events.js';
 import { startRedis } from '../test/helpers/redis.js';
 
 const N = Number(process.env.BENCH_TRACE ?? 2_000);
 const ROUNDS = 3;
-const record = JSON.parse(readFileSync(packagePath('examples', 'integration.json'), 'utf8')) as Record<string, any>;
-const template = JSON.parse(readFileSync(packagePath('examples', 'lead-submitted.json'), 'utf8')) as Record<string, any>;
-const events = (tag: string) => Array.from({ length: N }, (_, i) => ({ ...template, event_id: `evt_${tag}_${i}` }));
+const record = benchRecord;
+const events = (tag: string) => benchEvents(N, tag);
 
 const emu = await startMarketingCloudEmulator();
 const redis = await startRedis();
@@ -29,21 +27,7 @@ try {
   const integration = engine.createIntegration(record as IntegrationRecord, { endpoint: emu.url });
   let kept = 0;
   const sink = (t: EventTrace) => void (kept += t.attempts.length);
-  const engineRound = async (trace: boolean, tag: string): Promise<number> => {
-    const list = events(tag);
-    let next = 0;
-    const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: 32 }, async () => {
-        while (next < list.length) {
-          const e = list[next++];
-          const o = await integration.deliver(e as SignalEvent, trace ? { trace: sink } : {});
-          if (o.status !== 'delivered') throw new Error(`not delivered: ${o.reason} ${o.message}`);
-        }
-      }),
-    );
-    return N / ((performance.now() - t0) / 1000);
-  };
+  const engineRound = (trace: boolean, tag: string): Promise<number> => deliverRate((e) => integration.deliver(e, trace ? { trace: sink } : {}), events(tag));
   await engineRound(false, 'warm1');
   await engineRound(true, 'warm2');
   const eng = { off: 0, on: 0 };

@@ -44,18 +44,27 @@ function events(ids: string[]): string {
 }
 
 function cli(args: string[], env: Record<string, string> = {}): Child {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  try {
-    const c = startCli(args);
-    children.push(c);
-    return c;
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+  const c = startCli(args, { env });
+  children.push(c);
+  return c;
+}
+
+/** Two records for the tap tests, each delivering at most once: `a` is accepted, `b`'s journey key is unknown (refused). */
+function tapRecords(tag: string, bName: string): { fa: string; fb: string } {
+  const once = { retry: { max_attempts: 1, queue: { max_attempts: 1 } } };
+  const a = { ...referenceRecord(), id: `int_${tag}_a`, name: `${tag} A`, ...once };
+  const b = { ...referenceRecord(), id: `int_${tag}_b`, name: bName, ...once, config: { ...referenceRecord().config, event_definition_key: 'unknown_key' } };
+  return { fa: file(`${tag}-a.json`, JSON.stringify(a)), fb: file(`${tag}-b.json`, JSON.stringify(b)) };
+}
+
+/** Resolves once `tap` says it is tapping (it reads from that moment on). */
+function tapping(t: Child): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const check = setInterval(() => {
+      if (t.err().includes('tapping')) (clearInterval(check), resolve());
+      if (t.proc.exitCode !== null) (clearInterval(check), reject(new Error(t.err())));
+    }, 50);
+  });
 }
 
 async function done(args: string[], env: Record<string, string> = {}): Promise<{ code: number | NodeJS.Signals; out: string; err: string }> {
@@ -159,20 +168,10 @@ describe('tap', () => {
     const emu = await startMarketingCloudEmulator({ event_definition_keys: ['datafly_lead_submitted'] });
     emus.push(emu);
     const prefix = 'tap:';
-    const a = { ...referenceRecord(), id: 'int_tap_a', name: 'Tap A', retry: { max_attempts: 1, queue: { max_attempts: 1 } } };
-    const b = { ...referenceRecord(), id: 'int_tap_b', name: 'Tap B\u001b[2J', retry: { max_attempts: 1, queue: { max_attempts: 1 } }, config: { ...referenceRecord().config, event_definition_key: 'unknown_key' } };
-    const fa = file('tap-a.json', JSON.stringify(a));
-    const fb = file('tap-b.json', JSON.stringify(b));
+    const { fa, fb } = tapRecords('tap', 'Tap B\u001b[2J');
     const all = cli(['tap', '--redis', redis.url, '--key-prefix', prefix]);
     const failed = cli(['tap', '--redis', redis.url, '--key-prefix', prefix, '--status', 'failed', '--json']);
-    for (const t of [all, failed]) {
-      await new Promise<void>((resolve, reject) => {
-        const check = setInterval(() => {
-          if (t.err().includes('tapping')) (clearInterval(check), resolve());
-          if (t.proc.exitCode !== null) (clearInterval(check), reject(new Error(t.err())));
-        }, 50);
-      });
-    }
+    for (const t of [all, failed]) await tapping(t);
     const w1 = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--endpoint', emu.url]);
     const w2 = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fb, '--endpoint', emu.url]);
     expect((await done(['enqueue', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--events', file('tap-a.ndjson', events(['evt_tap_a1', 'evt_tap_a2']))])).code).toBe(0);
@@ -199,6 +198,74 @@ describe('tap', () => {
     }
     const secret = String(referenceRecord().config.client_secret);
     expect(all.out() + all.err() + failed.out()).not.toContain(secret);
+  });
+});
+
+describe('tap --trace', () => {
+  it("prints each settled outcome with its attempt's trace, from two workers, as text and JSON", async () => {
+    const emu = await startMarketingCloudEmulator({ event_definition_keys: ['datafly_lead_submitted'] });
+    emus.push(emu);
+    const prefix = 'taptrace:';
+    const { fa, fb } = tapRecords('tt', 'TT B');
+    const text = cli(['tap', '--redis', redis.url, '--key-prefix', prefix, '--trace']);
+    const failed = cli(['tap', '--redis', redis.url, '--key-prefix', prefix, '--trace', '--status', 'failed', '--json']);
+    for (const t of [text, failed]) await tapping(t);
+    const w1 = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--endpoint', emu.url, '--trace']);
+    const w2 = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fb, '--endpoint', emu.url, '--trace']);
+    expect((await done(['enqueue', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--events', file('tt-a.ndjson', events(['evt_tt_a1']))])).code).toBe(0);
+    expect((await done(['enqueue', '--redis', redis.url, '--key-prefix', prefix, '--integration', fb, '--events', file('tt-b.ndjson', events(['evt_tt_b1']))])).code).toBe(0);
+    await text.waitFor((out) => out.includes('then: dead_lettered') && out.includes('then: delivered'));
+    await failed.waitFor((out) => out.includes('evt_tt_b1'));
+    // Text: each outcome line, then its trace — input, the send as sent, the HTTP attempt, the outcome.
+    const out = text.out();
+    const aAt = out.indexOf('int_tt_a  evt_tt_a1');
+    const bAt = out.indexOf('int_tt_b  evt_tt_b1');
+    expect(aAt).toBeGreaterThanOrEqual(0);
+    expect(bAt).toBeGreaterThanOrEqual(0);
+    const block = (from: number) => out.slice(from, out.indexOf('then: ', from) + 30);
+    expect(block(aAt)).toContain('input: {');
+    expect(block(aAt)).toContain('request send: POST ');
+    expect(block(aAt)).toMatch(/http send: HTTP 20\d/);
+    expect(block(aAt)).toContain('then: delivered');
+    expect(block(bAt)).toMatch(/http send: HTTP 400 .*→ stop/);
+    expect(block(bAt)).toContain('hint: Journey is not triggered');
+    expect(block(bAt)).toContain('then: dead_lettered');
+    // JSON: the outcome with its trace; only the failed one (the filter still applies).
+    const f = failed.out().trim().split('\n').map((l) => JSON.parse(l) as { event_id: string; integration_id: string; trace: StoredTrace['trace'] | null; trace_worker: string });
+    expect(f).toHaveLength(1);
+    expect(f[0]).toMatchObject({ event_id: 'evt_tt_b1', integration_id: 'int_tt_b' });
+    expect(f[0]!.trace!.requests.map((r) => r.stage)).toContain('send');
+    expect(f[0]!.trace!.attempts.at(-1)).toMatchObject({ stage: 'send', status: 400 });
+    expect(f[0]!.trace!.outcome).toMatchObject({ status: 'failed', http_status: 400 });
+    expect(typeof f[0]!.trace_worker).toBe('string');
+    for (const t of [text, failed]) {
+      t.proc.kill('SIGINT');
+      expect(await t.exit).toBe(0);
+    }
+    for (const w of [w1, w2]) {
+      w.proc.kill('SIGTERM');
+      expect(await w.exit).toBe(0);
+    }
+    const token = (JSON.parse(emu.tokenRequests()[0]!.response_body) as { access_token: string }).access_token;
+    for (const s of [String(referenceRecord().config.client_secret), token]) expect(text.out() + text.err() + failed.out()).not.toContain(s);
+  });
+
+  it('says when no trace was stored (workers without --trace)', async () => {
+    const emu = await startMarketingCloudEmulator({ event_definition_keys: ['datafly_lead_submitted'] });
+    emus.push(emu);
+    const prefix = 'taptrace-none:';
+    const a = { ...referenceRecord(), id: 'int_tt_none', name: 'TT none' };
+    const fa = file('tt-none.json', JSON.stringify(a));
+    const tap = cli(['tap', '--redis', redis.url, '--key-prefix', prefix, '--trace']);
+    await tapping(tap);
+    const w = cli(['worker', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--endpoint', emu.url]);
+    expect((await done(['enqueue', '--redis', redis.url, '--key-prefix', prefix, '--integration', fa, '--events', file('tt-none.ndjson', events(['evt_tt_n1']))])).code).toBe(0);
+    await tap.waitFor((out) => out.includes('no trace stored'));
+    expect(tap.out()).toMatch(/int_tt_none  evt_tt_n1  Lead Submitted  delivered .*\n {2}\(no trace stored for this attempt: run the workers with --trace\)/);
+    tap.proc.kill('SIGINT');
+    expect(await tap.exit).toBe(0);
+    w.proc.kill('SIGTERM');
+    expect(await w.exit).toBe(0);
   });
 });
 

@@ -13,6 +13,7 @@ import { EXIT } from '../io.js';
 import { readLines } from '../ndjson.js';
 import { integerOption } from '../options.js';
 import { openEvents } from './deliver.js';
+import { otelWanted, startOtel } from '../otel.js';
 
 interface EnqueueOptions {
   redis: string;
@@ -21,6 +22,7 @@ interface EnqueueOptions {
   events: string;
   maxLineBytes: number;
   json?: boolean;
+  otel?: boolean;
 }
 
 const CHUNK = 500;
@@ -39,6 +41,7 @@ export function registerEnqueue(program: Command, ctx: Context): void {
         .default(DEFAULT_MAX_LINE_BYTES, '1048576 = 1 MiB'),
     )
     .option('--json', 'print {"integration" (the id), "name", "enqueued", "refused", "blank"} and one JSON line per refused line')
+    .option('--otel', 'export an OpenTelemetry span per 500 events over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT...); the events carry its trace context to the worker (docs/opentelemetry.md)')
     .action(async (opts: EnqueueOptions, cmd: Command) => {
       ctx.exitCode = await enqueue(ctx, cmd, opts);
     });
@@ -56,7 +59,14 @@ async function enqueue(ctx: Context, cmd: Command, opts: EnqueueOptions): Promis
     engine.close();
   }
   const input = await openEvents(io, opts.events);
-  const queue = await connectQueue(opts.redis, { prefix: opts.keyPrefix });
+  const otel = otelWanted(opts.otel) ? await startOtel('signal-integrations-enqueue', { warn: (_o, msg) => void io.stderr.write(`${msg}\n`) }) : undefined;
+  let queue;
+  try {
+    queue = await connectQueue(opts.redis, { prefix: opts.keyPrefix });
+  } catch (e) {
+    await otel?.shutdown();
+    throw e;
+  }
   let line = 0;
   let enqueued = 0;
   let refused = 0;
@@ -95,6 +105,7 @@ async function enqueue(ctx: Context, cmd: Command, opts: EnqueueOptions): Promis
     throw redisFailure(e, opts.redis) ?? e;
   } finally {
     await queue.close();
+    await otel?.shutdown();
     if (input.source !== io.stdin && !input.source.destroyed) input.source.destroy();
   }
   if (opts.json) io.stdout.write(JSON.stringify({ integration: record.id, name: record.name, enqueued, refused, blank }) + '\n');

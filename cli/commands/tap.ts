@@ -7,11 +7,16 @@
  * an integration seen later loses nothing from then on. Filters: `--integration ID`, `--status`.
  * Text lines are escaped (cli/text.ts `safe`); `--json` prints each outcome as the worker wrote it.
  * SIGINT/SIGTERM ends it cleanly (exit 0). On Redis Cluster give `--integration` (one slot per read).
+ *
+ * `--trace`: under each outcome, that attempt's trace as `worker --trace` stored it (input, redacted requests,
+ * HTTP attempts, answers, outcome: `trace`'s text view), or in `--json` a `trace` field (null when none was
+ * stored). A worker stores a trace just after it settles the attempt, so each is looked up for up to 2 s
+ * (lookups run side by side; lines keep their order).
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Redis } from 'ioredis';
-import { SignalError, type FleetOutcome } from '../../engine/index.js';
+import { createTraceStore, SignalError, type FleetOutcome, type StoredTrace, type TraceStore } from '../../engine/index.js';
 import { connectRedis } from '../../engine/fleet/connect.js';
 import { checkIntegrationId } from '../../engine/fleet/redis-queue.js';
 import { parseStoreKey, unseal } from '../../engine/store/seal.js';
@@ -20,6 +25,7 @@ import { checkRedisUrl } from '../fleet.js';
 import { keyPrefixOption, redisOption } from '../store.js';
 import { CliError, EXIT } from '../io.js';
 import { safe } from '../text.js';
+import { traceText } from './trace.js';
 
 interface TapOptions {
   redis: string;
@@ -27,9 +33,15 @@ interface TapOptions {
   integration?: string[];
   status?: 'delivered' | 'failed' | 'skipped';
   json?: boolean;
+  trace?: boolean;
 }
 
 const PAGE = 1_000;
+/** How long a trace is looked for after its outcome was read, and how often. */
+const TRACE_WAIT_MS = 2_000;
+const TRACE_POLL_MS = 100;
+/** Outcomes waiting for their trace before reading pauses. */
+const MAX_PENDING_TRACES = 256;
 
 export function registerTap(program: Command, ctx: Context): void {
   program
@@ -40,6 +52,7 @@ export function registerTap(program: Command, ctx: Context): void {
     .option('--integration <id>', 'only this integration record id; repeat for several (default: every integration, new ones included)', (v: string, prev: string[] = []) => [...prev, v])
     .addOption(new Option('--status <status>', 'only outcomes with this status').choices(['delivered', 'failed', 'skipped']))
     .option('--json', 'one JSON outcome per line, as the worker recorded it')
+    .option('--trace', "with each outcome, that attempt's trace (workers run with --trace): input, redacted requests, HTTP attempts, answers; `trace` field with --json")
     .action(async (opts: TapOptions) => {
       ctx.exitCode = await tap(ctx, opts);
     });
@@ -71,6 +84,16 @@ async function tap(ctx: Context, opts: TapOptions): Promise<number> {
   } catch (e) {
     if (e instanceof SignalError) throw new CliError(e.message, EXIT.usage);
     throw e;
+  }
+  let traces: TraceStore | undefined;
+  if (opts.trace) {
+    try {
+      traces = await createTraceStore({ url, prefix: opts.keyPrefix });
+    } catch (e) {
+      redis.disconnect();
+      if (e instanceof SignalError) throw new CliError(e.message, EXIT.usage);
+      throw e;
+    }
   }
   let stopping = false;
   let wakeStop: () => void = () => undefined;
@@ -110,8 +133,22 @@ async function tap(ctx: Context, opts: TapOptions): Promise<number> {
         continue;
       }
       if (opts.status && o.status !== opts.status) continue;
-      io.stdout.write((opts.json ? JSON.stringify(o) : tapLine(o)) + '\n');
+      if (!traces) io.stdout.write((opts.json ? JSON.stringify(o) : tapLine(o)) + '\n');
+      else withTrace(o, traces);
     }
+  };
+  // Outcomes printed with their traces, in the order read; each trace looked up as soon as its outcome is read.
+  let printed: Promise<void> = Promise.resolve();
+  let pending = 0;
+  const withTrace = (o: FleetOutcome, store: TraceStore): void => {
+    const found = traceOf(store, o, () => stopping);
+    pending++;
+    printed = printed.then(async () => {
+      const t = await found;
+      pending--;
+      if (opts.json) io.stdout.write(JSON.stringify({ ...o, trace: typeof t === 'object' ? t.trace : null, ...(typeof t === 'object' ? { trace_worker: t.worker } : {}) }) + '\n');
+      else io.stdout.write(tapLine(o) + '\n' + (typeof t === 'object' ? traceText(t) : `  (${safe(t)})\n`));
+    });
   };
   try {
     await refresh();
@@ -139,6 +176,7 @@ async function tap(ctx: Context, opts: TapOptions): Promise<number> {
         }
       }
       if (!got && streams.length > PAGE) await Promise.race([stopped, new Promise((r) => setTimeout(r, 250))]);
+      if (pending >= MAX_PENDING_TRACES) await Promise.race([stopped, printed]);
     }
   } catch (e) {
     if (!stopping) throw new CliError(`reading outcomes failed: ${(e as Error).message}`, EXIT.usage);
@@ -146,6 +184,28 @@ async function tap(ctx: Context, opts: TapOptions): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     redis.disconnect();
+    if (traces) {
+      // Outcomes already read are printed (their lookups end early once stopping), then the store closes.
+      await Promise.race([printed, new Promise((r) => setTimeout(r, TRACE_WAIT_MS + 500).unref())]);
+      await traces.close();
+    }
   }
   return EXIT.ok;
+}
+
+/** The stored trace of this very attempt (job and attempt number), or why there is none. */
+async function traceOf(store: TraceStore, o: FleetOutcome, stopping: () => boolean): Promise<StoredTrace | string> {
+  if (o.event_id === null || o.integration_id === undefined) return 'no trace: the event has no id';
+  const until = Date.now() + TRACE_WAIT_MS;
+  for (;;) {
+    try {
+      const all = await store.find(o.event_id, [o.integration_id]);
+      const mine = all.find((t) => t.job_id === o.job_id && t.attempt === o.attempt);
+      if (mine) return mine;
+    } catch (e) {
+      return `no trace: ${(e as Error).message}`;
+    }
+    if (stopping() || Date.now() >= until) return 'no trace stored for this attempt: run the workers with --trace';
+    await new Promise((r) => setTimeout(r, TRACE_POLL_MS));
+  }
 }

@@ -13,6 +13,7 @@ import { keyPrefixOption, redisOption } from '../store.js';
 import { CliError, EXIT, readJsonFile } from '../io.js';
 import { integerOption, secondsOption } from '../options.js';
 import { safe } from '../text.js';
+import { otelWanted, startOtel, type Otel } from '../otel.js';
 
 interface WorkerOptions {
   redis: string;
@@ -31,6 +32,7 @@ interface WorkerOptions {
   retryBackoff?: number;
   logLevel: string;
   trace?: boolean;
+  otel?: boolean;
   traceTtl: number;
   traceMax: number;
 }
@@ -83,6 +85,7 @@ export function registerWorker(program: Command, ctx: Context): void {
     .option('--trace', "store every attempt's trace in Redis (input, redacted requests, HTTP attempts, answers, outcome): see `trace --event-id`")
     .option('--trace-ttl <seconds>', 'with --trace: how long a trace is kept', secondsOption(1, 30 * 86_400), 86_400)
     .option('--trace-max <n>', 'with --trace: events traced per integration, at most (the oldest go first)', integerOption(1, 10_000_000), 10_000)
+    .option('--otel', 'export OpenTelemetry spans (a delivery, each HTTP attempt) over OTLP/HTTP: OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME... (docs/opentelemetry.md)')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .action(async (opts: WorkerOptions, cmd: Command) => {
       ctx.exitCode = await worker(ctx, cmd, opts);
@@ -120,7 +123,15 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
     log.info({}, 'stopped while waiting for Redis: nothing was consumed');
     return EXIT.ok;
   }
-  const shared = await fleetStore(url, opts.keyPrefix);
+  // Registered before the engine loads anything: every span from the first delivery on is exported.
+  const otel: Otel | undefined = otelWanted(opts.otel) ? await startOtel('signal-integrations-worker', log) : undefined;
+  let shared: Awaited<ReturnType<typeof fleetStore>>;
+  try {
+    shared = await fleetStore(url, opts.keyPrefix);
+  } catch (e) {
+    await otel?.shutdown();
+    throw e;
+  }
   let engine: Engine;
   let queue: Awaited<ReturnType<typeof connectQueue>>;
   try {
@@ -233,5 +244,7 @@ async function worker(ctx: Context, cmd: Command, opts: WorkerOptions): Promise<
     await queue.close();
     engine.close();
     await shared.close();
+    // After every delivery has ended: the last spans are exported before the process exits.
+    await otel?.shutdown();
   }
 }

@@ -46,6 +46,11 @@ export interface QueuedEvent {
   enqueued_at: number;
   /** Times the event came back from the dead-letter queue. */
   replays?: number;
+  /**
+   * The W3C trace context (`traceparent`, `tracestate`) of the enqueue's OpenTelemetry span, when one was
+   * recording: the delivery span of every attempt continues it (run/otel.ts). Absent without an SDK.
+   */
+  trace_context?: Record<string, string>;
 }
 
 export interface Lease {

@@ -36,6 +36,7 @@ import { randomUUID } from 'node:crypto';
 // Types only: ioredis is loaded when a queue connects, so embedded use (deliver, npm start) never pays for it.
 import type { Redis } from 'ioredis';
 import { connectRedis } from './connect.js';
+import { enqueueSpan } from '../run/otel.js';
 import { isSealed, parseStoreKey, seal, unseal } from '../store/seal.js';
 import { checkIntegrationId, DEFAULT_KEY_PREFIX, GROUP, keyPrefixProblem, SCRIPTS, globalKeys, keys, type Entry, type Scripted, type ScriptedPipeline } from './redis-scripts.js';
 
@@ -176,7 +177,11 @@ export class RedisQueue implements DeliveryQueue {
     this.ensured.add(integration);
   }
 
-  async enqueue(record: QueueRecord, events: readonly unknown[]): Promise<number> {
+  enqueue(record: QueueRecord, events: readonly unknown[]): Promise<number> {
+    return enqueueSpan(record.id, events.length, (carried) => this.enqueueWith(record, events, carried));
+  }
+
+  private async enqueueWith(record: QueueRecord, events: readonly unknown[], carried: Record<string, string> | undefined): Promise<number> {
     await this.ensure(record.id, record.name);
     const k = this.k(record.id);
     const now = Date.now();
@@ -185,6 +190,7 @@ export class RedisQueue implements DeliveryQueue {
       const p = this.redis.pipeline();
       for (const event of chunk) {
         const m: QueuedEvent = { job_id: randomUUID(), integration: record.id, scope: record.scope, event, history: [], enqueued_at: now };
+        if (carried) m.trace_context = carried;
         p.xadd(k.stream, '*', 'm', this.sealMessage(JSON.stringify(m)));
       }
       p.hincrby(k.stats, 'enqueued', chunk.length);

@@ -25,6 +25,8 @@ import type { Lane, WorkerLogger } from './lane.js';
 export type { WorkerLogger } from './lane.js';
 import { eventIdOf, type SignalEvent } from '../run/event.js';
 import type { FleetTracer } from './trace.js';
+import { extractContext } from '../run/otel.js';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { deadLetterLine, errorText, fleetIdOf, mayHaveReachedVendor, queuePolicyOf, recordMismatch, safeEventId, summarize, type Disposition, type FleetOutcome } from './attempt.js';
 
 export { deadLetterLine, fleetIdOf, mayHaveReachedVendor, queuePolicyOf, recordMismatch, type Disposition, type FleetAttemptInfo, type FleetOutcome } from './attempt.js';
@@ -212,7 +214,9 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
   const deliverGuarded = async (lane: Lane, m: QueuedEvent, n: number): Promise<Outcome> => {
     const started = Date.now();
     try {
-      return await lane.integration.deliver(m.event as SignalEvent, opts.trace ? { signal: abandon.signal, trace: opts.trace.begin(lane.name, m.job_id, n) } : { signal: abandon.signal });
+      // The OpenTelemetry span continues the enqueue's trace (the context the message carries): one trace per event.
+      const otel = { parent: extractContext(m.trace_context) ?? ROOT_CONTEXT, attempt: n, job_id: m.job_id };
+      return await lane.integration.deliver(m.event as SignalEvent, opts.trace ? { signal: abandon.signal, trace: opts.trace.begin(lane.name, m.job_id, n), otel } : { signal: abandon.signal, otel });
     } catch (e) {
       return {
         event_id: safeEventId(m.event),

@@ -16,8 +16,11 @@ import type { SignalEvent } from './event.js';
 import type { ExchangeOptions, ExchangeResult } from './http.js';
 import type { OutcomeDetail } from './outcome.js';
 import { renderRequest, value } from './requests.js';
+import { currentSpan, endBatchSpan, inSpan, startBatchSpan } from './otel.js';
+import type { Span } from '@opentelemetry/api';
 
-type BatchEntry = { event: SignalEvent; item: unknown; detail: OutcomeDetail };
+/** `span`: the event's delivery span, when one records (the batch's span links to it). */
+type BatchEntry = { event: SignalEvent; item: unknown; detail: OutcomeDetail; span: Span | undefined };
 type Attempts = OutcomeDetail['attempts'];
 /** One result per item, in order, and the attempts each item's requests made. */
 type Sent = { items: Result[]; attempts: Attempts[] };
@@ -123,7 +126,7 @@ export class BatchSender {
       batcher = b;
       this.batchers.set(key, batcher);
     }
-    const done = batcher.add({ event, item, detail }, bytes);
+    const done = batcher.add({ event, item, detail, span: currentSpan() }, bytes);
     detail.queued = true;
     parked?.();
     // The engine is stopping: nothing else will join this batch, so do not wait for its timer.
@@ -153,7 +156,20 @@ export class BatchSender {
     }
   }
 
-  private async sendBatch(entries: Pending<BatchEntry, Result>[], group: unknown): Promise<void> {
+  /**
+   * The batch's requests run under a span of their own, linked to every event's delivery span, or under
+   * none: never under the span of whichever event happened to fill the batch or start its timer.
+   */
+  private sendBatch(entries: Pending<BatchEntry, Result>[], group: unknown): Promise<void> {
+    let span: Span | undefined;
+    if (currentSpan() || entries.some((e) => e.item.span)) span = startBatchSpan(entries.map((e) => e.item.span), entries.length);
+    const sent = inSpan(span, () => this.sendBatchNow(entries, group));
+    if (!span) return sent;
+    const s = span;
+    return sent.then(() => endBatchSpan(s, undefined), (e: unknown) => (endBatchSpan(s, 'thrown'), Promise.reject(e)));
+  }
+
+  private async sendBatchNow(entries: Pending<BatchEntry, Result>[], group: unknown): Promise<void> {
     const settle = (i: number, r: Result) => entries[i]!.resolve(r);
     // The auth requests this batch needed (stage `auth`): every event of the batch waited for them.
     const auth: OutcomeDetail['attempts'] = [];

@@ -16,6 +16,9 @@ import { parseNamedRetryHeader, parseRetryAfter, retryDelay, type RetryPolicy } 
 import type { Limiter } from '../store/types.js';
 import { cancelOnAbort, forget } from './abort-fanout.js';
 import { currentTrace, type TraceRecorder } from './trace.js';
+import { currentSpan, endAttemptSpan, startAttemptSpan } from './otel.js';
+import type { Span } from '@opentelemetry/api';
+import type { CompiledTemplate } from '../compile/program.js';
 
 /** Published with `{ wait_ms }` when a request waited for the rate limiter (metrics subscribe; free otherwise). */
 export const RATE_LIMIT_WAIT_CHANNEL = 'signal-integrations:rate-limit-wait';
@@ -28,6 +31,8 @@ export interface WireRequest {
   headers: Record<string, string>;
   /** The body exactly as it goes on the wire. */
   body?: string;
+  /** The spec's URL template it was rendered from (its path goes on OpenTelemetry spans, never the URL). */
+  template?: CompiledTemplate;
 }
 
 export interface AttemptRecord {
@@ -189,6 +194,8 @@ class Exchange implements State {
   fatal?: unknown;
   /** Set only when the delivery is traced (trace.ts): the recorder and this request's stage. */
   trace?: { rec: TraceRecorder; stage: string; delay?: number };
+  /** Set only when a delivery span records (otel.ts): the request, and the span of the attempt in flight. */
+  otel?: { parent: Span; req: WireRequest; span?: Span };
 
   constructor(
     readonly opts: ExchangeOptions,
@@ -261,17 +268,24 @@ class Exchange implements State {
     if (network !== undefined) rec.network = network;
     this.attempts.push(rec);
     if (this.trace) traceAttempt(this, rec, body, final);
+    if (this.otel?.span) {
+      const failed = status === undefined || !this.opts.success(status);
+      endAttemptSpan(this.otel.span, status, network, !final ? (this.reauthPending ? 'reauth' : 'retry') : failed ? 'stop' : undefined, failed);
+      this.otel.span = undefined;
+    }
   }
 
-  startAttempt(): void {
+  startAttempt(options: NormalizedOptions): void {
     this.attemptStart = this.now();
     this.inAttempt = true;
+    const o = this.otel;
+    if (o) o.span = startAttemptSpan(o.parent, o.req.stage, o.req.method, o.req.template, options.url instanceof URL ? options.url : undefined, this.attempts.length);
   }
 
   /** Synchronous unless the attempt must wait (a retry's fresh request, the rate limiter): no promise per request. */
   beforeAttempt(options: NormalizedOptions): Promise<void> | undefined {
     if ((this.retrying && this.requestForRetry) || this.opts.limiter) return this.beforeAttemptWaiting(options);
-    this.startAttempt();
+    this.startAttempt(options);
     return undefined;
   }
 
@@ -301,7 +315,7 @@ class Exchange implements State {
         throw e;
       }
     }
-    this.startAttempt();
+    this.startAttempt(options);
   }
 
   attemptFailed(error: RequestError): void {
@@ -331,7 +345,11 @@ class Exchange implements State {
   /** The exchange ended without a final answer. */
   broke(error: RequestError): ExchangeResult {
     const opts = this.opts;
-    if (this.fatal) return { attempts: this.attempts, possibly_duplicated: this.unknownFate(), error: this.fatal, facts: { message: 'stopped' } };
+    if (this.fatal) {
+      // The attempt that was in flight ended with the error of ours (its span must end too).
+      if (this.otel?.span) endAttemptSpan(this.otel.span, error.response?.statusCode, undefined, 'stop', true);
+      return { attempts: this.attempts, possibly_duplicated: this.unknownFate(), error: this.fatal, facts: { message: 'stopped' } };
+    }
     if (opts.signal?.aborted) {
       // An attempt cut off in flight counts, and if its request had gone out the vendor may hold it.
       if (this.inAttempt) {
@@ -366,6 +384,8 @@ export function exchange(client: Got, req: WireRequest, opts: ExchangeOptions, r
     x.trace = { rec, stage: req.stage };
     rec.request(req.stage, req.method, req.url, req.headers, req.body);
   }
+  const parent = currentSpan();
+  if (parent) x.otel = { parent, req };
   const options: RequestOptions = { method: req.method, headers: req.headers, context: { [STATE]: x } };
   if (req.body !== undefined) options.body = req.body;
   // The signal cancels got's promise (the request, a retry's wait) rather than going to got itself.

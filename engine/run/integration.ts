@@ -21,6 +21,7 @@ import { previewEvent, type Preview, type PreviewRequest } from './preview.js';
 import { sendOne } from './send.js';
 import { credentialScopeFingerprint } from '../policy/credential-scope.js';
 import { TraceRecorder, traced, type TraceSink } from './trace.js';
+import { endDeliverySpan, endDeliverySpanThrown, inSpan, startDeliverySpan, type DeliverySpanOptions } from './otel.js';
 
 export { applyEndpoint } from './requests.js';
 export type { Preview, PreviewRequest } from './preview.js';
@@ -31,6 +32,11 @@ export interface DeliverOptions {
   signal?: AbortSignal;
   /** Record this delivery's trace (run/trace.ts) and hand it here, redacted, once the outcome is final. Off when absent. */
   trace?: TraceSink;
+  /**
+   * Where this delivery's OpenTelemetry span (run/otel.ts) continues from: the context carried on the queued
+   * event, and the queue attempt. Spans exist only when the runtime registered an OpenTelemetry SDK.
+   */
+  otel?: DeliverySpanOptions;
 }
 
 /** Upper bound on events held in flight by one caller loop (batches of 32,000 rows need a lot). */
@@ -77,8 +83,31 @@ export class Integration {
 
   /** Deliver one event: always resolves with exactly one outcome. In batch mode, when its batch is done. */
   deliver(event: SignalEvent, opts: DeliverOptions = {}): Promise<Outcome> {
+    const span = startDeliverySpan(this, event, opts.otel);
+    if (span) {
+      return inSpan(span, () => (opts.trace ? this.deliverTraced(event, opts.signal, opts.trace) : this.run(event, undefined, opts.signal))).then(
+        (o) => (endDeliverySpan(span, o), o),
+        (e: unknown) => {
+          endDeliverySpanThrown(span);
+          throw e;
+        },
+      );
+    }
     if (opts.trace) return this.deliverTraced(event, opts.signal, opts.trace);
     return this.run(event, undefined, opts.signal);
+  }
+
+  /** `run` inside a delivery span when one records (deliverAll's events). */
+  private runSpanned(event: unknown, parked: () => void): Promise<Outcome> {
+    const span = startDeliverySpan(this, event, undefined);
+    if (!span) return this.run(event, parked);
+    return inSpan(span, () => this.run(event, parked)).then(
+      (o) => (endDeliverySpan(span, o), o),
+      (e: unknown) => {
+        endDeliverySpanThrown(span);
+        throw e;
+      },
+    );
   }
 
   private deliverTraced(event: unknown, signal: AbortSignal | undefined, sink: TraceSink): Promise<Outcome> {
@@ -215,7 +244,7 @@ export class Integration {
     const worker = async () => {
       while (next < events.length) {
         const i = next++;
-        outcomes[i] = await this.run(events[i], onParked);
+        outcomes[i] = await this.runSpanned(events[i], onParked);
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, events.length) }, worker));

@@ -197,7 +197,7 @@ export async function renderRequest(stage: string, req: CompiledRequest, input: 
 
 function finishRequest(stage: string, req: CompiledRequest, method: string, url: string, headers: Record<string, string>, body: unknown): WireRequest {
   if (!METHODS.has(method)) throw new TemplateValueError(`${stage}: method renders to '${method}', not an HTTP method`);
-  const wire: WireRequest = { stage, method, url, headers };
+  const wire: WireRequest = { stage, method, url, headers, template: req.url };
   if (body !== undefined) {
     wire.body = encodeBody(body, req.encoding);
     if (!req.hasContentType) headers['Content-Type'] = req.encoding === 'json' ? 'application/json' : 'application/x-www-form-urlencoded';

@@ -14,8 +14,9 @@ export interface Child {
   waitFor: (test: (out: string) => boolean, ms?: number) => Promise<void>;
 }
 
-export function startCli(args: string[], opts: { input?: string | Buffer } = {}): Child {
-  const proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+/** `env`: variables set for the child on top of this process's. */
+export function startCli(args: string[], opts: { input?: string | Buffer; env?: Record<string, string> } = {}): Child {
+  const proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
   let out = '';
   let err = '';
   const watchers: { test: (out: string) => boolean; resolve: () => void }[] = [];
