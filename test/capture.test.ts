@@ -78,3 +78,44 @@ describe('capture vendor', () => {
     expect(refused.hint).toMatch(/does not know this client_id/);
   });
 });
+
+describe('mock --capture', () => {
+  it('prints its URL, answers deliver as the spec declares, injects --fail, lists requests on GET, stops on Ctrl-C with exit 0', async () => {
+    const { startCli } = await import('./helpers/cli-process.js');
+    const { run } = await import('../cli/run.js');
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const dir = mkdtempSync(`${(await import('node:os')).tmpdir()}/si-capture-`);
+    const child = startCli(['--specs', `${ROOT}specs`, 'mock', '--capture', 'acme_oauth_events', '--port', '0', '--fail', '403:send@2=insufficient_scope']);
+    try {
+      await child.waitFor((o) => /listening on http:\/\/127\.0\.0\.1:\d+/.test(o));
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(child.out())![1]!;
+      writeFileSync(`${dir}/record.json`, JSON.stringify({ ...record('acme_oauth_events'), id: 'int_cap' }));
+      writeFileSync(`${dir}/events.ndjson`, [1, 2].map((i) => JSON.stringify({ ...event, event_id: `evt_c${i}` })).join('\n') + '\n');
+      let out = '';
+      const code = await run(['--specs', `${ROOT}specs`, 'deliver', '--integration', `${dir}/record.json`, '--events', `${dir}/events.ndjson`, '--endpoint', url, '--concurrency', '1', '--json'], {
+        stdout: { write: (t: string) => ((out += t), true) },
+        stderr: { write: () => true },
+      });
+      expect(code).toBe(1);
+      const outcomes = out.trim().split('\n').map((l) => JSON.parse(l) as { event_id: string; status: string; vendor_code?: string });
+      expect(outcomes.map((o) => [o.event_id, o.status, o.vendor_code ?? ''])).toEqual([
+        ['evt_c1', 'delivered', ''],
+        ['evt_c2', 'failed', 'insufficient_scope'],
+      ]);
+      const listed = (await (await fetch(`${url}/_capture/requests`)).json()) as { stage: string; status: number }[];
+      expect(listed.map((r) => [r.stage, r.status])).toEqual([
+        ['auth.token', 200],
+        ['send', 202],
+        ['send', 403],
+      ]);
+      await child.waitFor((o) => o.includes('#3 send POST api.acme.example/v1/events → 403 [injected 403]'));
+      child.proc.kill('SIGINT');
+      expect(await child.exit).toBe(0);
+      expect(child.err()).toMatch(/SIGINT: capture vendor stopped after 3 requests/);
+      expect(child.out()).not.toMatch(/cap_access_token_|s3cret/);
+    } finally {
+      child.proc.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
