@@ -79,15 +79,7 @@ async function mock(ctx: Context, opts: MockOptions): Promise<number> {
       io.stdout.write(safe(formatReceived({ requests: emu.requests.slice(shown, shown + 1), clients: emu.clients })).replace(/^#1 /, `#${shown + 1} `) + '\n');
     }
   }, 200);
-  const sig = await new Promise<NodeJS.Signals>((resolve) => {
-    const on = (s: NodeJS.Signals): void => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
-      resolve(s);
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
-  });
+  const sig = await untilSignal();
   clearInterval(tick);
   await emu.close();
   io.stderr.write(`${sig}: emulator stopped after ${emu.stats.requests} requests\n`);
@@ -118,7 +110,17 @@ async function capture(ctx: Context, cmd: Command, opts: MockOptions): Promise<n
   const tick = setInterval(() => {
     for (; shown < cap.requests.length; shown++) io.stdout.write(safe(formatCaptured({ requests: cap.requests.slice(shown, shown + 1), tokens: cap.tokens })) + '\n');
   }, 200);
-  const sig = await new Promise<NodeJS.Signals>((resolve) => {
+  const sig = await untilSignal();
+  clearInterval(tick);
+  await cap.close();
+  engine.close();
+  io.stderr.write(`${sig}: capture vendor stopped after ${cap.requests.length} requests\n`);
+  return EXIT.ok;
+}
+
+/** Resolves with the first SIGINT or SIGTERM (Ctrl-C ends the mock cleanly). */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise<NodeJS.Signals>((resolve) => {
     const on = (s: NodeJS.Signals): void => {
       process.off('SIGINT', on);
       process.off('SIGTERM', on);
@@ -127,9 +129,4 @@ async function capture(ctx: Context, cmd: Command, opts: MockOptions): Promise<n
     process.on('SIGINT', on);
     process.on('SIGTERM', on);
   });
-  clearInterval(tick);
-  await cap.close();
-  engine.close();
-  io.stderr.write(`${sig}: capture vendor stopped after ${cap.requests.length} requests\n`);
-  return EXIT.ok;
 }
