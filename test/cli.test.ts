@@ -251,7 +251,7 @@ describe('deliver', () => {
     ]);
     const array = new PassThrough();
     array.end(JSON.stringify([leadSubmitted(), leadSubmitted()], null, 2));
-    const a = await cli(['enqueue', '--redis', 'redis://127.0.0.1:1', '--integration', record, '--events', '-'], { stdin: array });
+    const a = await cli(['deliver', '--integration', record, '--events', '-', '--endpoint', emu.url], { stdin: array });
     expect([a.code, a.err]).toEqual([2, expect.stringMatching(/standard input is one JSON array of 2 items spread over \d+ lines.*jq -c '\.\[\]'/)]);
     expect(emu.requests).toHaveLength(0);
     // A malformed first line that opens an object, then NDJSON: every line gets its outcome, none is lost.

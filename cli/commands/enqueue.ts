@@ -55,8 +55,15 @@ async function enqueue(ctx: Context, cmd: Command, opts: EnqueueOptions): Promis
   } finally {
     engine.close();
   }
-  const input = await openEvents(io, opts.events);
+  // Connected first: `--events -` waits for its first line (a JSON document is peeked), Redis need not.
   const queue = await connectQueue(opts.redis, { prefix: opts.keyPrefix });
+  let input;
+  try {
+    input = await openEvents(io, opts.events);
+  } catch (e) {
+    await queue.close();
+    throw e;
+  }
   let line = 0;
   let enqueued = 0;
   let refused = 0;
