@@ -70,3 +70,28 @@ export async function* readLines(source: AsyncIterable<Buffer | Uint8Array | str
   }
   if (discarding || length > 0) yield finish();
 }
+
+/** How to turn a JSON document (or array of events) into NDJSON, for the input named `shown`. */
+export function convertHint(array: boolean, shown: string): string {
+  const filter = array ? '.[]' : '.';
+  return shown === 'stdin'
+    ? `convert it to one event per line, e.g. pipe it through jq -c '${filter}'`
+    : `convert it to one event per line, e.g. jq -c '${filter}' ${shown} > events.ndjson`;
+}
+
+/**
+ * When `text` (several lines) is one JSON document, what to tell the user instead of one `invalid_event`
+ * per physical line; undefined when it is not one document (each line then gets its own outcome).
+ */
+export function jsonDocumentMessage(text: string, input: string, shown: string): string | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const lines = text.split('\n').filter((l) => l.trim()).length;
+  if (lines < 2 && !Array.isArray(doc)) return undefined;
+  const what = Array.isArray(doc) ? `one JSON array of ${doc.length} item${doc.length === 1 ? '' : 's'}` : 'one JSON document';
+  return `${input} is ${what} spread over ${lines} line${lines === 1 ? '' : 's'}, not one event per line (NDJSON): ${convertHint(Array.isArray(doc), shown)}`;
+}

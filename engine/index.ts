@@ -23,7 +23,7 @@ export { createMemoryStore } from './store/memory.js';
 export { createRedisStore, type RedisStore, type RedisStoreOptions } from './store/redis.js';
 export { startWorker, queuePolicyOf, mayHaveReachedVendor, fleetIdOf, recordMismatch, type StartWorkerOptions, type FleetWorker, type FleetOutcome, type FleetAttemptInfo, type Disposition, type WorkerLogger } from './fleet/worker.js';
 export { createRedisQueue, RedisQueue, displayRedisUrl, DEFAULT_KEY_PREFIX, DEFAULT_COMMAND_TIMEOUT_MS, keyPrefixProblem, type RedisQueueOptions } from './fleet/redis-queue.js';
-export type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, AttemptSummary, Settlement, QueueStatus } from './fleet/queue.js';
+export type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, AttemptSummary, Settlement, QueueStatus, ReplayResult } from './fleet/queue.js';
 export { credentialScopeFingerprint } from './policy/credential-scope.js';
 export { createRecordRegistry, recordVersion, type RecordRegistry, type RecordRegistryOptions, type RegistryEntry } from './fleet/registry.js';
 export { DEFAULT_CIRCUIT_POLICY, type CircuitPolicy } from './policy/circuit.js';

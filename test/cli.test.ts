@@ -239,6 +239,29 @@ describe('deliver', () => {
     expect(jsonLines(r.out).find((o) => o.line === 2)).toMatchObject({ status: 'skipped', reason: 'blank_line' });
   });
 
+  it('--events -: a pretty-printed JSON document or array on stdin is reported once, nothing sent; NDJSON after a bad first line still streams', async () => {
+    const record = writeJson('record.json', referenceRecord());
+    const pretty = new PassThrough();
+    pretty.end(JSON.stringify(leadSubmitted(), null, 2) + '\n');
+    const r = await cli(['deliver', '--integration', record, '--events', '-', '--endpoint', emu.url], { stdin: pretty });
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err.trim().split('\n')).toEqual([
+      expect.stringMatching(/^error: standard input is one JSON document spread over \d+ lines, not one event per line \(NDJSON\): convert it to one event per line, e\.g\. pipe it through jq -c '\.'$/),
+    ]);
+    const array = new PassThrough();
+    array.end(JSON.stringify([leadSubmitted(), leadSubmitted()], null, 2));
+    const a = await cli(['deliver', '--integration', record, '--events', '-', '--endpoint', emu.url], { stdin: array });
+    expect([a.code, a.err]).toEqual([2, expect.stringMatching(/standard input is one JSON array of 2 items spread over \d+ lines.*jq -c '\.\[\]'/)]);
+    expect(emu.requests).toHaveLength(0);
+    // A malformed first line that opens an object, then NDJSON: every line gets its outcome, none is lost.
+    const mixed = new PassThrough();
+    mixed.end('{"event": \n' + JSON.stringify(ev('evt_mx1')) + '\n' + JSON.stringify(ev('evt_mx2')) + '\n' + JSON.stringify(ev('evt_mx3')) + '\n');
+    const m = await cli(['deliver', '--integration', record, '--events', '-', '--endpoint', emu.url, '--json'], { stdin: mixed });
+    expect(summary(m.err)).toEqual({ read: 4, delivered: 3, skipped: 0, failed: 1, dead: 0 });
+    expect(jsonLines(m.out).find((o) => o.line === 1)).toMatchObject({ status: 'failed', reason: 'invalid_event' });
+  });
+
   it('writes failures to the dead-letter file; fed back once the cause is fixed, they are delivered', async () => {
     const record = referenceRecord();
     record.config.event_definition_key = 'journey_welcome_v2'; // not (yet) known to the tenant

@@ -124,17 +124,31 @@ describe('enqueue, worker, status, dead-letters, replay', () => {
     // A dead letter is an input `deliver` and `enqueue` accept back.
     for (const l of dl.out.trim().split('\n')) expect(parseEventLine(Buffer.from(l), { unwrapDeadLetter: true }).ok).toBe(true);
 
+    // By default only the retryable one goes back: the failed check would fail again at once.
     const rp = await cli(['replay', '--redis', redis.url, '--integration', recordFile]);
     expect(rp.code, rp.err).toBe(0);
-    expect(rp.out).toContain('replayed 2 dead letters onto the queue of int_round_trip');
+    expect(rp.out.trim().split('\n')).toEqual([
+      'replayed 1 dead letter onto the queue of int_round_trip',
+      'skipped 1 not retryable (the engine classed the failure permanent: sending again fails the same way); fix the cause, then replay --all to include it',
+    ]);
+    expect(await status(recordFile)).toMatchObject({ waiting: 1, dead_lettered: 1, replayed: 1 });
+    const all = await cli(['replay', '--redis', redis.url, '--integration', recordFile, '--all', '--json']);
+    expect(JSON.parse(all.out)).toEqual({ integration: 'int_round_trip', replayed: 1, skipped_not_retryable: 0, dead_lettered: 0 });
     expect(await status(recordFile)).toMatchObject({ waiting: 2, dead_lettered: 0, replayed: 2 });
 
-    // The vendor is back: the replayed event is delivered; the one without a ContactKey is dead again, marked replayed.
+    // The vendor is back: the replayed event is delivered; the one without a ContactKey is dead again, marked
+    // replayed, its history whole: the attempt before the replay, then attempt 1 after it.
     outcomes = await drainWith(record, recordFile, (s) => s.delivered === 4 && s.dead_lettered === 1);
+    expect(outcomes.find((o) => o.event_id === 'evt_rt_5')).toMatchObject({ attempt: 1, disposition: 'delivered' });
     expect(await status(recordFile)).toMatchObject({ waiting: 0, in_flight: 0, scheduled_retry: 0, delivered: 4, dead_lettered: 1 });
     const again = (await cli(['dead-letters', '--redis', redis.url, '--integration', recordFile])).out.trim().split('\n');
     expect(again).toHaveLength(1);
-    expect(JSON.parse(again[0]!)).toMatchObject({ dead_letter: { event_id: 'evt_rt_3', replays: 1 } });
+    const dead = JSON.parse(again[0]!);
+    expect(dead).toMatchObject({ dead_letter: { event_id: 'evt_rt_3', replays: 1, attempts: 2 } });
+    expect(dead.dead_letter.history.map((h: { attempt: number; replay?: number; reason: string }) => [h.attempt, h.replay ?? 0, h.reason])).toEqual([
+      [1, 0, 'check_failed'],
+      [1, 1, 'check_failed'],
+    ]);
   });
 
   it('refuses a missing or malformed --redis and an unreachable Redis with clear errors', async () => {

@@ -170,7 +170,8 @@ describe('dead letters with one job_id', () => {
       ['job-same', 'evt_same_2'],
     ]);
 
-    const rp = await cli(['replay', '--redis', redis.url, '--integration', recordFile, '--json']);
+    // Both failed a check (not retryable): --all puts them back.
+    const rp = await cli(['replay', '--redis', redis.url, '--integration', recordFile, '--json', '--all']);
     expect(rp.code, rp.err).toBe(0);
     expect(JSON.parse(rp.out)).toMatchObject({ replayed: 2, dead_lettered: 0 });
     const queued = (await admin.xrange(`signal:{${record.id}}:stream`, '-', '+')).map(([, f]) => JSON.parse(f[1]!) as Json);
@@ -237,10 +238,14 @@ describe('SIGNAL_STORE_KEY seals queued events at rest', () => {
     expect(emu.events()).toHaveLength(0);
     expect(await everything()).not.toMatch(/wait@example\.com|\+447700900123/);
 
-    // Replayed with the key that sealed them, both go back (sealed again) and a worker with it delivers the one that can be.
+    // Replayed with the key that sealed it, the unreadable one goes back by default (its failure was the
+    // worker's key); the failed check only with --all. Both go back sealed, and a worker with the key
+    // delivers the one that can be.
     r = await cli(['replay', '--redis', redis.url, '--integration', recordFile, '--json'], withKey(K1));
     expect(r.code, r.err).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ replayed: 2, dead_lettered: 0 });
+    expect(JSON.parse(r.out)).toMatchObject({ replayed: 1, skipped_not_retryable: 1, dead_lettered: 1 });
+    r = await cli(['replay', '--redis', redis.url, '--integration', recordFile, '--json', '--all'], withKey(K1));
+    expect(JSON.parse(r.out)).toMatchObject({ replayed: 1, skipped_not_retryable: 0, dead_lettered: 0 });
     for (const e of (await admin.xrange(stream, '-', '+')).map(([, f]) => f[1]!)) expect(e).toMatch(/^gcm1:/);
     await workUntil(record, recordFile, (s) => s.delivered === 1 && s.dead_lettered === 1 && s.waiting === 0, undefined, { key: K1 });
     expect(emu.events().map((e) => e.ContactKey)).toEqual(['wait@example.com']);

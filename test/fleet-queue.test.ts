@@ -68,14 +68,33 @@ describe('Redis Streams queue leases', () => {
     await sleep(1_600);
     const [l2] = await q.take('later', 10);
     expect(l2!.message).toMatchObject({ job_id: l1!.message.job_id, history });
-    const entry = JSON.stringify({ dead_letter: { reason: 'http_error', attempts: 2, history }, event: l2!.message.event });
+    const whole = [...history, { ...history[0]!, attempt: 2 }];
+    const entry = JSON.stringify({ dead_letter: { reason: 'http_error', attempts: 2, retryable: true, history: whole }, event: l2!.message.event });
     expect(await q.settle('later', l2!, { kind: 'dead', outcome: '{}', job_id: l2!.message.job_id, entry })).toBe(true);
     expect(await q.status('later')).toMatchObject({ waiting: 0, in_flight: 0, scheduled_retry: 0, failed: 2, dead_lettered: 1 });
     expect(await q.deadLetters('later')).toEqual([entry]);
-    expect(await q.replay({ id: 'later', scope: 'test' })).toBe(1);
-    expect(await q.replay({ id: 'later', scope: 'test' })).toBe(0);
+    expect(await q.replay({ id: 'later', scope: 'test' })).toEqual({ replayed: 1, not_retryable: 0, unreadable: 0 });
+    expect(await q.replay({ id: 'later', scope: 'test' })).toEqual({ replayed: 0, not_retryable: 0, unreadable: 0 });
     const [l3] = await q.take('later', 10);
-    expect(l3!.message).toMatchObject({ job_id: l1!.message.job_id, history: [], replays: 1, event: { event_id: 'e3' } });
+    // The history comes back whole (both attempts); attempts count afresh after it.
+    expect(l3!.message).toMatchObject({ job_id: l1!.message.job_id, history: whole, replayed_after: 2, replays: 1, event: { event_id: 'e3' } });
     expect(await q.status('later')).toMatchObject({ dead_lettered: 0, replayed: 1, in_flight: 1 });
+  });
+
+  it('replay puts back only dead letters the engine classed retryable; all: the others too', async () => {
+    const q = await consumer('f');
+    const rec = { id: 'perm', scope: 'test' };
+    await q.enqueue(rec, [{ event_id: 'p1' }, { event_id: 'p2' }, { event_id: 'p3' }]);
+    const leases = await q.take('perm', 10);
+    const kinds = [true, false, null];
+    for (const [i, l] of leases.entries()) {
+      const entry = JSON.stringify({ dead_letter: { reason: kinds[i] ? 'http_error' : 'check_failed', retryable: kinds[i], history: [{ attempt: 1, status: 'failed' }] }, event: l.message.event });
+      expect(await q.settle('perm', l, { kind: 'dead', outcome: '{}', job_id: l.message.job_id, entry })).toBe(true);
+    }
+    expect(await q.replay(rec)).toEqual({ replayed: 1, not_retryable: 2, unreadable: 0 });
+    expect((await q.take('perm', 10)).map((l) => (l.message.event as { event_id: string }).event_id)).toEqual(['p1']);
+    expect(await q.status('perm')).toMatchObject({ dead_lettered: 2 });
+    expect(await q.replay(rec, { all: true })).toEqual({ replayed: 2, not_retryable: 0, unreadable: 0 });
+    expect((await q.take('perm', 10)).map((l) => (l.message.event as { event_id: string }).event_id).sort()).toEqual(['p2', 'p3']);
   });
 });

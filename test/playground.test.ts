@@ -183,3 +183,52 @@ describe('playground for a spec init wrote, in a 700 px window', () => {
     }
   });
 });
+
+describe('playground for a spec without an emulator (capture vendor), in a 700 px window', () => {
+  it('sends to the capture vendor: the attempts list has the token request, the trace view shows a failed event hint, no secret or token is on the page', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'si-playground-capture-'));
+    const examples = new URL('../examples/specs/', import.meta.url).pathname;
+    cpSync(join(examples, 'acme_oauth_events.yaml'), join(dir, 'acme_oauth_events.yaml'));
+    const pin = readFileSync(join(examples, 'tests/acme_oauth_events/lead_submitted.yaml'), 'utf8');
+    const { parse } = await import('yaml');
+    const record = (parse(pin) as { record: Record<string, unknown> }).record;
+    mkdirSync(join(dir, 'tests', 'acme_oauth_events'), { recursive: true });
+    writeFileSync(join(dir, 'tests', 'acme_oauth_events', 'record.json'), JSON.stringify(record));
+    const local = await startPlayground({ port: 0, specs: [dir] });
+    const narrow = await browser.newPage({ viewport: { width: 700, height: 1000 } });
+    try {
+      await narrow.goto(local.url);
+      await expect.poll(() => narrow.inputValue('#spec'), { timeout: 15_000 }).toBe('acme_oauth_events');
+      await expect.poll(() => narrow.locator('#preview pre.request').count(), { timeout: 15_000 }).toBe(2);
+      expect(await narrow.textContent('#send')).toBe('Send to capture vendor');
+      await narrow.click('#send');
+      await expect.poll(() => narrow.textContent('#outcome-status'), { timeout: 20_000 }).toBe('delivered');
+      expect((await narrow.textContent('#attempts'))!.split('\n').map((l) => l.replace(/\(\d+ ms\)/, ''))).toEqual(['1. auth.token → 200 ', '2. send → 202 ']);
+      const trace = (await narrow.textContent('#trace'))!;
+      // As sent: to the capture vendor, the host it was meant for in X-Forwarded-Host; credentials redacted.
+      expect(trace).toMatch(/request auth\.token: POST http:\/\/127\.0\.0\.1:\d+\/oauth2\/v1\/token\n\s+Content-Type: application\/x-www-form-urlencoded\n\s+Authorization: \[redacted\]\n\s+X-Forwarded-Host: mytenant\.login\.acme\.example/);
+      expect(trace).toMatch(/http auth\.token: HTTP 200 .*\n\s+answer: \{"access_token":"\[redacted\]","expires_in":3600,"token_type":"Bearer"\}/);
+      expect(trace).toMatch(/http send: HTTP 202/);
+      expect(await narrow.textContent('#received')).toContain('auth.token POST mytenant.login.acme.example/oauth2/v1/token → 200');
+
+      // A failure the spec's rules name, simulated: the trace shows the outcome with the rule's hint.
+      await narrow.selectOption('#simulate', 'send answers 403 insufficient_scope');
+      await narrow.click('#send');
+      await expect.poll(() => narrow.textContent('#outcome-status'), { timeout: 20_000 }).toBe('failed');
+      await expect.poll(() => narrow.textContent('#trace'), { timeout: 15_000 }).toContain('hint: The token lacks the scope the Events API needs');
+      expect(await narrow.textContent('#trace')).toContain('http send: HTTP 403');
+      mkdirSync(RESULTS, { recursive: true });
+      await narrow.screenshot({ path: join(RESULTS, 'playground-capture-700px.png'), fullPage: true });
+
+      const text = (await narrow.evaluate('document.body.innerText')) as string;
+      const html = (await narrow.content()) + text;
+      expect(html).not.toContain(String((record.config as Record<string, string>).client_secret));
+      expect(html).not.toMatch(/cap_access_token_/);
+      expect(await narrow.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(700);
+    } finally {
+      await narrow.close();
+      await local.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

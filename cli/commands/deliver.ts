@@ -17,9 +17,11 @@ import { loadEngine, type Context } from '../context.js';
 import { DeadLetterFile } from '../dead-letters.js';
 import { outcomeJson, outcomeLine, responseIdLabel, summaryText } from '../format.js';
 import { CliError, describeFsError, displayPath, drained, EXIT, readJsonFile, resolvePath, type CliIO, type Output } from '../io.js';
+import { convertHint, jsonDocumentMessage } from '../ndjson.js';
 import { integerOption, secondsOption } from '../options.js';
 import { runPipeline, type LineResult, type PipelineResult } from '../pipeline.js';
 import { keyPrefixOption, openStore, redisOption } from '../store.js';
+import { peekJsonDocument } from '../stdin.js';
 import { safe } from '../text.js';
 import { progress, summaryJson } from '../summary.js';
 
@@ -98,27 +100,20 @@ async function jsonDocumentProblem(fh: FileHandle, size: number, shown: string):
   } catch {
     firstParses = false;
   }
-  const convert = (filter: string) => `convert it to one event per line, e.g. jq -c '${filter}' ${shown} > events.ndjson`;
-  if (firstParses) return Array.isArray(firstLine) ? `events file '${shown}' starts with a JSON array, not one event per line (NDJSON): ${convert('.[]')}` : undefined;
+  if (firstParses) return Array.isArray(firstLine) ? `events file '${shown}' starts with a JSON array, not one event per line (NDJSON): ${convertHint(Array.isArray(firstLine), shown)}` : undefined;
   if (size > JSON_DOCUMENT_CHECK_BYTES) return undefined;
   const whole = Buffer.alloc(size);
   const text = whole.subarray(0, (await fh.read(whole, 0, size, 0)).bytesRead).toString('utf8');
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    return undefined; // not one document either: each line gets its own outcome
-  }
-  const lines = text.split('\n').filter((l) => l.trim()).length;
-  const what = Array.isArray(doc) ? `one JSON array of ${doc.length} item${doc.length === 1 ? '' : 's'}` : 'one JSON document';
-  return `events file '${shown}' is ${what} spread over ${lines} lines, not one event per line (NDJSON): ${convert(Array.isArray(doc) ? '.[]' : '.')}`;
+  return jsonDocumentMessage(text, `events file '${shown}'`, shown);
 }
 
 /** Open the events input: a file (checked now, streamed later) or stdin. */
 export async function openEvents(io: CliIO, events: string): Promise<{ source: Readable; shown: string; abs?: string; ino?: [number, number] }> {
   if (events === '-') {
     if (!io.stdin) throw new CliError("--events -: no standard input available");
-    return { source: io.stdin, shown: 'stdin' };
+    const peeked = await peekJsonDocument(io.stdin);
+    if (peeked.problem) throw new CliError(peeked.problem);
+    return { source: peeked.source, shown: 'stdin' };
   }
   const abs = resolvePath(io, events);
   const shown = displayPath(io, abs);

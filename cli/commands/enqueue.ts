@@ -58,12 +58,15 @@ async function enqueue(ctx: Context, cmd: Command, opts: EnqueueOptions): Promis
   } finally {
     engine.close();
   }
-  const input = await openEvents(io, opts.events);
+  // Connected first: `--events -` waits for its first line (a JSON document is peeked), Redis need not.
   const otel = otelWanted(opts.otel) ? await startOtel('signal-integrations-enqueue', { warn: (_o, msg) => void io.stderr.write(`${msg}\n`) }) : undefined;
   let queue;
+  let input;
   try {
     queue = await connectQueue(opts.redis, { prefix: opts.keyPrefix });
+    input = await openEvents(io, opts.events);
   } catch (e) {
+    await queue?.close();
     await otel?.shutdown();
     throw e;
   }

@@ -19,6 +19,7 @@ interface AdminOptions {
   integration?: string;
   json?: boolean;
   limit?: number;
+  all?: boolean;
 }
 
 const COLUMNS: (keyof QueueStatus)[] = ['waiting', 'in_flight', 'scheduled_retry', 'delivered', 'failed', 'dead_lettered', 'skipped', 'enqueued', 'replayed'];
@@ -59,12 +60,13 @@ export function registerDeadLetters(program: Command, ctx: Context): void {
 export function registerReplay(program: Command, ctx: Context): void {
   program
     .command('replay')
-    .description("move an integration's dead letters back onto its queue, with fresh attempts; prints how many")
+    .description("move an integration's retryable dead letters back onto its queue, with fresh attempts (--all: every one); prints how many")
     .addOption(redisOption({ required: true }))
     .addOption(keyPrefixOption())
     .requiredOption('--integration <file>', 'integration record (JSON)')
     .option('--limit <n>', 'replay at most this many (oldest first)', integerOption(1, 10_000_000))
-    .option('--json', 'print {"integration", "replayed"}')
+    .option('--all', 'also the dead letters whose failure the engine classed permanent (not retryable): fix the cause first')
+    .option('--json', 'print {"integration", "replayed", "skipped_not_retryable", "dead_lettered"}')
     .action(async (opts: AdminOptions, cmd: Command) => {
       ctx.exitCode = await replay(ctx, cmd, opts);
     });
@@ -146,10 +148,20 @@ async function replay(ctx: Context, cmd: Command, opts: AdminOptions): Promise<n
   }
   const queue = await connectQueue(opts.redis, { prefix: opts.keyPrefix });
   try {
-    const n = await queue.replay(record, opts.limit !== undefined ? { limit: opts.limit } : {});
+    const r = await queue.replay(record, { ...(opts.limit !== undefined ? { limit: opts.limit } : {}), ...(opts.all ? { all: true } : {}) });
     const left = (await queue.status(record.id)).dead_lettered;
-    if (opts.json) io.stdout.write(JSON.stringify({ integration: record.id, replayed: n, dead_lettered: left }) + '\n');
-    else io.stdout.write(`replayed ${n} dead ${n === 1 ? 'letter' : 'letters'} onto the queue of ${safe(record.id)}${left ? `; ${left} left (without an event to send, sealed with another SIGNAL_STORE_KEY, or past --limit)` : ''}\n`);
+    if (opts.json) {
+      io.stdout.write(JSON.stringify({ integration: record.id, replayed: r.replayed, skipped_not_retryable: r.not_retryable, dead_lettered: left }) + '\n');
+      return EXIT.ok;
+    }
+    const n = r.replayed;
+    io.stdout.write(`replayed ${n} dead ${n === 1 ? 'letter' : 'letters'} onto the queue of ${safe(record.id)}\n`);
+    if (r.not_retryable) {
+      const them = r.not_retryable === 1 ? 'it' : 'them';
+      io.stdout.write(`skipped ${r.not_retryable} not retryable (the engine classed the failure permanent: sending again fails the same way); fix the cause, then replay --all to include ${them}\n`);
+    }
+    const other = left - r.not_retryable;
+    if (other > 0) io.stdout.write(`${other} left (without an event to send, sealed with another SIGNAL_STORE_KEY, or past --limit)\n`);
     return EXIT.ok;
   } catch (e) {
     throw redisFailure(e, opts.redis) ?? e;

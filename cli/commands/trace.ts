@@ -13,6 +13,7 @@ import { checkRedisUrl } from '../fleet.js';
 import { keyPrefixOption, redisOption } from '../store.js';
 import { CliError, EXIT } from '../io.js';
 import { safe } from '../text.js';
+import { eventTraceText, indent } from '../trace-text.js';
 
 interface TraceOptions {
   redis: string;
@@ -66,29 +67,10 @@ async function trace(ctx: Context, opts: TraceOptions): Promise<number> {
   return EXIT.ok;
 }
 
-const indent = (n: number, text: string): string => ' '.repeat(n) + safe(text) + '\n';
-
-/** One attempt as text: every value through `safe` (event ids, answers and hints come from outside). */
+/** One attempt as text: the header, the shared trace body (cli/trace-text.ts), what happened next. */
 export function traceText(s: StoredTrace): string {
-  const t = s.trace;
-  let out = indent(0, `── ${s.event_id}  ${s.integration_id} (${s.integration}, ${s.vendor})  attempt ${s.attempt}/${s.max_attempts}  ${t.at}  worker ${s.worker}  job ${s.job_id}`);
-  out += indent(2, `input: ${JSON.stringify(t.event)}`);
-  for (const r of t.requests) {
-    out += indent(2, `request ${r.stage}: ${r.method} ${r.url}`);
-    for (const [k, v] of Object.entries(r.headers)) out += indent(4, `${k}: ${v}`);
-    if (r.body !== null) out += indent(4, `body: ${r.body}`);
-  }
-  for (const a of t.attempts) {
-    const d = a.decision;
-    const next = d ? `  → ${d.action}${d.delay_ms !== undefined ? ` in ${d.delay_ms} ms` : ''}${d.why ? ` (${d.why})` : ''}` : '';
-    out += indent(2, `http ${a.stage}: ${a.status !== undefined ? `HTTP ${a.status}` : (a.network ?? 'no answer')}  ${a.duration_ms} ms${next}`);
-    if (a.response !== undefined) out += indent(4, `answer: ${a.response}`);
-  }
-  const o = t.outcome;
-  const head = `outcome: ${o.status}${o.reason ? ` ${o.reason}` : ''}${o.http_status !== undefined ? ` HTTP ${o.http_status}` : ''}${o.message ? ` — ${o.message}` : ''}`;
-  out += indent(2, head);
-  if (o.vendor_code !== undefined || o.vendor_message !== undefined) out += indent(4, `vendor: ${o.vendor_code ?? ''} ${o.vendor_message ?? ''}`.trimEnd());
-  if (o.hint) out += indent(4, `hint: ${o.hint.replace(/\s+/g, ' ').trim()}`);
+  let out = indent(0, `── ${s.event_id}  ${s.integration_id} (${s.integration}, ${s.vendor})  attempt ${s.attempt}/${s.max_attempts}  ${s.trace.at}  worker ${s.worker}  job ${s.job_id}`);
+  out += eventTraceText(s.trace);
   out += indent(2, `then: ${s.disposition}${s.next_attempt_in_ms !== undefined ? ` (next attempt in ${Math.round(s.next_attempt_in_ms / 1000)} s)` : ''}`);
   return out;
 }

@@ -69,6 +69,10 @@ function buildForm() {
   var presets = $('preset'); presets.textContent = '';
   spec.presets.forEach(function (p) { var o = el('option', { value: p.name }, p.title); if (p['default']) o.selected = true; presets.appendChild(o); });
   $('preset-row').hidden = spec.presets.length === 0;
+  var sim = $('simulate'); sim.textContent = ''; sim.appendChild(el('option', { value: '' }, 'the vendor accepts'));
+  (spec.failures || []).forEach(function (f) { sim.appendChild(el('option', { value: f }, f)); });
+  $('simulate-row').hidden = spec.target !== 'capture';
+  $('send').textContent = spec.target === 'capture' ? 'Send to capture vendor' : 'Send to emulator';
   buildToggles();
 }
 function buildToggles() {
@@ -125,7 +129,7 @@ function later() { clearTimeout(timer); timer = setTimeout(refresh, 250); }
 function send() {
   var ev = eventValue(); if (!ev.ok || !spec) return;
   $('send').disabled = true; $('outcome').textContent = 'sending…';
-  post('/api/send', { record: record(), event: ev.value }).then(function (r) {
+  post('/api/send', { record: record(), event: ev.value, simulate: $('simulate').value || undefined }).then(function (r) {
     $('send').disabled = false; refresh();
     var box = $('outcome'); box.textContent = '';
     if (r.recordErrors || r.error) { box.appendChild(el('div', { 'class': 'errors' }, (r.recordErrors || [r.error]).join('\\n'))); return; }
@@ -135,10 +139,12 @@ function send() {
     box.appendChild(head);
     if (o.hint) box.appendChild(el('p', { 'class': 'help' }, 'hint: ' + o.hint));
     box.appendChild(el('h2', {}, 'attempts'));
-    box.appendChild(el('pre', {}, r.attempts.map(function (a, i) { return (i + 1) + '. ' + a.stage + ' → ' + (a.status !== undefined ? a.status : a.network) + ' (' + a.duration_ms + ' ms)'; }).join('\\n') || '(none)'));
+    box.appendChild(el('pre', { id: 'attempts' }, r.attempts.map(function (a, i) { return (i + 1) + '. ' + a.stage + (a.auth_stage ? '.' + a.auth_stage : '') + ' → ' + (a.status !== undefined ? a.status : a.network) + ' (' + a.duration_ms + ' ms)'; }).join('\\n') || '(none)'));
+    box.appendChild(el('h2', {}, 'trace'));
+    box.appendChild(el('pre', { id: 'trace' }, r.trace || '(no trace)'));
     box.appendChild(el('h2', {}, 'outcome'));
     box.appendChild(el('pre', { id: 'outcome-json' }, JSON.stringify(o, null, 2)));
-    box.appendChild(el('h2', {}, 'what the emulator received'));
+    box.appendChild(el('h2', {}, 'what the ' + r.target + ' received'));
     box.appendChild(el('pre', { id: 'received' }, r.received));
   });
 }
@@ -164,6 +170,7 @@ function load(keep) {
 }
 document.addEventListener('DOMContentLoaded', function () {
   $('spec').addEventListener('change', function (e) { chooseSpec(e.target.value); });
+  $('simulate').addEventListener('change', function (e) { e.stopPropagation(); });
   $('preset').addEventListener('change', function () { buildToggles(); later(); });
   $('example').addEventListener('change', function (e) { $('event').value = JSON.stringify(state.examples.events[Number(e.target.value)].event, null, 2); later(); });
   document.body.addEventListener('input', later);
@@ -216,6 +223,8 @@ export const PAGE = `<!doctype html>
       <h2>preview</h2>
       <div id="preview-msg"></div>
       <div id="preview"></div>
+      <div id="simulate-row" hidden><label for="simulate">simulate</label><select id="simulate"></select>
+      <p class="help">a capture vendor answers as the spec declares success, or with a failure its error rules name</p></div>
       <button id="send" type="button">Send to emulator</button>
     </section>
     <section>

@@ -1,7 +1,8 @@
 /**
  * The playground's HTTP server (127.0.0.1 only): one page, and a small JSON API over the same engine
  * the CLI uses — the specs (with their config schemas, presets and load errors), `preview` as you type,
- * and "send" through the bundled Marketing Cloud emulator. Specs are reloaded when their files change.
+ * and "send" through the bundled Marketing Cloud emulator, or for any other spec a capture vendor
+ * (emulator/capture.ts) that answers as the spec declares and can simulate the failures its rules name. Specs are reloaded when their files change.
  * Nothing is fetched from the internet: the page is a single inline document.
  */
 import { readFile } from 'node:fs/promises';
@@ -12,7 +13,30 @@ import type { AddressInfo } from 'node:net';
 import { formatReceived, startMarketingCloudEmulator, type Emulator } from '../../emulator/marketing-cloud.js';
 import { checkSpecs, DeliveryError, Engine, RecordError, type CompiledSpec, type Diagnostic, type IntegrationRecord, type Outcome, type OutcomeDetail, type SignalEvent } from '../../engine/index.js';
 import { packagePath } from '../../engine/paths.js';
+import { formatCaptured, startCapture, type Capture, type CaptureFault } from '../../emulator/capture.js';
+import type { EventTrace } from '../../engine/run/trace.js';
+import { eventTraceText } from '../trace-text.js';
 import { PAGE } from './page.js';
+
+/** Specs the bundled Marketing Cloud emulator serves (every allowed host is one of its hosts); others go to a capture vendor. */
+function hasEmulator(s: CompiledSpec): boolean {
+  return s.spec.allowed_hosts.length > 0 && s.spec.allowed_hosts.every((h) => /\.(auth|rest)\.marketingcloudapis\.com$/.test(h));
+}
+
+/** Failures the page can simulate: every status (and code) the spec's own error rules name, per stage. */
+function failuresOf(s: CompiledSpec): (CaptureFault & { label: string })[] {
+  const out: (CaptureFault & { label: string })[] = [];
+  const add = (stage: string, rules: { when: { status?: unknown; code?: unknown }; hint?: string }[] | undefined) => {
+    for (const r of rules ?? []) {
+      const statuses = (Array.isArray(r.when.status) ? r.when.status : [r.when.status]).filter((x): x is number => typeof x === 'number');
+      const code = typeof r.when.code === 'string' ? r.when.code : undefined;
+      for (const status of statuses) out.push({ stage, status, ...(code ? { code } : {}), label: `${stage} answers ${status}${code ? ` ${code}` : ''}` });
+    }
+  };
+  for (const a of s.spec.auth ?? []) add(`auth.${a.name}`, a.errors);
+  add('send', s.spec.send.errors);
+  return out;
+}
 
 export interface PlaygroundOptions {
   port?: number;
@@ -75,6 +99,9 @@ function specSummary(s: CompiledSpec) {
     },
     consentCategories: s.consentCategories,
     presets: [...s.presets.values()].map((p) => ({ name: p.name, title: p.title, default: p.name === s.defaultPreset, events: [...p.events.keys()] })),
+    // Sent to the bundled emulator, or to a capture vendor answering as the spec declares (which can simulate failures).
+    target: hasEmulator(s) ? 'emulator' : 'capture',
+    failures: hasEmulator(s) ? [] : failuresOf(s).map((f) => f.label),
   };
 }
 
@@ -107,6 +134,14 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
   const emulator = await startMarketingCloudEmulator({ host: '127.0.0.1', port: 0 });
   const state: State = { version: 0, engine: undefined, specs: [], diagnostics: [], records: [] };
   const ex = await examples();
+  // One capture vendor per spec without an emulator, started at its first send.
+  const captures = new Map<string, Capture>();
+  const captureFor = async (spec: CompiledSpec): Promise<Capture> => {
+    let c = captures.get(spec.vendor);
+    if (!c) captures.set(spec.vendor, (c = await startCapture({ spec })));
+    c.spec = spec; // the spec as last reloaded
+    return c;
+  };
 
   const load = async (): Promise<void> => {
     const checked = await checkSpecs(opts.specs);
@@ -144,13 +179,15 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
 
   let sending = Promise.resolve();
   const api = async (path: string, body: unknown): Promise<unknown> => {
-    const { record, event } = (body ?? {}) as { record?: unknown; event?: unknown };
+    const { record, event, simulate } = (body ?? {}) as { record?: unknown; event?: unknown; simulate?: unknown };
     const engine = state.engine;
     if (!engine) return { error: 'no spec loaded: fix the errors shown' };
+    const spec = engine.specs.get(String((record as { vendor?: unknown } | null)?.vendor ?? ''));
+    const capture = path === '/api/send' && spec && !hasEmulator(spec) ? await captureFor(spec) : undefined;
     let integration;
     try {
-      // Preview shows the spec's own URLs; a send goes to the emulator (original host in X-Forwarded-Host).
-      integration = path === '/api/preview' ? engine.createIntegration(record as IntegrationRecord) : engine.createIntegration(record as IntegrationRecord, { endpoint: emulator.url });
+      // Preview shows the spec's own URLs; a send goes to the emulator or the capture vendor (original host in X-Forwarded-Host).
+      integration = path === '/api/preview' ? engine.createIntegration(record as IntegrationRecord) : engine.createIntegration(record as IntegrationRecord, { endpoint: capture?.url ?? emulator.url });
     } catch (e) {
       if (e instanceof RecordError) return { recordErrors: e.problems };
       throw e;
@@ -168,13 +205,28 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
     // Send: one at a time, so "what the emulator received" is this event's requests only.
     const run = sending.then(async () => {
       emulator.reset();
+      capture?.reset();
+      const fault = capture && spec && typeof simulate === 'string' ? failuresOf(spec).find((f) => f.label === simulate) : undefined;
+      capture?.setFaults(fault ? [fault] : []);
       let detail: OutcomeDetail | undefined;
+      let trace: EventTrace | undefined;
       const onOutcome = (_o: Outcome, d: OutcomeDetail) => void (detail = d);
       engine.on('outcome', onOutcome);
       try {
-        const outcome = await integration.deliver(event as SignalEvent); // checked there: a bad event fails as invalid_event
+        const outcome = await integration.deliver(event as SignalEvent, { trace: (t) => void (trace = t) });
         await integration.flush();
-        return { outcome, attempts: detail?.attempts ?? [], received: formatReceived(emulator, { maxBody: 2000 }) };
+        // The record's secrets, known to redact what the capture vendor received.
+        const secrets = Object.entries(((record as { config?: Record<string, unknown> }).config ?? {}) as Record<string, unknown>)
+          .filter(([k, v]) => typeof v === 'string' && (spec?.configSchema.properties as Record<string, { secret?: boolean }> | undefined)?.[k]?.secret === true)
+          .map(([, v]) => v as string);
+        return {
+          outcome,
+          attempts: detail?.attempts ?? [],
+          // The same text as the trace command prints (cli/trace-text.ts): requests as sent, redacted.
+          trace: trace ? eventTraceText(trace) : '',
+          target: capture ? 'capture vendor' : 'emulator',
+          received: capture ? formatCaptured(capture, { maxBody: 2000, secrets }) : formatReceived(emulator, { maxBody: 2000 }),
+        };
       } finally {
         engine.off('outcome', onOutcome);
       }
@@ -250,6 +302,7 @@ export async function startPlayground(opts: PlaygroundOptions): Promise<Playgrou
       });
       state.engine?.close();
       await emulator.close();
+      for (const c of captures.values()) await c.close();
     },
   };
 }

@@ -79,9 +79,17 @@ export function mayHaveReachedVendor(o: Outcome): boolean {
   return o.status === 'failed' && o.http_status === undefined && o.attempts > 0;
 }
 
-export function summarize(o: Outcome, attempt: number, possiblyDuplicated: boolean): AttemptSummary {
+/** This queue attempt's number (1-based): counted from the last replay, whose history stays in front. */
+export function attemptNumber(m: QueuedEvent): number {
+  const before = typeof m.replayed_after === 'number' && m.replayed_after >= 0 ? Math.min(m.replayed_after, m.history.length) : 0;
+  return m.history.length - before + 1;
+}
+
+/** An attempt's line in the history; `replay` says after which replay it was made (none: before any). */
+export function summarize(o: Outcome, attempt: number, possiblyDuplicated: boolean, replay?: number): AttemptSummary {
   return {
     attempt,
+    ...(replay ? { replay } : {}),
     at: new Date().toISOString(),
     status: o.status,
     ...(o.reason !== undefined ? { reason: o.reason } : {}),
@@ -98,7 +106,7 @@ export function summarize(o: Outcome, attempt: number, possiblyDuplicated: boole
 /**
  * The dead-letter line: `deliver --dead-letter`'s shape (`dead_letter` with reason, message, hint,
  * attempts, http_status, integration, failed_at, event_id, retryable, then `event`), where `attempts`
- * counts queue attempts, plus the job id, the duplicate flag and every attempt's summary in `history`.
+ * counts queue attempts (all of them, before and after replays), plus the job id, the duplicate flag and every attempt's summary in `history`.
  */
 export function deadLetterLine(o: FleetOutcome, m: QueuedEvent, history: AttemptSummary[], possiblyDuplicated: boolean, raw?: string): string {
   const dead_letter = {

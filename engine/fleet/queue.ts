@@ -14,7 +14,10 @@ import type { Outcome } from '../run/outcome.js';
 
 /** One finished queue attempt, as the dead letter and the next attempt see it. */
 export interface AttemptSummary {
+  /** 1-based, counted afresh after each replay. */
   attempt: number;
+  /** Made after this many replays (absent: before any). */
+  replay?: number;
   /** When the attempt ended (ISO 8601). */
   at: string;
   status: Outcome['status'];
@@ -51,6 +54,17 @@ export interface QueuedEvent {
    * recording: the delivery span of every attempt continues it (run/otel.ts). Absent without an SDK.
    */
   trace_context?: Record<string, string>;
+  /** History entries made before the last replay: attempts count afresh after them (the history is kept whole). */
+  replayed_after?: number;
+}
+
+/** What `replay` did: dead letters put back, and those left (not retryable without `all`; no event to send). */
+export interface ReplayResult {
+  replayed: number;
+  /** Left because the engine classed their last failure permanent (replay them with `all`). */
+  not_retryable: number;
+  /** Left because they hold no event this process can read (never parsed, or sealed with another key). */
+  unreadable: number;
 }
 
 export interface Lease {
@@ -135,10 +149,10 @@ export interface DeliveryQueue {
   /** Display names of integrations (id → name), for those that recorded one. */
   names(): Promise<Record<string, string>>;
   /**
-   * Move dead letters back onto the queue with fresh attempts, stamped with `record`'s scope (the operator
-   * replays them for that record); resolves with how many.
+   * Move dead letters back onto the queue with fresh attempts and their history kept, stamped with
+   * `record`'s scope (the operator replays them for that record): the retryable ones, or every one with `all`.
    */
-  replay(record: QueueRecord, opts?: { limit?: number }): Promise<number>;
+  replay(record: QueueRecord, opts?: { limit?: number; all?: boolean }): Promise<ReplayResult>;
   /**
    * Mark due every one of these integrations whose stream holds entries (events a producer other than
    * `enqueue` wrote, or an entry of the scheduling set that was lost); resolves with how many.

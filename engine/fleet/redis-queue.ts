@@ -41,7 +41,8 @@ import { isSealed, parseStoreKey, seal, unseal } from '../store/seal.js';
 import { checkIntegrationId, DEFAULT_KEY_PREFIX, GROUP, keyPrefixProblem, SCRIPTS, globalKeys, keys, type Entry, type Scripted, type ScriptedPipeline } from './redis-scripts.js';
 
 type TakeResult = [claimed: Entry[], cursor: string, fresh: Entry[], waiting: number, pending: number, nextDelayed: string, now: number];
-import type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, QueueStatus, Settlement } from './queue.js';
+import type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, QueueStatus, ReplayResult, Settlement } from './queue.js';
+import { deadLetters, purge, replay, status, type OperatorAccess } from './redis-operator.js';
 
 export { GROUP } from './redis-scripts.js';
 /** A URL as it may be shown: every credential form ioredis reads (userinfo, ?password=, ?username=, ...) masked. */
@@ -379,30 +380,7 @@ export class RedisQueue implements DeliveryQueue {
   }
 
   async status(integration: string): Promise<QueueStatus> {
-    const k = this.k(integration);
-    this.trips++;
-    const [xlen, pending, delayed, dead, stats] = (await this.pipe()
-      .xlen(k.stream)
-      .xpending(k.stream, GROUP)
-      .zcard(k.delayed)
-      .zcard(k.dead)
-      .hgetall(k.stats)
-      .exec()) as [Error | null, unknown][];
-    const n = (v: unknown) => (typeof v === 'number' ? v : Number(v ?? 0) || 0);
-    // No group yet (nothing enqueued): nothing in flight.
-    const inFlight = pending?.[0] ? 0 : n((pending?.[1] as unknown[] | undefined)?.[0]);
-    const s = (stats?.[1] ?? {}) as Record<string, string>;
-    return {
-      waiting: Math.max(0, n(xlen?.[1]) - inFlight),
-      in_flight: inFlight,
-      scheduled_retry: n(delayed?.[1]),
-      delivered: n(s.delivered),
-      failed: n(s.failed),
-      dead_lettered: n(dead?.[1]),
-      skipped: n(s.skipped),
-      enqueued: n(s.enqueued),
-      replayed: n(s.replayed),
-    };
+    return status(this.operator(integration));
   }
 
   async integrations(): Promise<string[]> {
@@ -430,20 +408,9 @@ export class RedisQueue implements DeliveryQueue {
   }
 
   async purge(integration: string): Promise<number> {
-    const k = this.k(integration);
-    const st = await this.status(integration);
-    this.trips++;
-    const res = await this.redis
-      .pipeline()
-      .del(k.stream, k.delayed, k.dead, k.deadData, k.stats, k.outcomes)
-      .zrem(this.g.active, integration)
-      .srem(this.g.integrations, integration)
-      .hdel(this.g.names, integration)
-      .exec();
-    const failed = res?.find(([err]) => err);
-    if (failed) throw failed[0];
+    const n = await purge(this.operator(integration), integration, this.g);
     this.ensured.delete(integration);
-    return st.waiting + st.in_flight + st.scheduled_retry + st.dead_lettered;
+    return n;
   }
 
   async label(names: ReadonlyMap<string, string>): Promise<void> {
@@ -478,63 +445,25 @@ export class RedisQueue implements DeliveryQueue {
   }
 
   async deadLetters(integration: string, opts: { limit?: number } = {}): Promise<string[]> {
-    const k = this.k(integration);
-    const out: string[] = [];
-    const limit = opts.limit ?? Infinity;
-    for (let start = 0; out.length < limit; start += 500) {
-      this.trips++;
-      const ids = await this.redis.zrange(k.dead, start, start + 499);
-      if (!ids.length) break;
-      this.trips++;
-      const lines = await this.redis.hmget(k.deadData, ...ids);
-      lines.forEach((l, j) => {
-        if (l !== null && out.length < limit) out.push(this.open(l, k.deadData) ?? sealedDeadLetter(ids[j]!, l));
-      });
-      if (ids.length < 500) break;
-    }
-    return out;
+    return deadLetters(this.operator(integration), opts);
   }
 
-  async replay(record: QueueRecord, opts: { limit?: number } = {}): Promise<number> {
-    const k = this.k(record.id);
-    let moved = 0;
-    let skip = 0;
-    const limit = opts.limit ?? Infinity;
-    while (moved < limit) {
-      const want = Math.min(500, limit - moved);
-      this.trips++;
-      const ids = await this.redis.zrange(k.dead, skip, skip + want - 1);
-      if (!ids.length) break;
-      this.trips++;
-      const lines = await this.redis.hmget(k.deadData, ...ids);
-      const p = this.redis.pipeline();
-      let batch = 0;
-      ids.forEach((id, i) => {
-        const stored = lines[i] ?? null;
-        const line = stored === null ? null : this.open(stored, k.deadData) ?? null;
-        const message = replayMessage(id, line, record, (t) => this.open(t, this.messageAad));
-        if (!message) {
-          skip++; // no event to send again (its line never parsed, or it is sealed with another key): stays for the operator
-          return;
-        }
-        (p as unknown as { signalQueueReplay(...a: string[]): unknown }).signalQueueReplay(k.stream, k.dead, k.deadData, k.stats, id, this.sealMessage(JSON.stringify(message)));
-        batch++;
-      });
-      if (batch) {
-        this.trips++;
-        const res = await p.exec();
-        for (const [err, r] of res ?? []) {
-          if (err) throw err;
-          if (r === 1) moved++;
-        }
-      }
-      if (ids.length < want) break;
-    }
-    if (moved) {
-      this.trips++;
-      await this.pipe().signalActiveDue(this.g.active, record.id, 0).publish(this.g.wake, record.id).exec();
-    }
-    return moved;
+  async replay(record: QueueRecord, opts: { limit?: number; all?: boolean } = {}): Promise<ReplayResult> {
+    return replay(this.operator(record.id), record, opts);
+  }
+
+  /** What the operator's functions (redis-operator.ts) use of this queue, for one integration. */
+  private operator(integration: string): OperatorAccess {
+    return {
+      redis: this.redis,
+      keys: this.k(integration),
+      active: this.g.active,
+      wake: this.g.wake,
+      open: (stored, aad) => this.open(stored, aad),
+      sealMessage: (text) => this.sealMessage(text),
+      messageAad: this.messageAad,
+      trip: () => void this.trips++,
+    };
   }
 
   async close(): Promise<void> {
@@ -548,61 +477,10 @@ export class RedisQueue implements DeliveryQueue {
   }
 }
 
-/**
- * The message a dead letter goes back as: the same job (the job_id the dead letter carries; `member`, its
- * key in the dead letters, may be `<job_id>#<n>`), fresh attempts, the duplicate flag kept.
- */
-function replayMessage(member: string, line: string | null, record: QueueRecord, openMessage: (text: string) => string | undefined): QueuedEvent | undefined {
-  if (line === null) return undefined;
-  try {
-    const entry = JSON.parse(line) as { dead_letter?: { possibly_duplicated?: boolean; replays?: number; job_id?: unknown }; event?: unknown; raw_line?: unknown };
-    const dl = entry.dead_letter ?? {};
-    let event = entry.event;
-    let jobId = typeof dl.job_id === 'string' && dl.job_id ? dl.job_id : member;
-    let pd = dl.possibly_duplicated === true;
-    if ((typeof event !== 'object' || event === null) && typeof entry.raw_line === 'string' && isSealed(entry.raw_line)) {
-      // A message a worker could not unseal, kept sealed: replayed with the key that sealed it, it goes back.
-      const text = openMessage(entry.raw_line);
-      const m = text === undefined ? undefined : (JSON.parse(text) as Partial<QueuedEvent>);
-      if (m && typeof m.job_id === 'string') {
-        event = m.event;
-        jobId = m.job_id;
-        pd ||= m.possibly_duplicated === true;
-      }
-    }
-    if (typeof event !== 'object' || event === null) return undefined;
-    return {
-      job_id: jobId,
-      integration: record.id,
-      scope: record.scope,
-      event,
-      history: [],
-      ...(pd ? { possibly_duplicated: true } : {}),
-      enqueued_at: Date.now(),
-      replays: (typeof dl.replays === 'number' ? dl.replays : 0) + 1,
-    };
-  } catch {
-    return undefined;
-  }
-}
-
 /** The key queued events are sealed with: the option, else SIGNAL_STORE_KEY; a malformed one is refused (SignalError). */
 function sealKeyOf(opts: RedisQueueOptions): Buffer | undefined {
   const text = opts.encryptionKey ?? process.env.SIGNAL_STORE_KEY;
   return text ? parseStoreKey(text) : undefined;
-}
-
-/** What `deadLetters` shows for a dead letter sealed with another key: the fact, and the value still sealed (nothing lost). */
-function sealedDeadLetter(member: string, stored: string): string {
-  return JSON.stringify({
-    dead_letter: {
-      reason: 'sealed_unreadable',
-      message: 'this dead letter is sealed with another SIGNAL_STORE_KEY (or none is set here): it cannot be shown; it stays in the dead letters',
-      hint: 'run dead-letters (or replay) with the SIGNAL_STORE_KEY the workers had when it was dead-lettered',
-      job_id: member.replace(/#\d+$/, ''),
-    },
-    sealed: stored,
-  });
 }
 
 /** Connect a Redis Streams queue (see RedisQueueOptions). */

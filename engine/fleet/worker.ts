@@ -27,7 +27,7 @@ import { eventIdOf, type SignalEvent } from '../run/event.js';
 import type { FleetTracer } from './trace.js';
 import { extractContext } from '../run/otel.js';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
-import { deadLetterLine, errorText, fleetIdOf, mayHaveReachedVendor, queuePolicyOf, recordMismatch, safeEventId, summarize, type Disposition, type FleetOutcome } from './attempt.js';
+import { attemptNumber, deadLetterLine, errorText, fleetIdOf, mayHaveReachedVendor, queuePolicyOf, recordMismatch, safeEventId, summarize, type Disposition, type FleetOutcome } from './attempt.js';
 
 export { deadLetterLine, fleetIdOf, mayHaveReachedVendor, queuePolicyOf, recordMismatch, type Disposition, type FleetAttemptInfo, type FleetOutcome } from './attempt.js';
 
@@ -259,7 +259,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
     let s: Settlement;
     if (decision.kind === 'done') s = { kind: 'done', status: outcome.status as 'delivered' | 'skipped', outcome: text };
     else {
-      const history = [...m.history, summarize(outcome, n, mayHaveReachedVendor(outcome) || outcome.possibly_duplicated === true)];
+      const history = [...m.history, summarize(outcome, n, mayHaveReachedVendor(outcome) || outcome.possibly_duplicated === true, m.replays)];
       if (decision.kind === 'retry') {
         s = { kind: 'retry', outcome: text, delay_ms: decision.delay_ms, message: { ...m, history, ...(pdAfter ? { possibly_duplicated: true } : {}) } };
       } else {
@@ -296,13 +296,14 @@ export async function startWorker(opts: StartWorkerOptions): Promise<FleetWorker
       return { fo: done, s: { kind: 'done', status: outcome.status, outcome: JSON.stringify(done) } };
     }
     const fo: FleetOutcome = { ...failed, ...(pd ? { possibly_duplicated: true } : {}), job_id: m.job_id, attempt: n, max_attempts: lane.policy.max_attempts, disposition: 'dead_lettered' };
-    const history = [...m.history, summarize(failed, n, pd)];
+    const history = [...m.history, summarize(failed, n, pd, m.replays)];
     return { fo, s: { kind: 'dead', outcome: JSON.stringify(fo), job_id: m.job_id, entry: deadLetterLine(fo, m, history, pd, lease.unreadable ?? lease.raw ?? '') } };
   };
 
   const attempt = async (lane: Lane, lease: Lease): Promise<void> => {
     const m = lease.message;
-    const n = m.history.length + 1;
+    // Attempts count afresh after a replay; the history before it is kept (replayed_after entries).
+    const n = attemptNumber(m);
     const mismatch = lease.unreadable === undefined ? recordMismatch(m, lane.name, lane.integration.credentialScope) : undefined;
     const outcome: Outcome =
       lease.unreadable !== undefined
