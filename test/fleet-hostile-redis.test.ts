@@ -122,7 +122,7 @@ describe('a frozen Redis (SIGSTOP)', () => {
 });
 
 describe('Redis credentials in every form ioredis accepts are never printed', () => {
-  it('masks ?password=, ?username=, user:pass@ in status, enqueue, errors and the worker log', { timeout: 90_000 }, async () => {
+  it('masks ?password=, ?username=, user:pass@ in status, enqueue, errors and the worker log', { timeout: 180_000 }, async () => {
     // A Redis of its own with a password and an ACL user.
     const secured = await startRedis();
     const admin = new Redis(secured.url);

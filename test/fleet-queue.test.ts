@@ -41,6 +41,32 @@ describe('Redis Streams queue leases', () => {
     expect(await a.status('leases')).toMatchObject({ waiting: 0, in_flight: 0, delivered: 1 });
   });
 
+  it('settles made together go in one round trip; each is answered for itself, also far apart among many other leases', async () => {
+    const a = await consumer('batch-a');
+    const b = await consumer('batch-b');
+    await a.enqueue({ id: 'batch', scope: 'test' }, Array.from({ length: 300 }, (_, i) => ({ event_id: `b${i}` })));
+    const leases = await a.take('batch', 300);
+    expect(leases).toHaveLength(300);
+    const [other] = await b.take('batch', 10);
+    expect(other).toBeUndefined(); // all 300 held by a
+    const first = leases[0]!;
+    const last = leases[299]!;
+    const trips = a.roundTrips;
+    // Same turn of the event loop: one script call. The first and the last lease have 298 of a's leases
+    // between them (more than the script's range read returns), and one lease is settled twice.
+    const results = await Promise.all([
+      a.settle('batch', first, done('b0')),
+      a.settle('batch', last, { kind: 'done', status: 'skipped', outcome: '{}' }),
+      a.settle('batch', first, done('b0')),
+      b.settle('batch', leases[1]!, done('b1')), // b does not hold it
+    ]);
+    expect(results).toEqual([true, true, false, false]);
+    expect(a.roundTrips - trips).toBe(1);
+    expect(await a.status('batch')).toMatchObject({ in_flight: 298, delivered: 1, skipped: 1 });
+    expect(await Promise.all(leases.slice(1, 299).map((l, i) => a.settle('batch', l, done(`b${i + 1}`))))).toEqual(Array(298).fill(true));
+    expect(await a.status('batch')).toMatchObject({ waiting: 0, in_flight: 0, delivered: 299, skipped: 1 });
+  });
+
   it('a renewed lease stays with its holder; a released event comes back at once without an attempt', async () => {
     const a = await consumer('c');
     const b = await consumer('d');

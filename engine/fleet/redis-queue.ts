@@ -40,6 +40,17 @@ import { enqueueSpan } from '../run/otel.js';
 import { isSealed, parseStoreKey, seal, unseal } from '../store/seal.js';
 import { checkIntegrationId, DEFAULT_KEY_PREFIX, GROUP, keyPrefixProblem, SCRIPTS, globalKeys, keys, type Entry, type Scripted, type ScriptedPipeline } from './redis-scripts.js';
 
+import { Coalescer } from './coalesce.js';
+
+interface DoneSettle { id: string; status: 'delivered' | 'skipped'; outcome: string }
+
+/** Stream entry ids (ms-seq) in stream order. */
+function compareStreamIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number) as [number, number];
+  const [bm, bs] = b.split('-').map(Number) as [number, number];
+  return am - bm || as - bs;
+}
+
 type TakeResult = [claimed: Entry[], cursor: string, fresh: Entry[], waiting: number, pending: number, nextDelayed: string, now: number];
 import type { DeliveryQueue, Lease, QueuedEvent, QueueRecord, QueueStatus, ReplayResult, Settlement } from './queue.js';
 import { deadLetters, purge, replay, status, type OperatorAccess } from './redis-operator.js';
@@ -105,6 +116,8 @@ export class RedisQueue implements DeliveryQueue {
   private readonly holds = new Map<string, string>();
   private readonly lastPrune = new Map<string, number>();
   private trips = 0;
+  /** Delivered and skipped settles, coalesced per integration (settle-done script). */
+  private readonly doneSettles = new Coalescer<DoneSettle, boolean>((integration, batch) => this.settleDone(integration, batch));
   private closed = false;
   /** Seals queued events at rest (SIGNAL_STORE_KEY); undefined: stored as JSON. */
   private readonly sealKey: Buffer | undefined;
@@ -333,14 +346,16 @@ export class RedisQueue implements DeliveryQueue {
   }
 
   async settle(integration: string, lease: Lease, s: Settlement): Promise<boolean> {
+    // The common case, delivered or skipped: coalesced with the other settles of this turn (settleDone).
+    if (s.kind === 'done') return this.doneSettles.add(integration, { id: lease.id, status: s.status, outcome: s.outcome });
     const k = this.k(integration);
     // A dead letter of a message this consumer could not unseal holds it still sealed, beside metadata only: stored as it is.
-    const payload = s.kind === 'retry' ? this.sealMessage(JSON.stringify(s.message)) : s.kind === 'dead' ? (lease.sealed ? s.entry : this.sealDead(k.deadData, s.entry)) : '';
+    const payload = s.kind === 'retry' ? this.sealMessage(JSON.stringify(s.message)) : lease.sealed ? s.entry : this.sealDead(k.deadData, s.entry);
     this.trips++;
     if (s.kind === 'retry') {
       const delay = Math.max(0, Math.round(s.delay_ms));
       const [[err, r]] = (await this.pipe()
-        .signalQueueSettle(k.stream, k.delayed, k.dead, k.deadData, k.stats, k.outcomes, lease.id, this.consumer, 'retry', s.outcome, payload, delay, '', '', this.outcomesMaxLen, '0')
+        .signalQueueSettle(k.stream, k.delayed, k.dead, k.deadData, k.stats, k.outcomes, lease.id, this.consumer, 'retry', s.outcome, payload, delay, '', this.outcomesMaxLen, '0')
         .signalActiveDue(this.g.active, integration, delay)
         .exec()) as unknown as [[Error | null, number]];
       if (err) throw err;
@@ -349,21 +364,34 @@ export class RedisQueue implements DeliveryQueue {
     const hold = this.holds.get(integration);
     const r = await this.redis.signalQueueSettle(
       k.stream, k.delayed, k.dead, k.deadData, k.stats, k.outcomes,
-      lease.id, this.consumer, s.kind, s.outcome, payload,
-      0,
-      s.kind === 'dead' ? s.job_id : '',
-      s.kind === 'done' ? s.status : '',
-      this.outcomesMaxLen,
-      hold !== undefined ? '1' : '0',
+      lease.id, this.consumer, 'dead', s.outcome, payload, 0, s.job_id, this.outcomesMaxLen, hold !== undefined ? '1' : '0',
     );
-    if (r === 2 && hold !== undefined && this.holds.get(integration) === hold) {
-      // The last event is settled and nothing is left: drop the integration now instead of at the hold's
-      // take-over check (dropped only if no work moved its score since the hold).
-      this.holds.delete(integration);
-      this.trips++;
-      await this.redis.signalActiveDrop(this.g.active, integration, hold);
-    }
+    if (r === 2) await this.dropIfStillHeld(integration, hold);
     return r >= 1;
+  }
+
+  /** One script call for the done settles of an integration made in one turn of the event loop. */
+  private async settleDone(integration: string, batch: DoneSettle[]): Promise<boolean[]> {
+    const k = this.k(integration);
+    const hold = this.holds.get(integration);
+    const ids = batch.map((b) => b.id).sort(compareStreamIds);
+    const args: string[] = [this.consumer, String(this.outcomesMaxLen), hold !== undefined ? '1' : '0', ids[0]!, ids.at(-1)!];
+    for (const b of batch) args.push(b.id, b.status, b.outcome);
+    this.trips++;
+    const r = await this.redis.signalQueueSettleDone(k.stream, k.delayed, k.stats, k.outcomes, ...args);
+    if (r.at(-1) === 1) await this.dropIfStillHeld(integration, hold);
+    return batch.map((_, i) => r[i] === 1);
+  }
+
+  /**
+   * The last event is settled and nothing is left: drop the integration from `active` now instead of at the
+   * hold's take-over check (dropped only if no work moved its score since the hold).
+   */
+  private async dropIfStillHeld(integration: string, hold: string | undefined): Promise<void> {
+    if (hold === undefined || this.holds.get(integration) !== hold) return;
+    this.holds.delete(integration);
+    this.trips++;
+    await this.redis.signalActiveDrop(this.g.active, integration, hold);
   }
 
   async release(integration: string, lease: Lease, message: QueuedEvent): Promise<boolean> {

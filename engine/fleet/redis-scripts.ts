@@ -11,8 +11,10 @@ export const GROUP = 'workers';
 const NOW_MS = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /** Does ARGV[consumerArg] hold entry ARGV[idArg]? */
-const holds = (idArg: number, consumerArg: number) =>
-  `#redis.call('XPENDING', KEYS[1], '${GROUP}', ARGV[${idArg}], ARGV[${idArg}], 1, ARGV[${consumerArg}]) == 1`;
+const holds = (idArg: number, consumerArg: number) => holdsId(`ARGV[${idArg}]`, `ARGV[${consumerArg}]`);
+function holdsId(id: string, consumer = 'ARGV[1]'): string {
+  return `#redis.call('XPENDING', KEYS[1], '${GROUP}', ${id}, ${id}, 1, ${consumer}) == 1`;
+}
 
 export const SCRIPTS = {
   // KEYS: stream delayed; ARGV: consumer max vt_ms claim_cursor promote_limit — one visit of an integration:
@@ -101,20 +103,21 @@ local nxt = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES
 return {ids, nxt[2] or '', now}`,
   },
   // KEYS: stream delayed dead deaddata stats outcomes
-  // ARGV: id consumer kind outcome payload delay_ms job_id status outcomes_maxlen check_empty
+  // ARGV: id consumer kind outcome payload delay_ms job_id outcomes_maxlen check_empty — a failed attempt:
+  // retried later (kind retry) or dead-lettered (kind dead). Delivered and skipped events: signalQueueSettleDone.
   signalQueueSettle: {
     numberOfKeys: 6,
     lua: `
 if not (${holds(1, 2)}) then return 0 end
 redis.call('XACK', KEYS[1], '${GROUP}', ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
-${NOW_MS}
 local kind = ARGV[3]
 if kind == 'retry' then
+  ${NOW_MS}
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), ARGV[5])
   redis.call('HINCRBY', KEYS[5], 'failed', 1)
   redis.call('HINCRBY', KEYS[5], 'retried', 1)
-elseif kind == 'dead' then
+else -- dead
   -- Two messages may carry one job_id (a producer other than enqueue): a dead letter never replaces
   -- another; the later one is kept beside it as <job_id>#<n>.
   local member, n = ARGV[7], 1
@@ -122,17 +125,50 @@ elseif kind == 'dead' then
     member = ARGV[7] .. '#' .. n
     n = n + 1
   end
+  ${NOW_MS}
   redis.call('ZADD', KEYS[3], now, member)
   redis.call('HSET', KEYS[4], member, ARGV[5])
   redis.call('HINCRBY', KEYS[5], 'failed', 1)
   redis.call('HINCRBY', KEYS[5], 'dead_lettered_total', 1)
-else
-  redis.call('HINCRBY', KEYS[5], ARGV[8], 1)
 end
-redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[9], '*', 'o', ARGV[4])
--- Asked (ARGV[10]): 2 when the integration has nothing left at all (no entry, no retry), so the caller may drop it from \`active\`.
-if ARGV[10] == '1' and redis.call('XLEN', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[2]) == 0 then return 2 end
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[8], '*', 'o', ARGV[4])
+-- Asked (ARGV[9]): 2 when the integration has nothing left at all (no entry, no retry), so the caller may drop it from \`active\`.
+if ARGV[9] == '1' and redis.call('XLEN', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[2]) == 0 then return 2 end
 return 1`,
+  },
+  // KEYS: stream delayed stats outcomes; ARGV: consumer outcomes_maxlen check_empty min_id max_id, then
+  // (id status outcome) per event — settle several delivered/skipped events at once: those the consumer
+  // still holds are acknowledged, deleted, counted and their outcomes recorded. Returns 1/0 per event (held
+  // or not), then 1 when asked (check_empty) and the integration has nothing left at all.
+  signalQueueSettleDone: {
+    numberOfKeys: 4,
+    lua: `
+-- One range read of this consumer's leases between the batch's ids; had the read been cut at its limit
+-- (many other leases in between), an id not seen in it is asked about alone.
+local limit = (#ARGV - 5) / 3 * 4 + 64
+local range = redis.call('XPENDING', KEYS[1], '${GROUP}', ARGV[4], ARGV[5], limit, ARGV[1])
+local held = {}
+for _, e in ipairs(range) do held[e[1]] = true end
+local cut = #range >= limit
+local res, acks, counts, settled = {}, {}, {}, {}
+for i = 6, #ARGV, 3 do
+  if not settled[ARGV[i]] and (held[ARGV[i]] or (cut and ${holdsId('ARGV[i]')})) then
+    settled[ARGV[i]] = true -- named twice in one batch: settled once, as one call after another would
+    acks[#acks + 1] = ARGV[i]
+    counts[ARGV[i + 1]] = (counts[ARGV[i + 1]] or 0) + 1
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', 'o', ARGV[i + 2])
+    res[#res + 1] = 1
+  else
+    res[#res + 1] = 0
+  end
+end
+if #acks > 0 then
+  redis.call('XACK', KEYS[1], '${GROUP}', unpack(acks))
+  redis.call('XDEL', KEYS[1], unpack(acks))
+  for status, n in pairs(counts) do redis.call('HINCRBY', KEYS[3], status, n) end
+end
+res[#res + 1] = (ARGV[3] == '1' and redis.call('XLEN', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[2]) == 0) and 1 or 0
+return res`,
   },
   // KEYS: stream; ARGV: id consumer payload — hand back without an attempt.
   signalQueueRelease: {
@@ -179,6 +215,7 @@ export type Scripted = Redis & {
   signalActiveDrop(...args: (string | number)[]): Promise<number>;
   signalActiveReady(...args: (string | number)[]): Promise<[string[], string, number]>;
   signalQueueSettle(...args: (string | number)[]): Promise<number>;
+  signalQueueSettleDone(...args: (string | number)[]): Promise<number[]>;
   signalQueueRelease(...args: (string | number)[]): Promise<number>;
   signalQueueRenew(...args: (string | number)[]): Promise<string[]>;
   signalQueueReplay(...args: (string | number)[]): Promise<number>;
