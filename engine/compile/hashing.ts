@@ -44,8 +44,8 @@ export function sha256Once(s: string): string {
 }
 
 /**
- * `$normalizeEmail`: trim surrounding whitespace and lower-case (Meta CAPI `em`, TikTok `email`,
- * Pinterest `em`, Snapchat `em`); nothing else (no removal of dots or `+tags`: not every vendor does it,
+ * `$normalizeEmail`: trim surrounding whitespace and lower-case (the rule conversions APIs publish; which ones:
+ * docs/spec-language.md); nothing else (no removal of dots or `+tags`: not every vendor does it,
  * and a hash of a changed address would no longer match the vendor's own). A blank value gives nothing,
  * so an empty string is never hashed into a "real" identifier.
  */
@@ -73,11 +73,11 @@ export function callingCodeOf(code: unknown): string | undefined {
 
 /**
  * `$normalizePhone`: E.164 (ITU-T E.164: country code and national number, at most 15 digits) as the
- * conversions APIs want it hashed — digits only (Meta `ph`, Pinterest `ph`, Snapchat) or with a leading
- * `+` (`'e164'`: TikTok `phone`). A number written internationally (`+44 …`, `0044 …`) keeps its own
+ * conversions APIs want it hashed — digits only, or with a leading `+` (`'e164'`); which API wants which:
+ * docs/spec-language.md. A number written internationally (`+44 …`, `0044 …`) keeps its own
  * country code; any other is national: its leading zeros (the trunk prefix) are dropped and the default
  * calling code is put in front — without one, the digits are taken to include their country code, as
- * Meta asks. Letters and symbols are dropped. Anything that does not come out as 7 to 15 digits is not a
+ * those APIs ask. Letters and symbols are dropped. Anything that does not come out as 7 to 15 digits is not a
  * phone number and gives nothing; a SHA-256 hex digest is passed through, so `$sha256Once` can follow.
  */
 export function normalizePhone(s: string, defaultCode: string | undefined, format: 'digits' | 'e164'): string | undefined {
